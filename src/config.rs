@@ -1,0 +1,71 @@
+//! The command line, parsed into typed configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+use crate::records::PodMode;
+
+#[derive(Parser, Debug)]
+#[command(name = "clusterdns", version, about = "Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone> from the API or from manifest files")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the cluster zone over UDP and TCP.
+    Serve(ServeArgs),
+    /// Print the zone snapshot (SPEC.md 5) of a set of manifests and exit.
+    Zone(ZoneArgs),
+    /// Serve a bundled demo cluster on 127.0.0.1:1053 and print dig commands to try.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ZoneFlags {
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub zone: String,
+    /// TTL of the records, in seconds (0..=3600).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub ttl: u32,
+    /// Answers for <a>-<b>-<c>-<d>.<ns>.pod.<zone>.
+    #[arg(long, value_enum, default_value_t = PodMode::Disabled)]
+    pub pods: PodMode,
+    /// Where ClusterIPs come from for manifest Services that have none.
+    #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
+    pub service_cidr: IpNet,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable);
+    /// reloaded when it changes.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// Address to answer DNS on, UDP and TCP (repeatable).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
+    pub listen: Vec<SocketAddr>,
+    #[command(flatten)]
+    pub zone: ZoneFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ZoneArgs {
+    /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub zone: ZoneFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Address to answer DNS on, UDP and TCP.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1053")]
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,20 @@
+//! clusterdns: a Kubernetes cluster DNS server.
+//!
+//! Data flows one way; each stage imports only the one before it:
+//!
+//! ```text
+//! source   (manifest files | kube watchers)  -> apply / delete / reset events
+//!   -> model   (trimmed objects and indexes; no DNS, no HTTP)
+//!   -> records (pure answers per SPEC.md, prepared in wire form per name)
+//!   -> server  (UDP/TCP listeners: parse, look up, copy out)
+//! ```
+//!
+//! `config` holds the command line; `demo` a bundled cluster to try.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod model;
+pub mod records;
+pub mod server;
+pub mod source;

@@ -1,0 +1,105 @@
+//! The binary: parse the command line, start logging, run.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use clusterdns::app::{serve_manifests, zone_snapshot};
+use clusterdns::config::{Cli, Command, ZoneFlags};
+use clusterdns::demo;
+
+fn init_tracing() {
+    // hickory logs per query at info; keep the per-query path quiet.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_proto=warn,notify=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One clear line, then where to look.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see clusterdns --help)");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Zone(args) => {
+            let (text, errors) = zone_snapshot(args.manifests, &args.zone)?;
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            print!("{text}");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let running = serve_manifests(args.manifests, &args.zone, &args.listen).await?;
+                tracing::info!(listen = ?running.server.local_addrs(), "serving");
+                shutdown_signal().await;
+                running.server.shutdown().await;
+                Ok(())
+            })
+        }
+        Command::Demo(args) => {
+            let dir = demo::write_files()?;
+            let flags = ZoneFlags {
+                zone: "cluster.local".into(),
+                ttl: 5,
+                pods: clusterdns::records::PodMode::Insecure,
+                service_cidr: "10.96.0.0/12".parse()?,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let running = serve_manifests(vec![dir.clone()], &flags, &[args.listen]).await?;
+                running.wait_loaded(Duration::from_secs(30)).await;
+                println!("{}", demo::instructions(running.addr(), &dir));
+                shutdown_signal().await;
+                running.server.shutdown().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,68 @@
+//! Which endpoints a Service has: its EndpointSlices, else a v1 Endpoints
+//! object of the same name, else (hand-written manifests) an emulation of the
+//! EndpointSlice controller over the Pods its selector matches (SPEC.md 1).
+
+use std::borrow::Cow;
+
+use super::cluster::Cluster;
+use super::objects::*;
+
+impl Cluster {
+    /// The endpoint groups of `svc`, in a stable order. Readiness is final:
+    /// `publishNotReadyAddresses` has already made every endpoint ready.
+    pub fn endpoint_groups(&self, svc: &Service) -> Vec<Cow<'_, EndpointGroup>> {
+        let mut groups: Vec<Cow<'_, EndpointGroup>> = Vec::new();
+        let mut slices: Vec<&EndpointSlice> = self.slices_of(&svc.namespace, &svc.name).collect();
+        if !slices.is_empty() {
+            slices.sort_by(|a, b| a.name.cmp(&b.name));
+            groups.extend(slices.into_iter().map(|s| Cow::Borrowed(&s.group)));
+        } else if let Some(eps) = self.endpoints_named(&svc.namespace, &svc.name) {
+            groups.extend(eps.groups.iter().map(Cow::Borrowed));
+        } else if let Some(selector) = &svc.selector {
+            let mut pods: Vec<&Pod> = self
+                .pods_in(&svc.namespace)
+                .filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+                .filter(|p| !p.ips.is_empty())
+                .collect();
+            pods.sort_by(|a, b| a.name.cmp(&b.name));
+            groups.extend(pods.into_iter().map(|p| Cow::Owned(emulate(svc, p))));
+        }
+        if svc.publish_not_ready && groups.iter().any(|g| g.endpoints.iter().any(|e| !e.ready)) {
+            for g in groups.iter_mut() {
+                for e in g.to_mut().endpoints.iter_mut() {
+                    e.ready = true;
+                }
+            }
+        }
+        groups
+    }
+}
+
+/// The endpoint the EndpointSlice controller would make for `pod` behind
+/// `svc`: hostname only when the Pod's subdomain names this Service
+/// (StatefulSets, Indexed Jobs), named target ports resolved against the
+/// Pod's container ports.
+fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
+    let hostname = match (&pod.hostname, &pod.subdomain) {
+        (Some(h), Some(sub)) if *sub == svc.name => Some(h.clone()),
+        _ => None,
+    };
+    let ports = svc
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let port = match &p.target_port {
+                None => p.port,
+                Some(TargetPort::Number(n)) => *n,
+                Some(TargetPort::Name(name)) => {
+                    pod.container_ports.iter().find(|c| c.name == *name && c.protocol == p.protocol)?.port
+                }
+            };
+            Some(EndpointPort { name: p.name.clone(), protocol: p.protocol, port })
+        })
+        .collect();
+    EndpointGroup {
+        endpoints: vec![Endpoint { addresses: pod.ips.clone(), ready: pod.ready, hostname }],
+        ports,
+    }
+}

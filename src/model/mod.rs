@@ -1,0 +1,10 @@
+//! The cluster model: trimmed objects and the indexes DNS needs, fed by
+//! `apply` / `delete` / `reset` events from any source. Knows no DNS wire
+//! and no HTTP.
+
+mod cluster;
+mod endpoints;
+mod objects;
+
+pub use cluster::{Cluster, DNS_SERVICE, Event, Owner};
+pub use objects::*;

@@ -1,0 +1,397 @@
+//! The trimmed cluster objects: only the fields that decide a DNS answer.
+//!
+//! Objects are trimmed at the boundary (manifest parsing, API events) so that
+//! no `k8s_openapi` type reaches `records/`, and memory at 100k endpoints is
+//! decided here: a Service keeps its IPs, ports and selector, nothing else.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+
+/// Which kind of object an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Service,
+    EndpointSlice,
+    Endpoints,
+    Pod,
+}
+
+/// `namespace/name` of one object of a known kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One trimmed object, as the sources deliver it to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Namespace(Namespace),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Endpoints(Endpoints),
+    Pod(Pod),
+}
+
+impl Object {
+    pub fn key(&self) -> ObjectKey {
+        let (kind, namespace, name) = match self {
+            Object::Namespace(n) => (Kind::Namespace, "", n.name.as_str()),
+            Object::Service(s) => (Kind::Service, s.namespace.as_str(), s.name.as_str()),
+            Object::EndpointSlice(s) => (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str()),
+            Object::Endpoints(e) => (Kind::Endpoints, e.namespace.as_str(), e.name.as_str()),
+            Object::Pod(p) => (Kind::Pod, p.namespace.as_str(), p.name.as_str()),
+        };
+        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
+    }
+
+    /// The namespace the object lives in (a Namespace lives in itself).
+    pub fn namespace(&self) -> &str {
+        match self {
+            Object::Namespace(n) => &n.name,
+            Object::Service(s) => &s.namespace,
+            Object::EndpointSlice(s) => &s.namespace,
+            Object::Endpoints(e) => &e.namespace,
+            Object::Pod(p) => &p.namespace,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+}
+
+/// What a Service name answers with (SPEC.md R2, R3, R9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// ClusterIP, NodePort and LoadBalancer: the cluster IPs, one per family.
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: the ready endpoint addresses.
+    Headless,
+    /// `type: ExternalName`: a CNAME to this name (kept as written).
+    ExternalName(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// Kubernetes defaults a missing or unknown protocol to TCP.
+    pub fn parse(s: Option<&str>) -> Protocol {
+        match s.map(|s| s.to_ascii_uppercase()) {
+            Some(p) if p == "UDP" => Protocol::Udp,
+            Some(p) if p == "SCTP" => Protocol::Sctp,
+            _ => Protocol::Tcp,
+        }
+    }
+
+    /// The SRV label, lower case (`_tcp`), SPEC.md R5.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "_tcp",
+            Protocol::Udp => "_udp",
+            Protocol::Sctp => "_sctp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    Name(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Empty when the port is unnamed (then it has no `_port._proto` name).
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// `None` means "same as port".
+    pub target_port: Option<TargetPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub kind: ServiceKind,
+    pub ports: Vec<ServicePort>,
+    /// `None` for a selector-less Service (endpoints come from hand-made
+    /// slices or Endpoints only).
+    pub selector: Option<BTreeMap<String, String>>,
+    pub publish_not_ready: bool,
+}
+
+/// One endpoint: an address group with its readiness and hostname.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addresses: Vec<IpAddr>,
+    pub ready: bool,
+    pub hostname: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointPort {
+    /// Empty when unnamed.
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+/// Endpoints that share one port list: an EndpointSlice, or one subset of a
+/// v1 Endpoints object.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct EndpointGroup {
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<EndpointPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    pub namespace: String,
+    pub name: String,
+    /// The `kubernetes.io/service-name` label; a slice without it joins no Service.
+    pub service: Option<String>,
+    pub group: EndpointGroup,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub namespace: String,
+    pub name: String,
+    pub groups: Vec<EndpointGroup>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ips: Vec<IpAddr>,
+    /// Ready as the EndpointSlice controller sees it: not `Ready=False`, not
+    /// Succeeded/Failed, not being deleted.
+    pub ready: bool,
+    pub hostname: Option<String>,
+    pub subdomain: Option<String>,
+    pub container_ports: Vec<ContainerPort>,
+}
+
+/// Why a known kind could not be trimmed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrimError {
+    #[error("metadata.name is missing")]
+    NoName,
+    #[error("invalid IP address {0:?}")]
+    BadIp(String),
+    #[error("port {0} is out of range")]
+    BadPort(i32),
+}
+
+fn ns_or_default(ns: Option<String>) -> String {
+    match ns {
+        Some(ns) if !ns.is_empty() => ns,
+        _ => "default".to_string(),
+    }
+}
+
+fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
+    s.trim().parse().map_err(|_| TrimError::BadIp(s.to_string()))
+}
+
+fn port(p: i32) -> Result<u16, TrimError> {
+    u16::try_from(p).ok().filter(|p| *p != 0).ok_or(TrimError::BadPort(p))
+}
+
+impl Namespace {
+    pub fn from_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Self, TrimError> {
+        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)? })
+    }
+}
+
+impl Service {
+    /// Trims a Service. `clusterIP` empty (not yet allocated, as in a
+    /// hand-written manifest) gives `ClusterIp(vec![])`; the manifest source
+    /// allocates one before the Service reaches the model.
+    pub fn trim(svc: core::Service) -> Result<Self, TrimError> {
+        let name = svc.metadata.name.ok_or(TrimError::NoName)?;
+        let namespace = ns_or_default(svc.metadata.namespace);
+        let spec = svc.spec.unwrap_or_default();
+        let is_external = spec.type_.as_deref() == Some("ExternalName");
+        let kind = if is_external {
+            ServiceKind::ExternalName(spec.external_name.unwrap_or_default())
+        } else {
+            let ips: Vec<String> = match spec.cluster_ips {
+                Some(ips) if !ips.is_empty() => ips,
+                _ => spec.cluster_ip.into_iter().collect(),
+            };
+            if ips.iter().any(|ip| ip == "None") {
+                ServiceKind::Headless
+            } else {
+                let ips = ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
+                ServiceKind::ClusterIp(ips)
+            }
+        };
+        let mut ports = Vec::new();
+        for p in spec.ports.unwrap_or_default() {
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            let target_port = match p.target_port {
+                Some(IntOrString::Int(n)) => Some(TargetPort::Number(port(n)?)),
+                Some(IntOrString::String(s)) => match s.parse::<i32>() {
+                    Ok(n) => Some(TargetPort::Number(port(n)?)),
+                    Err(_) => Some(TargetPort::Name(s)),
+                },
+                None => None,
+            };
+            ports.push(ServicePort {
+                name: p.name.unwrap_or_default(),
+                protocol: Protocol::parse(p.protocol.as_deref()),
+                port: port(p.port)?,
+                target_port,
+            });
+        }
+        Ok(Service {
+            namespace,
+            name,
+            kind,
+            ports,
+            selector: spec.selector.filter(|s| !s.is_empty()),
+            publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        })
+    }
+}
+
+/// The label that joins a slice to its Service, whoever manages the slice.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+impl EndpointSlice {
+    /// Trims a slice; `Ok(None)` for FQDN slices, which DNS ignores (SPEC.md 1).
+    pub fn trim(slice: discovery::EndpointSlice) -> Result<Option<Self>, TrimError> {
+        let name = slice.metadata.name.ok_or(TrimError::NoName)?;
+        let namespace = ns_or_default(slice.metadata.namespace);
+        if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
+            return Ok(None);
+        }
+        let service = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
+        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+        for ep in slice.endpoints {
+            let addresses = ep.addresses.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
+            // SPEC.md 1: ready when absent or true.
+            let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
+            endpoints.push(Endpoint { addresses, ready, hostname: ep.hostname.filter(|h| !h.is_empty()) });
+        }
+        let mut ports = Vec::new();
+        for p in slice.ports.unwrap_or_default() {
+            // A slice port without a number means "all ports": nothing for SRV.
+            let Some(n) = p.port else { continue };
+            ports.push(EndpointPort {
+                name: p.name.unwrap_or_default(),
+                protocol: Protocol::parse(p.protocol.as_deref()),
+                port: port(n)?,
+            });
+        }
+        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports } }))
+    }
+}
+
+impl Endpoints {
+    /// Trims a v1 Endpoints object the way the mirroring controller reads it:
+    /// `addresses` are ready, `notReadyAddresses` are not.
+    pub fn trim(ep: core::Endpoints) -> Result<Self, TrimError> {
+        let name = ep.metadata.name.ok_or(TrimError::NoName)?;
+        let namespace = ns_or_default(ep.metadata.namespace);
+        let mut groups = Vec::new();
+        for subset in ep.subsets.unwrap_or_default() {
+            let mut endpoints = Vec::new();
+            let lists = [(subset.addresses, true), (subset.not_ready_addresses, false)];
+            for (list, ready) in lists {
+                for a in list.unwrap_or_default() {
+                    endpoints.push(Endpoint {
+                        addresses: vec![parse_ip(&a.ip)?],
+                        ready,
+                        hostname: a.hostname.filter(|h| !h.is_empty()),
+                    });
+                }
+            }
+            let mut ports = Vec::new();
+            for p in subset.ports.unwrap_or_default() {
+                ports.push(EndpointPort {
+                    name: p.name.unwrap_or_default(),
+                    protocol: Protocol::parse(p.protocol.as_deref()),
+                    port: port(p.port)?,
+                });
+            }
+            groups.push(EndpointGroup { endpoints, ports });
+        }
+        Ok(Endpoints { namespace, name, groups })
+    }
+}
+
+impl Pod {
+    pub fn trim(pod: core::Pod) -> Result<Self, TrimError> {
+        let name = pod.metadata.name.ok_or(TrimError::NoName)?;
+        let namespace = ns_or_default(pod.metadata.namespace);
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        let labels = pod.metadata.labels.unwrap_or_default();
+        let spec = pod.spec.unwrap_or_default();
+        let status = pod.status.unwrap_or_default();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        match status.pod_ips {
+            Some(list) if !list.is_empty() => {
+                for p in list {
+                    ips.push(parse_ip(&p.ip)?);
+                }
+            }
+            _ => {
+                if let Some(ip) = status.pod_ip.filter(|s| !s.is_empty()) {
+                    ips.push(parse_ip(&ip)?);
+                }
+            }
+        }
+        let terminal = matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed"));
+        let not_ready = status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "False");
+        let mut container_ports = Vec::new();
+        for c in &spec.containers {
+            for p in c.ports.iter().flatten() {
+                if let Some(n) = p.name.as_ref() {
+                    container_ports.push(ContainerPort {
+                        name: n.clone(),
+                        protocol: Protocol::parse(p.protocol.as_deref()),
+                        port: port(p.container_port)?,
+                    });
+                }
+            }
+        }
+        Ok(Pod {
+            namespace,
+            name,
+            labels,
+            ips,
+            ready: !(deleting || terminal || not_ready),
+            hostname: spec.hostname.filter(|h| !h.is_empty()),
+            subdomain: spec.subdomain.filter(|s| !s.is_empty()),
+            container_ports,
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! The answers of SPEC.md section 2, as plain records per owner name.
+//!
+//! Pure: a cluster model and an owner in, the DNS names that owner is
+//! responsible for out. The server's index and the zone snapshot are both
+//! made from this one function, so the snapshot states what is served.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, Record};
+
+use super::name::{child, ip_label};
+use super::{PodMode, ZoneConfig};
+use crate::model::{Cluster, DNS_SERVICE, Owner, Protocol, Service, ServiceKind};
+
+/// One owner name and its records (none for an empty non-terminal that an
+/// owner states explicitly, such as `<ns>.svc.<zone>`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: Name,
+    pub records: Vec<Record>,
+}
+
+/// TTL of `dns-version` (SPEC.md R1).
+const VERSION_TTL: u32 = 28800;
+/// The schema version this server implements.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+
+/// Collects records per owner name, keeping the first-seen name order.
+#[derive(Default)]
+struct Nodes(BTreeMap<Name, Vec<Record>>);
+
+impl Nodes {
+    fn add(&mut self, name: &Name, ttl: u32, rdata: RData) {
+        let recs = self.0.entry(name.clone()).or_default();
+        let rec = Record::from_rdata(name.clone(), ttl, rdata);
+        if !recs.iter().any(|r| r.data == rec.data) {
+            recs.push(rec);
+        }
+    }
+    fn touch(&mut self, name: &Name) {
+        self.0.entry(name.clone()).or_default();
+    }
+    fn addr(&mut self, name: &Name, ttl: u32, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.add(name, ttl, RData::A(A(v4))),
+            IpAddr::V6(v6) => self.add(name, ttl, RData::AAAA(AAAA(v6))),
+        }
+    }
+    fn into_vec(self) -> Vec<Node> {
+        self.0.into_iter().map(|(name, records)| Node { name, records }).collect()
+    }
+}
+
+/// The names `owner` is responsible for in `cluster`. `serial` goes into the
+/// SOA (0 in snapshots).
+pub fn owner_nodes(cluster: &Cluster, cfg: &ZoneConfig, owner: &Owner, serial: u32) -> Vec<Node> {
+    let mut nodes = Nodes::default();
+    match owner {
+        Owner::Static => static_nodes(cluster, cfg, serial, &mut nodes),
+        Owner::Namespace(ns) => {
+            if cluster.has_namespace(ns) {
+                if let Some(n) = child(&cfg.svc, ns) {
+                    nodes.touch(&n);
+                }
+                if cfg.pods != PodMode::Disabled
+                    && let Some(n) = child(&cfg.pod, ns)
+                {
+                    nodes.touch(&n);
+                }
+            }
+        }
+        Owner::Service(ns, name) => {
+            if let Some(svc) = cluster.service(ns, name) {
+                service_nodes(cluster, cfg, svc, &mut nodes);
+            }
+        }
+        Owner::Pod(ns, name) => {
+            // SPEC.md R10, verified: only an IP that a Pod of the namespace has.
+            if cfg.pods == PodMode::Verified
+                && let Some(pod) = cluster.pod(ns, name)
+                && let Some(ns_name) = child(&cfg.pod, ns)
+            {
+                for ip in &pod.ips {
+                    if let Some(n) = child(&ns_name, &ip_label(ip)) {
+                        nodes.addr(&n, cfg.ttl, *ip);
+                    }
+                }
+            }
+        }
+    }
+    nodes.into_vec()
+}
+
+/// The SOA of a served zone (SPEC.md R11).
+pub fn soa(cfg: &ZoneConfig, apex: &Name, serial: u32) -> Record {
+    let rdata = SOA::new(
+        cfg.ns_name.clone(),
+        child(&cfg.zone, "hostmaster").unwrap_or_else(|| cfg.zone.clone()),
+        serial,
+        7200,
+        1800,
+        86400,
+        cfg.ttl,
+    );
+    Record::from_rdata(apex.clone(), cfg.soa_ttl(), RData::SOA(rdata))
+}
+
+fn static_nodes(cluster: &Cluster, cfg: &ZoneConfig, serial: u32, nodes: &mut Nodes) {
+    for apex in [&cfg.zone, &cfg.in_addr, &cfg.ip6] {
+        let soa = soa(cfg, apex, serial);
+        nodes.add(apex, soa.ttl, soa.data.clone());
+        nodes.add(apex, cfg.ttl, RData::NS(NS(cfg.ns_name.clone())));
+    }
+    if let Some(v) = child(&cfg.zone, "dns-version") {
+        nodes.add(&v, VERSION_TTL, RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])));
+    }
+    nodes.touch(&cfg.svc);
+    nodes.touch(&cfg.pod);
+    // R12: the NS name has the address of the Service that fronts the server.
+    nodes.touch(&cfg.ns_name);
+    if let Some(svc) = cluster.service(DNS_SERVICE.0, DNS_SERVICE.1)
+        && let ServiceKind::ClusterIp(ips) = &svc.kind
+    {
+        for ip in ips {
+            nodes.addr(&cfg.ns_name, cfg.ttl, *ip);
+        }
+    }
+}
+
+/// One endpoint address as DNS sees it.
+struct Ep {
+    ip: IpAddr,
+    /// `<label>.<svc>.<ns>.svc.<zone>`
+    name: Name,
+}
+
+fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut Nodes) {
+    let Some(svc_name) = child(&cfg.svc, &svc.namespace).and_then(|n| child(&n, &svc.name)) else {
+        return;
+    };
+    let ttl = cfg.ttl;
+    let ips = match &svc.kind {
+        // R9: a CNAME; an IP literal is not a name, and nothing lives below.
+        ServiceKind::ExternalName(target) => {
+            if target.parse::<IpAddr>().is_err()
+                && let Ok(mut t) = Name::from_ascii(target.trim_end_matches('.'))
+                && !t.is_root()
+            {
+                t.set_fqdn(true);
+                nodes.add(&svc_name, ttl, RData::CNAME(CNAME(t)));
+            }
+            return;
+        }
+        ServiceKind::ClusterIp(ips) => ips.clone(),
+        ServiceKind::Headless => Vec::new(),
+    };
+    let headless = ips.is_empty();
+
+    // Ready endpoints (readiness already folded with publishNotReadyAddresses),
+    // per endpoint group so that each keeps its own ports.
+    let groups = cluster.endpoint_groups(svc);
+    let mut group_eps: Vec<Vec<Ep>> = Vec::with_capacity(groups.len());
+    for g in &groups {
+        let mut eps = Vec::new();
+        for e in g.endpoints.iter().filter(|e| e.ready) {
+            for ip in &e.addresses {
+                let label = e.hostname.clone().unwrap_or_else(|| ip_label(ip));
+                if let Some(name) = child(&svc_name, &label) {
+                    eps.push(Ep { ip: *ip, name });
+                }
+            }
+        }
+        group_eps.push(eps);
+    }
+    let all_eps = || group_eps.iter().flatten();
+
+    // R2 / R3: the Service name.
+    if headless {
+        if all_eps().next().is_none() {
+            // R3: no ready endpoint at all: the name does not exist.
+            return;
+        }
+        for ep in all_eps() {
+            nodes.addr(&svc_name, ttl, ep.ip);
+        }
+    } else {
+        for ip in &ips {
+            nodes.addr(&svc_name, ttl, *ip);
+            // R7
+            nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(svc_name.clone())));
+        }
+    }
+    // R4 and R8: per-endpoint names, headless and ClusterIP alike.
+    for ep in all_eps() {
+        nodes.addr(&ep.name, ttl, ep.ip);
+        nodes.add(&Name::from(ep.ip), ttl, RData::PTR(PTR(ep.name.clone())));
+    }
+
+    // R5 / R6: SRV. (port name, protocol) -> (target, port), deduplicated.
+    let mut named: BTreeMap<(String, Protocol), BTreeSet<(Name, u16)>> = BTreeMap::new();
+    let mut all: BTreeSet<(Name, u16)> = BTreeSet::new();
+    if headless {
+        for (g, eps) in groups.iter().zip(&group_eps) {
+            for p in &g.ports {
+                for ep in eps {
+                    all.insert((ep.name.clone(), p.port));
+                    if !p.name.is_empty() {
+                        named.entry((p.name.clone(), p.protocol)).or_default().insert((ep.name.clone(), p.port));
+                    }
+                }
+            }
+        }
+    } else {
+        for p in &svc.ports {
+            all.insert((svc_name.clone(), p.port));
+            if !p.name.is_empty() {
+                named.entry((p.name.clone(), p.protocol)).or_default().insert((svc_name.clone(), p.port));
+            }
+        }
+    }
+    let srv = |nodes: &mut Nodes, owner: &Name, set: &BTreeSet<(Name, u16)>| {
+        let weight = (100 / set.len().max(1)).max(1) as u16;
+        for (target, port) in set {
+            nodes.add(owner, ttl, RData::SRV(SRV::new(0, weight, *port, target.clone())));
+        }
+    };
+    if !all.is_empty() {
+        srv(nodes, &svc_name, &all);
+    }
+    for ((port, proto), set) in &named {
+        let owner = child(&svc_name, proto.label()).and_then(|n| child(&n, &format!("_{port}")));
+        if let Some(owner) = owner {
+            srv(nodes, &owner, set);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The DNS index: every name the server answers, prepared in wire form,
+//! keyed by lowercase wire name. Read by queries without any lock on the
+//! whole model (a `DashMap` shard read lock for one lookup); written by one
+//! [`Updater`] as the cluster changes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use smallvec::SmallVec;
+
+use super::ZoneConfig;
+use super::build::{owner_nodes, soa};
+use super::name::{Key, key_of, label_starts};
+use super::wire::{NodeData, full_record, merge, prepare};
+use crate::model::{Cluster, Event, Owner};
+
+/// One name: what each owner says of it, how many names below it exist
+/// (it is then an empty non-terminal at least, RFC 8020), and the merged
+/// answer that queries read.
+struct Entry {
+    owners: SmallVec<[(Owner, Arc<NodeData>); 1]>,
+    descendants: u32,
+    merged: Arc<NodeData>,
+}
+
+impl Entry {
+    fn remerge(&mut self, empty: &Arc<NodeData>) {
+        self.merged = match self.owners.len() {
+            0 => empty.clone(),
+            1 => self.owners[0].1.clone(),
+            _ => Arc::new(merge(self.owners.iter().map(|(_, d)| &**d))),
+        };
+    }
+    fn is_dead(&self) -> bool {
+        self.owners.is_empty() && self.descendants == 0
+    }
+}
+
+pub struct ZoneIndex {
+    cfg: ZoneConfig,
+    nodes: DashMap<Key, Entry>,
+    /// Keys of the served zones' apexes, in [`ZoneConfig::apexes`] order.
+    apex_keys: [Key; 3],
+    /// Each zone's SOA with its full owner name, for negative answers.
+    negative_soa: ArcSwap<[Box<[u8]>; 3]>,
+    /// Set once the cluster state has been loaded completely; until then a
+    /// miss is SERVFAIL, never a false NXDOMAIN (SPEC.md 3).
+    loaded: AtomicBool,
+    serial: AtomicU32,
+    empty: Arc<NodeData>,
+}
+
+impl ZoneIndex {
+    pub fn new(cfg: ZoneConfig) -> Arc<Self> {
+        let apex_keys = cfg.apexes().map(key_of);
+        let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
+        Arc::new(ZoneIndex {
+            cfg,
+            nodes: DashMap::new(),
+            apex_keys,
+            negative_soa,
+            loaded: AtomicBool::new(false),
+            serial: AtomicU32::new(0),
+            empty: Arc::new(NodeData::default()),
+        })
+    }
+
+    fn soas(cfg: &ZoneConfig, serial: u32) -> [Box<[u8]>; 3] {
+        cfg.apexes().map(|apex| full_record(&soa(cfg, apex, serial)).into_boxed_slice())
+    }
+
+    pub fn config(&self) -> &ZoneConfig {
+        &self.cfg
+    }
+
+    /// What `key` answers, if the name exists.
+    pub fn get(&self, key: &[u8]) -> Option<Arc<NodeData>> {
+        self.nodes.get(key).map(|e| e.merged.clone())
+    }
+
+    /// Which served zone `key` lies in (index into [`ZoneConfig::apexes`]).
+    pub fn zone_of(&self, key: &[u8]) -> Option<usize> {
+        let suffixes = label_starts(key).map(|i| &key[i..]).chain(std::iter::once(&key[key.len() - 1..]));
+        for suffix in suffixes {
+            if let Some(z) = self.apex_keys.iter().position(|a| &a[..] == suffix) {
+                return Some(z);
+            }
+        }
+        None
+    }
+
+    pub fn negative_soa(&self, zone: usize) -> Arc<[Box<[u8]>; 3]> {
+        let _ = zone;
+        self.negative_soa.load_full()
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    pub fn set_loaded(&self) {
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial.load(Ordering::Relaxed)
+    }
+
+    /// Number of names (including empty non-terminals).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The ancestors of `key` strictly below its zone's apex.
+    fn ancestors<'k>(&self, key: &'k [u8]) -> Vec<&'k [u8]> {
+        let mut out = Vec::new();
+        for start in label_starts(key).skip(1) {
+            let suffix = &key[start..];
+            if self.apex_keys.iter().any(|a| &a[..] == suffix) {
+                return out;
+            }
+            out.push(suffix);
+        }
+        Vec::new() // not inside a served zone: no empty non-terminals
+    }
+
+    fn count_descendant(&self, key: &[u8], add: bool) {
+        for anc in self.ancestors(key) {
+            let dead = match self.nodes.get_mut(anc) {
+                Some(mut e) => {
+                    if add {
+                        e.descendants += 1;
+                    } else {
+                        e.descendants = e.descendants.saturating_sub(1);
+                    }
+                    e.is_dead()
+                }
+                None if add => {
+                    let entry = Entry { owners: SmallVec::new(), descendants: 1, merged: self.empty.clone() };
+                    self.nodes.insert(anc.into(), entry);
+                    false
+                }
+                None => false,
+            };
+            if dead {
+                self.nodes.remove_if(anc, |_, e| e.is_dead());
+            }
+        }
+    }
+
+    /// Replaces what `owner` says: `new` names are written first and names
+    /// it no longer has are removed after, so a name present before and after
+    /// never goes missing in between. Returns whether any answer changed.
+    fn set_owner(&self, owner: &Owner, old_keys: &[Key], new: Vec<(Key, Arc<NodeData>)>) -> bool {
+        let mut changed = false;
+        let new_keys: HashSet<&[u8]> = new.iter().map(|(k, _)| &k[..]).collect();
+        let mut added = Vec::new();
+        for (key, data) in &new {
+            match self.nodes.get_mut(&key[..]) {
+                Some(mut e) => match e.owners.iter().position(|(o, _)| o == owner) {
+                    Some(i) => {
+                        if *e.owners[i].1 != **data {
+                            e.owners[i].1 = data.clone();
+                            e.remerge(&self.empty);
+                            changed = true;
+                        }
+                    }
+                    None => {
+                        e.owners.push((owner.clone(), data.clone()));
+                        e.remerge(&self.empty);
+                        changed = true;
+                        added.push(key);
+                    }
+                },
+                None => {
+                    let mut owners = SmallVec::new();
+                    owners.push((owner.clone(), data.clone()));
+                    self.nodes.insert(key.clone(), Entry { owners, descendants: 0, merged: data.clone() });
+                    changed = true;
+                    added.push(key);
+                }
+            }
+        }
+        for key in added {
+            self.count_descendant(key, true);
+        }
+        for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
+            let removed = match self.nodes.get_mut(&key[..]) {
+                Some(mut e) => match e.owners.iter().position(|(o, _)| o == owner) {
+                    Some(i) => {
+                        e.owners.remove(i);
+                        e.remerge(&self.empty);
+                        Some(e.is_dead())
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some(dead) = removed {
+                changed = true;
+                if dead {
+                    self.nodes.remove_if(&key[..], |_, e| e.is_dead());
+                }
+                self.count_descendant(key, false);
+            }
+        }
+        changed
+    }
+}
+
+/// Counts of one update, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UpdateStats {
+    pub events: usize,
+    pub owners: usize,
+    pub changed: bool,
+}
+
+/// The single writer: owns the cluster model and keeps the index equal to
+/// what [`owner_nodes`] says of it.
+pub struct Updater {
+    cluster: Cluster,
+    index: Arc<ZoneIndex>,
+}
+
+impl Updater {
+    pub fn new(index: Arc<ZoneIndex>) -> Self {
+        Updater { cluster: Cluster::new(), index }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    pub fn index(&self) -> &Arc<ZoneIndex> {
+        &self.index
+    }
+
+    fn prepared(&self, owner: &Owner, serial: u32) -> Vec<(Key, Arc<NodeData>)> {
+        let nodes = owner_nodes(&self.cluster, &self.index.cfg, owner, serial);
+        prepare(&nodes, |n| self.index.zone_of(&key_of(n)).is_some())
+    }
+
+    fn keys(&self, owner: &Owner) -> Vec<Key> {
+        owner_nodes(&self.cluster, &self.index.cfg, owner, 0).iter().map(|n| key_of(&n.name)).collect()
+    }
+
+    /// Applies a batch of events to the model and the index.
+    pub fn apply(&mut self, events: Vec<Event>) -> UpdateStats {
+        let first = self.index.is_empty();
+        let mut old: HashMap<Owner, Vec<Key>> = HashMap::new();
+        let mut stats = UpdateStats::default();
+        let mut queue: Vec<Event> = Vec::new();
+        for ev in events {
+            match ev {
+                Event::Reset { kinds, objects } => queue.extend(self.cluster.diff_reset(&kinds, objects)),
+                other => queue.push(other),
+            }
+            // Apply as we go so that a later Reset diffs against the state
+            // the earlier events made.
+            for ev in queue.drain(..) {
+                let (key, obj) = match ev {
+                    Event::Apply(obj) => (obj.key(), Some(obj)),
+                    Event::Delete(key) => (key, None),
+                    Event::Reset { .. } => continue,
+                };
+                stats.events += 1;
+                if !first {
+                    for owner in self.cluster.affected(&key, obj.as_ref()) {
+                        if !old.contains_key(&owner) {
+                            let keys = self.keys(&owner);
+                            old.insert(owner, keys);
+                        }
+                    }
+                }
+                match obj {
+                    Some(obj) => self.cluster.apply(obj),
+                    None => self.cluster.delete(&key),
+                };
+            }
+        }
+        let owners: Vec<Owner> = if first { self.cluster.owners() } else { old.keys().cloned().collect() };
+        stats.owners = owners.len();
+        let serial = self.index.serial();
+        let mut changed = false;
+        for owner in &owners {
+            let prepared = self.prepared(owner, serial);
+            let old_keys = old.get(owner).map(Vec::as_slice).unwrap_or(&[]);
+            changed |= self.index.set_owner(owner, old_keys, prepared);
+        }
+        if changed {
+            // R11: the serial is the time of the last change of any answer.
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+            let serial = now.max(serial.wrapping_add(1));
+            self.index.serial.store(serial, Ordering::Relaxed);
+            let keys = self.keys(&Owner::Static);
+            let prepared = self.prepared(&Owner::Static, serial);
+            self.index.set_owner(&Owner::Static, &keys, prepared);
+            self.index.negative_soa.store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
+        }
+        stats.changed = changed;
+        stats
+    }
+}

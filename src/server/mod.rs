@@ -1,0 +1,188 @@
+//! The DNS front: UDP and TCP listeners around [`message::respond`]. The
+//! only part of clusterdns that touches sockets.
+//!
+//! UDP runs one blocking thread per core, each on its own `SO_REUSEPORT`
+//! socket (the kernel spreads datagrams over them); a query is parsed, looked
+//! up and answered in place, with no task spawned and no allocation once the
+//! buffers are warm. TCP runs on tokio, one task per connection.
+
+pub mod message;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::records::ZoneIndex;
+
+/// How long an idle TCP connection is kept (RFC 7766 suggests seconds).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// How often a UDP thread looks at the stop flag when no query comes.
+const UDP_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// Running listeners. Dropping it does not stop them: call [`Server::shutdown`].
+pub struct Server {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    udp_threads: Vec<JoinHandle<()>>,
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    let socket: UdpSocket = socket.into();
+    socket.set_read_timeout(Some(UDP_POLL))?;
+    Ok(socket)
+}
+
+impl Server {
+    /// Binds every address (UDP and TCP on the same port; port 0 picks one)
+    /// and starts answering from `index`. Must be called within a tokio runtime.
+    pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr]) -> Result<Server, ServeError> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let mut addrs = Vec::new();
+        let mut sockets = Vec::new();
+        let mut tcp = Vec::new();
+        for &want in listen {
+            let bind_err = |source| ServeError::Bind { addr: want, source };
+            let first = udp_socket(want).map_err(bind_err)?;
+            let addr = first.local_addr().map_err(bind_err)?;
+            sockets.push(first);
+            for _ in 1..threads {
+                sockets.push(udp_socket(addr).map_err(bind_err)?);
+            }
+            let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+            tcp.push(listener);
+            addrs.push(addr);
+        }
+        let mut udp_threads = Vec::new();
+        for (n, socket) in sockets.into_iter().enumerate() {
+            let index = index.clone();
+            let stop = stop.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("dns-udp-{n}"))
+                .spawn(move || udp_loop(socket, &index, &stop))
+                .map_err(|source| ServeError::Bind { addr: addrs[0], source })?;
+            udp_threads.push(handle);
+        }
+        for listener in tcp {
+            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone()));
+        }
+        Ok(Server { addrs, stop, cancel, udp_threads })
+    }
+
+    /// The bound addresses, in the order given (ports resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops answering: listeners close, UDP threads finish their query.
+    pub async fn shutdown(self) {
+        self.stop.store(true, Ordering::Release);
+        self.cancel.cancel();
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    while !stop.load(Ordering::Acquire) {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive");
+                continue;
+            }
+        };
+        if message::respond(index, &buf[..len], true, &mut out).is_some()
+            && let Err(e) = socket.send_to(&out, peer)
+        {
+            tracing::debug!(error = %e, %peer, "udp send");
+        }
+    }
+}
+
+async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let index = index.clone();
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        r = tcp_conn(stream, &index) => if let Err(e) = r {
+                            tracing::debug!(error = %e, "tcp connection");
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "tcp accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// RFC 7766: queries on one connection, each with a two-byte length.
+async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 65535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()), // idle
+        }
+        let len = u16::from_be_bytes(len) as usize;
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf[..len])).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        if message::respond(index, &buf[..len], false, &mut out).is_none() {
+            // Not a query: a stream that carries garbage is closed.
+            return Ok(());
+        }
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        stream.write_all(&framed).await?;
+    }
+}

@@ -1,0 +1,55 @@
+//! Sources of cluster state. Each turns what it reads into model events
+//! ([`crate::model::Event`]) and sends them to the one updater thread, which
+//! owns the model and writes the DNS index.
+
+mod alloc;
+pub mod manifests;
+pub mod parse;
+mod watch;
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::model::Event;
+use crate::records::{Updater, ZoneIndex};
+
+pub use alloc::allocate;
+pub use watch::{ALL_KINDS, watch_manifests};
+
+/// What a source tells the updater.
+pub enum SourceMsg {
+    Events(Vec<Event>),
+    /// Every kind has been read completely once: misses are now NXDOMAIN.
+    Synced,
+}
+
+/// Starts the updater thread: it applies batches in order, merging those
+/// that queue up while it works. Ends when every sender is gone.
+pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
+    let (tx, rx) = mpsc::channel::<SourceMsg>();
+    let spawned = std::thread::Builder::new().name("updater".into()).spawn(move || {
+        let mut updater = Updater::new(index.clone());
+        while let Ok(first) = rx.recv() {
+            let mut events = Vec::new();
+            let mut synced = false;
+            for msg in std::iter::once(first).chain(rx.try_iter()) {
+                match msg {
+                    SourceMsg::Events(ev) => events.extend(ev),
+                    SourceMsg::Synced => synced = true,
+                }
+            }
+            let started = std::time::Instant::now();
+            let stats = updater.apply(events);
+            tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), "cluster update applied");
+            if synced && !index.is_loaded() {
+                index.set_loaded();
+                let counts = updater.cluster().counts();
+                tracing::info!(?counts, names = index.len(), elapsed = ?started.elapsed(), "cluster state loaded");
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the updater thread");
+    }
+    tx
+}

@@ -1,0 +1,165 @@
+//! Kubernetes manifests to trimmed objects: multi-document YAML, JSON,
+//! `kind: List`, `kubectl get -o yaml` output. A broken document is reported
+//! with its file and number; the others still load.
+
+use std::path::Path;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use serde_json::Value;
+
+use crate::model::{EndpointSlice, Endpoints, Namespace, Object, Pod, Service};
+
+/// One problem in one document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: document {doc}: {message}")]
+pub struct DocError {
+    pub file: String,
+    pub doc: usize,
+    pub message: String,
+    /// Not valid YAML/JSON at all (the file may be half written).
+    pub syntax: bool,
+}
+
+/// The documents of a YAML stream: split at `---` lines so that one broken
+/// document cannot hide the others, each with its 1-based number.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    let mut n = 1;
+    for line in text.lines() {
+        let marker = line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
+        if marker || line.trim_end() == "..." {
+            if !cur.trim().is_empty() {
+                docs.push((n, std::mem::take(&mut cur)));
+            }
+            cur.clear();
+            n += 1;
+            if marker {
+                // `--- key: value` starts a document on the marker line.
+                cur.push_str(line[3..].trim_start());
+                cur.push('\n');
+            }
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+    }
+    if !cur.trim().is_empty() {
+        docs.push((n, cur));
+    }
+    docs
+}
+
+fn yaml_value(doc: &str) -> Result<Value, String> {
+    // Lists from `kubectl get -A -o yaml` of a big cluster are one document
+    // of millions of nodes: lift the per-document budget accordingly.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 200_000_000,
+            max_nodes: 100_000_000,
+            max_total_scalar_bytes: 1 << 31,
+        },
+    };
+    serde_saphyr::from_str_with_options::<Value>(doc, options).map_err(|e| e.to_string())
+}
+
+/// Parses one file's text into objects and per-document errors.
+pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
+    let file = path.display().to_string();
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let docs: Vec<(usize, Result<Value, String>)> = if is_json {
+        vec![(1, serde_json::from_str(text).map_err(|e| e.to_string()))]
+    } else {
+        documents(text).into_iter().map(|(n, d)| (n, yaml_value(&d))).collect()
+    };
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for (doc, value) in docs {
+        match value {
+            Err(message) => errors.push(DocError { file: file.clone(), doc, message, syntax: true }),
+            Ok(v) => objects_of(v, &mut objects, &mut |message| {
+                errors.push(DocError { file: file.clone(), doc, message, syntax: false })
+            }),
+        }
+    }
+    (objects, errors)
+}
+
+fn describe(v: &Value) -> String {
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let meta = v.get("metadata");
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("?");
+    format!("{kind} {ns}/{name}")
+}
+
+/// Adds the objects of one document (a `List` gives its items).
+fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
+    if v.is_null() {
+        return;
+    }
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    if kind == "List" || (kind.ends_with("List") && v.get("items").is_some()) {
+        if let Value::Object(mut map) = v
+            && let Some(Value::Array(items)) = map.remove("items")
+        {
+            for item in items {
+                objects_of(item, out, err);
+            }
+        }
+        return;
+    }
+    let what = describe(&v);
+    let result: Result<Option<Object>, String> = match (kind.as_str(), api.as_str()) {
+        ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))),
+        ("Service", "v1") => convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s)))),
+        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| Endpoints::trim(e).map(|e| Some(Object::Endpoints(e)))),
+        ("Pod", "v1") => convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p)))),
+        ("EndpointSlice", "discovery.k8s.io/v1") => {
+            convert::<discovery::EndpointSlice, _>(v, |s| EndpointSlice::trim(s).map(|s| s.map(Object::EndpointSlice)))
+        }
+        _ => {
+            tracing::debug!(kind, api, "skipping a kind DNS does not use");
+            Ok(None)
+        }
+    };
+    match result {
+        Ok(Some(obj)) => out.push(obj),
+        Ok(None) => {}
+        Err(e) => err(format!("{what}: {e}")),
+    }
+}
+
+fn convert<T, F>(v: Value, trim: F) -> Result<Option<Object>, String>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(T) -> Result<Option<Object>, crate::model::TrimError>,
+{
+    let typed: T = serde_json::from_value(v).map_err(|e| e.to_string())?;
+    trim(typed).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_document_does_not_hide_others() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\nkind: [unclosed\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: nope\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
+        let (objs, errs) = parse_text(Path::new("x.yaml"), text);
+        assert_eq!(objs.len(), 2, "{objs:?}");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!((errs[0].doc, errs[0].syntax), (2, true));
+        assert_eq!((errs[1].doc, errs[1].syntax), (3, false));
+        assert!(errs[1].message.contains("Service default/s"), "{}", errs[1].message);
+    }
+
+    #[test]
+    fn lists_and_json() {
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}},{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}]}"#;
+        let (objs, errs) = parse_text(Path::new("x.json"), json);
+        assert_eq!((objs.len(), errs.len()), (1, 0));
+    }
+}
