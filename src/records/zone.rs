@@ -34,7 +34,7 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
                 let head = name == apex && matches!(ty, RecordType::SOA | RecordType::NS);
                 let rdata = match &r.data {
                     // Character strings are quoted in master files (RFC 1035 5.1).
-                    hickory_proto::rr::RData::TXT(txt) => txt
+                    hickory_proto::rr::RData::TXT(txt) => txt.txt_data
                         .iter()
                         .map(|s| format!("\"{}\"", String::from_utf8_lossy(s).replace('\\', "\\\\").replace('"', "\\\"")))
                         .collect::<Vec<_>>()
