@@ -1,0 +1,104 @@
+//! Shared test helpers: start a server on 127.0.0.1:0 from fixtures, and
+//! ask it questions over real UDP and TCP sockets.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clusterdns::app::{Running, serve_manifests};
+use clusterdns::config::ZoneFlags;
+use clusterdns::records::PodMode;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn flags(pods: PodMode) -> ZoneFlags {
+    ZoneFlags { zone: "cluster.local".into(), ttl: 5, pods, service_cidr: "10.96.0.0/12".parse().unwrap() }
+}
+
+/// Serves `paths` on 127.0.0.1 (port chosen by the kernel), loaded.
+pub async fn start(paths: Vec<PathBuf>, pods: PodMode) -> Running {
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running = serve_manifests(paths, &flags(pods), &[listen]).await.expect("server starts");
+    assert!(running.wait_loaded(Duration::from_secs(30)).await, "manifests load");
+    running
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+pub fn make_query(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
+    let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        msg.set_edns(e);
+    }
+    msg.to_vec().unwrap()
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Sends raw bytes and returns the raw reply (None on timeout).
+pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    match transport {
+        Transport::Udp => {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            sock.send_to(packet, addr).unwrap();
+            let mut buf = vec![0u8; 65535];
+            let (n, _) = sock.recv_from(&mut buf).ok()?;
+            buf.truncate(n);
+            Some(buf)
+        }
+        Transport::Tcp => {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(packet);
+            s.write_all(&framed).unwrap();
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).ok()?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf).ok()?;
+            Some(buf)
+        }
+    }
+}
+
+pub fn ask(addr: SocketAddr, name: &str, qtype: RecordType, transport: Transport, edns: Option<u16>) -> Message {
+    let packet = make_query(name, qtype, edns);
+    let reply = exchange(addr, &packet, transport).unwrap_or_else(|| panic!("no answer to {name} {qtype}"));
+    let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("bad reply to {name} {qtype}: {e}"));
+    assert_eq!(msg.metadata.id, u16::from_be_bytes([packet[0], packet[1]]), "reply id");
+    msg
+}
+
+/// A record as `name TYPE rdata`, lower case, for comparing with tables.
+pub fn show(r: &hickory_proto::rr::Record) -> String {
+    let rdata = match &r.data {
+        RData::TXT(t) => t.txt_data.iter().map(|s| format!("\"{}\"", String::from_utf8_lossy(s))).collect::<Vec<_>>().join(" "),
+        other => other.to_string(),
+    };
+    format!("{} {} {}", r.name.to_ascii().to_ascii_lowercase(), r.record_type(), rdata)
+}
+
+pub fn answers(msg: &Message) -> Vec<String> {
+    let mut v: Vec<String> = msg.answers.iter().map(show).collect();
+    v.sort();
+    v
+}
