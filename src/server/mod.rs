@@ -65,15 +65,32 @@ impl Server {
         let mut tcp = Vec::new();
         for &want in listen {
             let bind_err = |source| ServeError::Bind { addr: want, source };
-            let first = udp_socket(want).map_err(bind_err)?;
-            let addr = first.local_addr().map_err(bind_err)?;
-            sockets.push(first);
-            for _ in 1..threads {
-                sockets.push(udp_socket(addr).map_err(bind_err)?);
+            // With port 0 the kernel picks a free UDP port, whose TCP twin
+            // may be taken (a client's ephemeral port): pick again then.
+            let attempts = if want.port() == 0 { 20 } else { 1 };
+            let mut last_err = None;
+            for _ in 0..attempts {
+                let first = udp_socket(want).map_err(bind_err)?;
+                let addr = first.local_addr().map_err(bind_err)?;
+                let listener = match TcpListener::bind(addr).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        last_err = Some(e);
+                        continue;
+                    }
+                };
+                sockets.push(first);
+                for _ in 1..threads {
+                    sockets.push(udp_socket(addr).map_err(bind_err)?);
+                }
+                tcp.push(listener);
+                addrs.push(addr);
+                last_err = None;
+                break;
             }
-            let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
-            tcp.push(listener);
-            addrs.push(addr);
+            if let Some(e) = last_err {
+                return Err(bind_err(e));
+            }
         }
         let mut udp_threads = Vec::new();
         for (n, socket) in sockets.into_iter().enumerate() {
