@@ -6,7 +6,7 @@ mod answer;
 mod build;
 mod index;
 pub mod name;
-mod wire;
+pub mod wire;
 mod zone;
 
 pub use answer::{Answer, Rcode, Step, answer};

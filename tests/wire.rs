@@ -1,0 +1,220 @@
+//! SPEC.md section 4, the wire: sizes and truncation, EDNS, malformed and
+//! hostile packets, ANY, classes, and SERVFAIL before the state is loaded.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use clusterdns::model::{Event, Kind, Namespace, Object};
+use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
+use clusterdns::server::Server;
+use common::{Transport, ask, exchange, fixtures, make_query, start};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+
+const BIG: &str = "big.wide.svc.cluster.local.";
+
+/// A headless Service with `n` ready endpoints.
+fn wide_service(n: usize) -> String {
+    let mut y = String::from(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: big, namespace: wide}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: big-1\n  namespace: wide\n  labels: {kubernetes.io/service-name: big}\naddressType: IPv4\nports: [{name: http, port: 80}]\nendpoints:\n",
+    );
+    for i in 0..n {
+        let _ = writeln!(y, "- addresses: [10.250.{}.{}]", i / 200, i % 200 + 1);
+    }
+    y
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_drops_whole_records_and_tcp_gets_all() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wide.yaml"), wide_service(120)).unwrap();
+    let running = start(vec![dir.path().to_path_buf()], PodMode::Disabled).await;
+    let addr = running.addr();
+    for (transport, edns, limit, whole) in [
+        (Transport::Udp, None, 512, false),
+        (Transport::Udp, Some(4096), 1232, false), // EDNS capped at 1232
+        (Transport::Udp, Some(600), 600, false),
+        (Transport::Tcp, None, 65535, true),
+        (Transport::Tcp, Some(4096), 65535, true),
+    ] {
+        let packet = make_query(BIG, RecordType::A, edns);
+        let raw = exchange(addr, &packet, transport).unwrap();
+        assert!(raw.len() <= limit, "{transport:?} {edns:?}: {} bytes > {limit}", raw.len());
+        let msg = Message::from_vec(&raw).unwrap();
+        assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
+        if whole {
+            assert!(!msg.metadata.truncation, "{transport:?} {edns:?}: TC set");
+            assert_eq!(msg.answers.len(), 120, "{transport:?} {edns:?}");
+        } else {
+            assert!(msg.metadata.truncation, "{transport:?} {edns:?}: TC not set");
+            assert!(!msg.answers.is_empty() && msg.answers.len() < 120);
+            // Whole records only: every answer parsed and is an A of the set.
+            assert!(msg.answers.iter().all(|r| r.record_type() == RecordType::A));
+        }
+        assert_eq!(msg.edns.is_some(), edns.is_some(), "EDNS echoed only when sent");
+        if let Some(e) = &msg.edns {
+            assert_eq!(e.max_payload(), 1232);
+        }
+    }
+    // SRV with 120 targets and their addresses: the answer fits over TCP with
+    // the additional section; over UDP the SRV records are truncated.
+    let srv = ask(addr, "_http._tcp.big.wide.svc.cluster.local.", RecordType::SRV, Transport::Tcp, None);
+    assert_eq!((srv.answers.len(), srv.additionals.len()), (120, 120));
+    let srv = ask(addr, "_http._tcp.big.wide.svc.cluster.local.", RecordType::SRV, Transport::Udp, Some(1232));
+    assert!(srv.metadata.truncation);
+    running.server.shutdown().await;
+}
+
+fn header(id: u16, flags: u16, counts: [u16; 4]) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    p
+}
+
+fn rcode_of(addr: SocketAddr, packet: &[u8]) -> Option<u8> {
+    exchange(addr, packet, Transport::Udp).map(|r| {
+        assert!(r.len() >= 12, "short reply");
+        assert_eq!(&r[..2], &packet[..2], "reply id");
+        assert!(r[2] & 0x80 != 0, "QR set");
+        r[3] & 0x0F
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_hostile_packets() {
+    let running = start(vec![fixtures()], PodMode::Disabled).await;
+    let addr = running.addr();
+    let good = make_query("kafka.default.svc.cluster.local.", RecordType::A, None);
+    let question = &good[12..];
+
+    // Not a DNS header: dropped, no reply.
+    assert_eq!(rcode_of(addr, &[]), None, "empty");
+    assert_eq!(rcode_of(addr, &[1, 2, 3, 4, 5]), None, "short header");
+    // A response instead of a query: dropped (no reflection loops).
+    let mut response = good.clone();
+    response[2] |= 0x80;
+    assert_eq!(rcode_of(addr, &response), None, "response");
+
+    let formerr = [
+        ("no question", header(1, 0x0100, [0, 0, 0, 0])),
+        ("two questions", [header(2, 0x0100, [2, 0, 0, 0]), question.to_vec(), question.to_vec()].concat()),
+        ("truncated question", [header(3, 0x0100, [1, 0, 0, 0]), question[..10].to_vec()].concat()),
+        ("pointer loop in qname", [header(4, 0x0100, [1, 0, 0, 0]), vec![0xC0, 0x0C, 0, 1, 0, 1]].concat()),
+        ("pointer in qname", [header(5, 0x0100, [1, 0, 0, 0]), vec![3, b'f', b'o', b'o', 0xC0, 0x0C, 0, 1, 0, 1]].concat()),
+        ("reserved label type", [header(6, 0x0100, [1, 0, 0, 0]), vec![0x41, b'x', 0, 0, 1, 0, 1]].concat()),
+        ("answer count without answers", [header(7, 0x0100, [1, 5, 0, 0]), question.to_vec()].concat()),
+        ("additional count without records", [header(8, 0x0100, [1, 0, 0, 65535]), question.to_vec()].concat()),
+        ("two OPT records", [header(9, 0x0100, [1, 0, 0, 2]), question.to_vec(), vec![0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0], vec![0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]].concat()),
+        ("OPT not at the root", [header(10, 0x0100, [1, 0, 0, 1]), question.to_vec(), vec![1, b'a', 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]].concat()),
+        ("name longer than 255", [header(11, 0x0100, [1, 0, 0, 0]), [vec![63u8]; 1].concat(), vec![b'a'; 63], vec![63], vec![b'a'; 63], vec![63], vec![b'a'; 63], vec![63], vec![b'a'; 63], vec![0, 0, 1, 0, 1]].concat()),
+    ];
+    for (what, packet) in &formerr {
+        assert_eq!(rcode_of(addr, packet), Some(1), "{what}: FORMERR");
+    }
+    // Opcodes other than QUERY: NOTIMP.
+    for opcode in [1u16, 2, 4, 5] {
+        let mut p = good.clone();
+        p[2] = (p[2] & 0x87) | ((opcode as u8) << 3);
+        assert_eq!(rcode_of(addr, &p), Some(4), "opcode {opcode}: NOTIMP");
+    }
+    // EDNS version 1: BADVERS (extended rcode 16 = 1 in the OPT's upper bits).
+    let mut p = [header(12, 0x0100, [1, 0, 0, 1]), question.to_vec()].concat();
+    p.extend_from_slice(&[0, 0, 41, 4, 0, 0, 1, 0, 0, 0, 0]);
+    let reply = exchange(addr, &p, Transport::Udp).unwrap();
+    let msg = Message::from_vec(&reply).unwrap();
+    assert_eq!(u16::from(msg.metadata.response_code), 16, "BADVERS");
+    // Other classes and zone transfers: REFUSED.
+    let mut chaos = good.clone();
+    let n = chaos.len();
+    chaos[n - 1] = 3;
+    assert_eq!(rcode_of(addr, &chaos), Some(5), "CH class");
+    assert_eq!(rcode_of(addr, &make_query("cluster.local.", RecordType::AXFR, None)), Some(5), "AXFR");
+
+    // A burst of random packets: nothing crashes or stalls.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    for i in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 80) as usize;
+        let mut p: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8 ^ j as u8).collect();
+        // Half of them look like queries, so that they get past the header.
+        if i % 2 == 0 && p.len() > 12 {
+            p[2] &= 0x07;
+            p[4] = 0;
+            p[5] = 1;
+        }
+        let _ = sock.send_to(&p, addr);
+    }
+    // TCP: garbage on a connection closes that connection only.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(&[0, 3, 1, 2, 3]).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "connection closed");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(&[0xFF, 0xFF, 1, 2]).unwrap(); // a length it never sends
+        drop(s);
+    }
+    // Still serving, over both transports.
+    for t in [Transport::Udp, Transport::Tcp] {
+        let msg = ask(addr, "kafka.default.svc.cluster.local.", RecordType::A, t, None);
+        assert_eq!(msg.answers.len(), 1);
+    }
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_is_minimal_and_outside_names_are_refused() {
+    let running = start(vec![fixtures()], PodMode::Disabled).await;
+    let addr = running.addr();
+    // RFC 8482: one RRset, never the whole name.
+    let msg = ask(addr, "dual.dual.svc.cluster.local.", RecordType::ANY, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
+    let types: std::collections::BTreeSet<RecordType> = msg.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types.len(), 1, "ANY answered with {types:?}");
+    // Outside the served zones, with no upstream: REFUSED, not authoritative.
+    let msg = ask(addr, "example.com.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::Refused);
+    assert!(!msg.metadata.authoritative);
+    // The question is echoed as asked, case included (0x20 randomisation).
+    let msg = ask(addr, "KAFKA.default.SVC.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.queries[0].name().to_ascii(), "KAFKA.default.SVC.cluster.local.");
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servfail_until_loaded_never_nxdomain() {
+    let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
+    let index = ZoneIndex::new(cfg);
+    let server = Server::bind(index.clone(), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let addr = server.local_addrs()[0];
+    for t in [Transport::Udp, Transport::Tcp] {
+        let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, t, None);
+        assert_eq!(msg.metadata.response_code, ResponseCode::ServFail, "{t:?} before load");
+    }
+    let mut updater = Updater::new(index.clone());
+    updater.apply(vec![Event::Reset {
+        kinds: vec![Kind::Namespace],
+        objects: vec![Object::Namespace(Namespace { name: "team".into() })],
+    }]);
+    // Loaded into the index but not yet declared complete: still SERVFAIL.
+    let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::ServFail);
+    let msg = ask(addr, "team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "known names answer meanwhile");
+    index.set_loaded();
+    let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
+    server.shutdown().await;
+}
