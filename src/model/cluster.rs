@@ -122,6 +122,12 @@ impl Cluster {
         ]
     }
 
+    /// Every object, in no particular order (tests, debugging).
+    pub fn objects(&self) -> Vec<Object> {
+        let kinds = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
+        kinds.iter().flat_map(|k| self.keys_of(*k)).filter_map(|key| self.get(&key)).collect()
+    }
+
     /// Every owner the current state has names for.
     pub fn owners(&self) -> Vec<Owner> {
         let mut out = vec![Owner::Static];

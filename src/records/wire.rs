@@ -206,6 +206,12 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
     by_type.sort_by_key(|t| t.0);
     let rrsets = by_type
         .into_iter()
+        .map(|(rtype, mut ans, mut add)| {
+            // The same records in the same order, whichever owner came first.
+            ans.sort();
+            add.sort();
+            (rtype, ans, add)
+        })
         .map(|(rtype, ans, add)| Rrset {
             rtype,
             count: ans.len() as u16,
