@@ -297,7 +297,16 @@ impl Updater {
                 };
             }
         }
-        let owners: Vec<Owner> = if first { self.cluster.owners() } else { old.keys().cloned().collect() };
+        let owners: Vec<Owner> = if first {
+            // The apex and dns-version go in last: a client that probes
+            // them (as readiness checks do) sees the whole first load.
+            let mut all = self.cluster.owners();
+            all.retain(|o| *o != Owner::Static);
+            all.push(Owner::Static);
+            all
+        } else {
+            old.keys().cloned().collect()
+        };
         stats.owners = owners.len();
         let serial = self.index.serial();
         let mut changed = false;
