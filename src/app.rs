@@ -55,11 +55,18 @@ impl Running {
 
 /// Binds the listeners first (queries get SERVFAIL, never NXDOMAIN, until
 /// the manifests are loaded), then loads the manifests and watches them.
-pub async fn serve_manifests(paths: Vec<PathBuf>, flags: &ZoneFlags, listen: &[SocketAddr]) -> Result<Running, AppError> {
+pub async fn serve_manifests(
+    paths: Vec<PathBuf>,
+    flags: &ZoneFlags,
+    listen: &[SocketAddr],
+) -> Result<Running, AppError> {
     let cfg = zone_config(flags)?;
     for p in &paths {
         // Fail fast and clearly on a path that is not there at all.
-        std::fs::metadata(p).map_err(|source| ManifestError::Read { path: p.clone(), source })?;
+        std::fs::metadata(p).map_err(|source| ManifestError::Read {
+            path: p.clone(),
+            source,
+        })?;
     }
     let index = ZoneIndex::new(cfg);
     let server = Server::bind(index.clone(), listen).await?;
@@ -70,26 +77,36 @@ pub async fn serve_manifests(paths: Vec<PathBuf>, flags: &ZoneFlags, listen: &[S
         (manifests, first)
     });
     let (manifests, first) = loaded.await.map_err(|e| AppError::Other(e.to_string()))?;
-    let (objects, errors) = first?;
+    let (objects, errors) = first?.unwrap_or_default();
     for e in errors {
         tracing::warn!("{e}");
     }
     let kinds = crate::source::ALL_KINDS.to_vec();
-    let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset { kinds, objects }]));
+    let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset {
+        kinds,
+        objects,
+    }]));
     let _ = tx.send(SourceMsg::Synced);
-    watch_manifests(manifests, tx).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
+    watch_manifests(manifests, tx)
+        .map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
     Ok(Running { server, index })
 }
 
 /// The zone snapshot of a set of manifests; the errors found are returned
 /// beside it so the caller can report them.
-pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {
+pub fn zone_snapshot(
+    paths: Vec<PathBuf>,
+    flags: &ZoneFlags,
+) -> Result<(String, Vec<String>), AppError> {
     let cfg = zone_config(flags)?;
     let mut manifests = Manifests::new(paths, flags.service_cidr);
-    let (objects, errors) = manifests.load(true)?;
+    let (objects, errors) = manifests.load(true)?.unwrap_or_default();
     let mut cluster = crate::model::Cluster::new();
     for obj in objects {
         cluster.apply(obj);
     }
-    Ok((render_zone(&cluster, &cfg), errors.iter().map(ToString::to_string).collect()))
+    Ok((
+        render_zone(&cluster, &cfg),
+        errors.iter().map(ToString::to_string).collect(),
+    ))
 }

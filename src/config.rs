@@ -9,7 +9,11 @@ use ipnet::IpNet;
 use crate::records::PodMode;
 
 #[derive(Parser, Debug)]
-#[command(name = "clusterdns", version, about = "Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone> from the API or from manifest files")]
+#[command(
+    name = "clusterdns",
+    version,
+    about = "Kubernetes cluster DNS: answers <svc>.<ns>.svc.<zone> from the API or from manifest files"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

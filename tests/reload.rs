@@ -16,11 +16,19 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 fn service(name: &str, ip: &str) -> String {
-    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: reload}}\nspec:\n  clusterIP: {ip}\n  ports: [{{name: http, port: 80}}]\n")
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: reload}}\nspec:\n  clusterIP: {ip}\n  ports: [{{name: http, port: 80}}]\n"
+    )
 }
 
 fn a_of(addr: SocketAddr, name: &str) -> (ResponseCode, Vec<String>) {
-    let msg = ask(addr, &format!("{name}.reload.svc.cluster.local."), RecordType::A, Transport::Udp, None);
+    let msg = ask(
+        addr,
+        &format!("{name}.reload.svc.cluster.local."),
+        RecordType::A,
+        Transport::Udp,
+        None,
+    );
     (msg.metadata.response_code, answers(&msg))
 }
 
@@ -31,13 +39,19 @@ fn eventually(addr: SocketAddr, name: &str, want: Option<&str>) {
     loop {
         let (rc, ans) = a_of(addr, name);
         let ok = match want {
-            Some(ip) => rc == ResponseCode::NoError && ans == vec![format!("{name}.reload.svc.cluster.local. A {ip}")],
+            Some(ip) => {
+                rc == ResponseCode::NoError
+                    && ans == vec![format!("{name}.reload.svc.cluster.local. A {ip}")]
+            }
             None => rc == ResponseCode::NXDomain,
         };
         if ok {
             return;
         }
-        assert!(Instant::now() < deadline, "{name}: still {rc:?} {ans:?}, want {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{name}: still {rc:?} {ans:?}, want {want:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -106,8 +120,15 @@ async fn reloads_keep_untouched_names_answering() {
     .unwrap();
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
-    assert!(asked.load(Ordering::Relaxed) > 50, "the watcher asked too little");
-    assert_eq!(bad.load(Ordering::Relaxed), 0, "the untouched name failed during reloads");
+    assert!(
+        asked.load(Ordering::Relaxed) > 50,
+        "the watcher asked too little"
+    );
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "the untouched name failed during reloads"
+    );
     eventually(addr, "api", Some("10.96.50.2"));
     running.server.shutdown().await;
 }
@@ -122,7 +143,15 @@ async fn a_single_file_is_watched_through_its_directory() {
     // Another manifest beside it is not part of the source.
     std::fs::write(dir.path().join("other.yaml"), service("two", "10.96.51.2")).unwrap();
     let tmp = dir.path().join("cluster.yaml.new");
-    std::fs::write(&tmp, format!("{}---\n{}", service("one", "10.96.51.1"), service("three", "10.96.51.3"))).unwrap();
+    std::fs::write(
+        &tmp,
+        format!(
+            "{}---\n{}",
+            service("one", "10.96.51.1"),
+            service("three", "10.96.51.3")
+        ),
+    )
+    .unwrap();
     std::fs::rename(&tmp, &file).unwrap();
     tokio::task::spawn_blocking(move || {
         eventually(addr, "three", Some("10.96.51.3"));

@@ -28,7 +28,9 @@ fn fixture_files() -> Vec<PathBuf> {
 
 fn zone_path(fixture: &std::path::Path) -> PathBuf {
     let stem = fixture.file_stem().unwrap().to_str().unwrap();
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zones").join(format!("{stem}.zone"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("zones")
+        .join(format!("{stem}.zone"))
 }
 
 fn diff(want: &str, got: &str) -> String {
@@ -56,7 +58,8 @@ fn fixtures_render_to_their_snapshots() {
     let update = std::env::var_os("UPDATE_ZONES").is_some();
     let mut failures = Vec::new();
     for fixture in fixture_files() {
-        let (got, errors) = zone_snapshot(vec![fixture.clone()], &flags(PodMode::Disabled)).unwrap();
+        let (got, errors) =
+            zone_snapshot(vec![fixture.clone()], &flags(PodMode::Disabled)).unwrap();
         assert!(errors.is_empty(), "{}: {errors:?}", fixture.display());
         let path = zone_path(&fixture);
         if update {
@@ -65,7 +68,12 @@ fn fixtures_render_to_their_snapshots() {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_default();
         if want != got {
-            failures.push(format!("{} differs from {}:\n{}", fixture.display(), path.display(), diff(&want, &got)));
+            failures.push(format!(
+                "{} differs from {}:\n{}",
+                fixture.display(),
+                path.display(),
+                diff(&want, &got)
+            ));
         }
     }
     assert!(
@@ -85,13 +93,23 @@ fn rrsets(zone: &str) -> BTreeMap<(String, String), Vec<String>> {
             continue;
         }
         let mut parts = line.splitn(5, ' ');
-        let (Some(rel), Some(_ttl), Some(_class), Some(ty), Some(rdata)) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(rel), Some(_ttl), Some(_class), Some(ty), Some(rdata)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             panic!("bad snapshot line {line:?}");
         };
-        let owner = if rel == "@" { origin.clone() } else { format!("{rel}.{origin}") };
-        out.entry((owner.clone(), ty.to_string())).or_default().push(format!("{owner} {ty} {rdata}"));
+        let owner = if rel == "@" {
+            origin.clone()
+        } else {
+            format!("{rel}.{origin}")
+        };
+        out.entry((owner.clone(), ty.to_string()))
+            .or_default()
+            .push(format!("{owner} {ty} {rdata}"));
     }
     out
 }
@@ -107,11 +125,14 @@ async fn server_answers_what_the_snapshot_says() {
             let mut got = answers(&msg);
             if qtype == RecordType::SOA {
                 // The live serial is the load time; snapshots say 0.
-                got = got.iter().map(|s| {
-                    let mut f: Vec<&str> = s.split(' ').collect();
-                    f[4] = "0";
-                    f.join(" ")
-                }).collect();
+                got = got
+                    .iter()
+                    .map(|s| {
+                        let mut f: Vec<&str> = s.split(' ').collect();
+                        f[4] = "0";
+                        f.join(" ")
+                    })
+                    .collect();
             }
             want.sort();
             assert_eq!(got, want, "{}: {owner} {ty}", fixture.display());

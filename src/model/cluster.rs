@@ -17,7 +17,10 @@ pub enum Event {
     Delete(ObjectKey),
     /// A complete list of the given kinds: replaces every object of those
     /// kinds (a relist, or a reload of the manifest files).
-    Reset { kinds: Vec<Kind>, objects: Vec<Object> },
+    Reset {
+        kinds: Vec<Kind>,
+        objects: Vec<Object>,
+    },
 }
 
 /// The unit of DNS names that is rebuilt together.
@@ -54,10 +57,16 @@ pub struct Cluster {
 }
 
 fn index_add(map: &mut HashMap<String, BTreeSet<String>>, ns: &str, name: &str) {
-    map.entry(ns.to_string()).or_default().insert(name.to_string());
+    map.entry(ns.to_string())
+        .or_default()
+        .insert(name.to_string());
 }
 
-fn index_remove<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: &K, name: &str) {
+fn index_remove<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, BTreeSet<String>>,
+    key: &K,
+    name: &str,
+) {
     if let Some(set) = map.get_mut(key) {
         set.remove(name);
         if set.is_empty() {
@@ -124,16 +133,38 @@ impl Cluster {
 
     /// Every object, in no particular order (tests, debugging).
     pub fn objects(&self) -> Vec<Object> {
-        let kinds = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
-        kinds.iter().flat_map(|k| self.keys_of(*k)).filter_map(|key| self.get(&key)).collect()
+        let kinds = [
+            Kind::Namespace,
+            Kind::Service,
+            Kind::EndpointSlice,
+            Kind::Endpoints,
+            Kind::Pod,
+        ];
+        kinds
+            .iter()
+            .flat_map(|k| self.keys_of(*k))
+            .filter_map(|key| self.get(&key))
+            .collect()
     }
 
     /// Every owner the current state has names for.
     pub fn owners(&self) -> Vec<Owner> {
         let mut out = vec![Owner::Static];
-        out.extend(self.namespaces.iter().map(|ns| Owner::Namespace(ns.as_str().into())));
-        out.extend(self.services.keys().map(|(ns, n)| Owner::Service(ns.as_str().into(), n.as_str().into())));
-        out.extend(self.pods.keys().map(|(ns, n)| Owner::Pod(ns.as_str().into(), n.as_str().into())));
+        out.extend(
+            self.namespaces
+                .iter()
+                .map(|ns| Owner::Namespace(ns.as_str().into())),
+        );
+        out.extend(
+            self.services
+                .keys()
+                .map(|(ns, n)| Owner::Service(ns.as_str().into(), n.as_str().into())),
+        );
+        out.extend(
+            self.pods
+                .keys()
+                .map(|(ns, n)| Owner::Pod(ns.as_str().into(), n.as_str().into())),
+        );
         out
     }
 
@@ -141,7 +172,10 @@ impl Cluster {
     fn selecting(&self, ns: &str, labels: &BTreeMap<String, String>, out: &mut Vec<Owner>) {
         for name in self.services_by_ns.get(ns).into_iter().flatten() {
             if let Some(svc) = self.services.get(&nsn(ns, name))
-                && svc.selector.as_ref().is_some_and(|sel| selects(sel, labels))
+                && svc
+                    .selector
+                    .as_ref()
+                    .is_some_and(|sel| selects(sel, labels))
             {
                 out.push(Owner::Service(ns.into(), name.as_str().into()));
             }
@@ -163,7 +197,10 @@ impl Cluster {
             }
             Kind::Endpoints => out.push(Owner::Service(ns, key.name.as_str().into())),
             Kind::EndpointSlice => {
-                let old = self.slices.get(&nsn(&key.namespace, &key.name)).and_then(|s| s.service.clone());
+                let old = self
+                    .slices
+                    .get(&nsn(&key.namespace, &key.name))
+                    .and_then(|s| s.service.clone());
                 let new = match new {
                     Some(Object::EndpointSlice(s)) => s.service.clone(),
                     _ => None,
@@ -209,7 +246,10 @@ impl Cluster {
                     index_remove(&mut self.slices_by_service, &nsn(&k.0, &old), &k.1);
                 }
                 if let Some(svc) = &s.service {
-                    self.slices_by_service.entry(nsn(&k.0, svc)).or_default().insert(k.1.clone());
+                    self.slices_by_service
+                        .entry(nsn(&k.0, svc))
+                        .or_default()
+                        .insert(k.1.clone());
                 }
                 self.slices.insert(k, s);
                 true
@@ -259,7 +299,11 @@ impl Cluster {
     }
 
     fn keys_of(&self, kind: Kind) -> Vec<ObjectKey> {
-        let mk = |ns: &str, name: &str| ObjectKey { kind, namespace: ns.to_string(), name: name.to_string() };
+        let mk = |ns: &str, name: &str| ObjectKey {
+            kind,
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        };
         match kind {
             Kind::Namespace => self.namespaces.iter().map(|n| mk("", n)).collect(),
             Kind::Service => self.services.keys().map(|(ns, n)| mk(ns, n)).collect(),
@@ -272,11 +316,26 @@ impl Cluster {
     fn get(&self, key: &ObjectKey) -> Option<Object> {
         let k = nsn(&key.namespace, &key.name);
         match key.kind {
-            Kind::Namespace => self.namespaces.get(&key.name).map(|n| Object::Namespace(Namespace { name: n.clone() })),
+            Kind::Namespace => self
+                .namespaces
+                .get(&key.name)
+                .map(|n| Object::Namespace(Namespace { name: n.clone() })),
             Kind::Service => self.services.get(&k).cloned().map(Object::Service),
             Kind::EndpointSlice => self.slices.get(&k).cloned().map(Object::EndpointSlice),
             Kind::Endpoints => self.endpoints.get(&k).cloned().map(Object::Endpoints),
             Kind::Pod => self.pods.get(&k).cloned().map(Object::Pod),
+        }
+    }
+
+    /// Whether exactly `obj` is stored under `key` (no copy made).
+    fn holds(&self, key: &ObjectKey, obj: &Object) -> bool {
+        let k = nsn(&key.namespace, &key.name);
+        match obj {
+            Object::Namespace(n) => self.namespaces.contains(&n.name),
+            Object::Service(s) => self.services.get(&k) == Some(s),
+            Object::EndpointSlice(s) => self.slices.get(&k) == Some(s),
+            Object::Endpoints(e) => self.endpoints.get(&k) == Some(e),
+            Object::Pod(p) => self.pods.get(&k) == Some(p),
         }
     }
 
@@ -291,7 +350,7 @@ impl Cluster {
             if !kinds.contains(&key.kind) {
                 continue;
             }
-            if self.get(&key).as_ref() != Some(&obj) {
+            if !self.holds(&key, &obj) {
                 out.push(Event::Apply(obj));
             }
             seen.insert(key);

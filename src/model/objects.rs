@@ -43,11 +43,17 @@ impl Object {
         let (kind, namespace, name) = match self {
             Object::Namespace(n) => (Kind::Namespace, "", n.name.as_str()),
             Object::Service(s) => (Kind::Service, s.namespace.as_str(), s.name.as_str()),
-            Object::EndpointSlice(s) => (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str()),
+            Object::EndpointSlice(s) => {
+                (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str())
+            }
             Object::Endpoints(e) => (Kind::Endpoints, e.namespace.as_str(), e.name.as_str()),
             Object::Pod(p) => (Kind::Pod, p.namespace.as_str(), p.name.as_str()),
         };
-        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
+        ObjectKey {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
     }
 
     /// The namespace the object lives in (a Namespace lives in itself).
@@ -213,16 +219,25 @@ fn ns_or_default(ns: Option<String>) -> String {
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
-    s.trim().parse().map_err(|_| TrimError::BadIp(s.to_string()))
+    s.trim()
+        .parse()
+        .map_err(|_| TrimError::BadIp(s.to_string()))
 }
 
 fn port(p: i32) -> Result<u16, TrimError> {
-    u16::try_from(p).ok().filter(|p| *p != 0).ok_or(TrimError::BadPort(p))
+    u16::try_from(p)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or(TrimError::BadPort(p))
 }
 
 impl Namespace {
-    pub fn from_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Self, TrimError> {
-        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)? })
+    pub fn from_meta(
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ) -> Result<Self, TrimError> {
+        Ok(Namespace {
+            name: meta.name.clone().ok_or(TrimError::NoName)?,
+        })
     }
 }
 
@@ -245,7 +260,11 @@ impl Service {
             if ips.iter().any(|ip| ip == "None") {
                 ServiceKind::Headless
             } else {
-                let ips = ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
+                let ips = ips
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| parse_ip(s))
+                    .collect::<Result<_, _>>()?;
                 ServiceKind::ClusterIp(ips)
             }
         };
@@ -289,13 +308,26 @@ impl EndpointSlice {
         if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
             return Ok(None);
         }
-        let service = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .cloned();
         let mut endpoints = Vec::with_capacity(slice.endpoints.len());
         for ep in slice.endpoints {
-            let addresses = ep.addresses.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
+            let addresses = ep
+                .addresses
+                .iter()
+                .map(|a| parse_ip(a))
+                .collect::<Result<Vec<_>, _>>()?;
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
-            endpoints.push(Endpoint { addresses, ready, hostname: ep.hostname.filter(|h| !h.is_empty()) });
+            endpoints.push(Endpoint {
+                addresses,
+                ready,
+                hostname: ep.hostname.filter(|h| !h.is_empty()),
+            });
         }
         let mut ports = Vec::new();
         for p in slice.ports.unwrap_or_default() {
@@ -307,7 +339,12 @@ impl EndpointSlice {
                 port: port(n)?,
             });
         }
-        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports } }))
+        Ok(Some(EndpointSlice {
+            namespace,
+            name,
+            service,
+            group: EndpointGroup { endpoints, ports },
+        }))
     }
 }
 
@@ -320,7 +357,10 @@ impl Endpoints {
         let mut groups = Vec::new();
         for subset in ep.subsets.unwrap_or_default() {
             let mut endpoints = Vec::new();
-            let lists = [(subset.addresses, true), (subset.not_ready_addresses, false)];
+            let lists = [
+                (subset.addresses, true),
+                (subset.not_ready_addresses, false),
+            ];
             for (list, ready) in lists {
                 for a in list.unwrap_or_default() {
                     endpoints.push(Endpoint {
@@ -340,7 +380,11 @@ impl Endpoints {
             }
             groups.push(EndpointGroup { endpoints, ports });
         }
-        Ok(Endpoints { namespace, name, groups })
+        Ok(Endpoints {
+            namespace,
+            name,
+            groups,
+        })
     }
 }
 

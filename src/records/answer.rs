@@ -52,10 +52,22 @@ pub struct Answer {
 
 impl Answer {
     fn plain(rcode: Rcode, authoritative: bool) -> Self {
-        Answer { rcode, authoritative, steps: SmallVec::new(), soa: None, soa_zone: 0 }
+        Answer {
+            rcode,
+            authoritative,
+            steps: SmallVec::new(),
+            soa: None,
+            soa_zone: 0,
+        }
     }
     fn negative(index: &ZoneIndex, rcode: Rcode, zone: usize, steps: SmallVec<[Step; 1]>) -> Self {
-        Answer { rcode, authoritative: true, steps, soa: Some(index.negative_soa(zone)), soa_zone: zone }
+        Answer {
+            rcode,
+            authoritative: true,
+            steps,
+            soa: Some(index.negative_soa(zone)),
+            soa_zone: zone,
+        }
     }
 }
 
@@ -66,7 +78,11 @@ fn pick(node: &NodeData, qtype: u16) -> Option<usize> {
         return Some(i);
     }
     if qtype == TYPE_ANY {
-        return if node.rrsets.is_empty() { None } else { Some(0) };
+        return if node.rrsets.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
     }
     node.rrset(qtype)
 }
@@ -84,25 +100,39 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
         return Answer::negative(index, Rcode::NoError, zone, SmallVec::new());
     };
     let mut steps: SmallVec<[Step; 1]> = SmallVec::new();
-    steps.push(Step { data: node, rrset: first });
+    steps.push(Step {
+        data: node,
+        rrset: first,
+    });
     // R9: follow a CNAME to a target this server answers.
     while qtype != TYPE_CNAME && qtype != TYPE_ANY && steps.len() <= MAX_CHAIN {
         let last = &steps[steps.len() - 1];
         if last.rrset().rtype != TYPE_CNAME {
             break;
         }
-        let Some(target) = last.data.cname.clone() else { break };
+        let Some(target) = last.data.cname.clone() else {
+            break;
+        };
         let tzone = index.zone_of(&target).unwrap_or(zone);
         let Some(tnode) = index.get(&target).or_else(|| pod_name(index, &target)) else {
             // RFC 6604: the rcode is that of the last name in the chain.
             return miss(index, tzone, steps);
         };
         match pick(&tnode, qtype) {
-            Some(i) => steps.push(Step { data: tnode, rrset: i }),
+            Some(i) => steps.push(Step {
+                data: tnode,
+                rrset: i,
+            }),
             None => return Answer::negative(index, Rcode::NoError, tzone, steps),
         }
     }
-    Answer { rcode: Rcode::NoError, authoritative: true, steps, soa: None, soa_zone: zone }
+    Answer {
+        rcode: Rcode::NoError,
+        authoritative: true,
+        steps,
+        soa: None,
+        soa_zone: zone,
+    }
 }
 
 fn miss(index: &ZoneIndex, zone: usize, steps: SmallVec<[Step; 1]>) -> Answer {
@@ -110,7 +140,13 @@ fn miss(index: &ZoneIndex, zone: usize, steps: SmallVec<[Step; 1]>) -> Answer {
         Answer::negative(index, Rcode::NxDomain, zone, steps)
     } else {
         // SPEC.md 3: never a false NXDOMAIN before the state is loaded.
-        Answer { rcode: Rcode::ServFail, authoritative: false, steps, soa: None, soa_zone: zone }
+        Answer {
+            rcode: Rcode::ServFail,
+            authoritative: false,
+            steps,
+            soa: None,
+            soa_zone: zone,
+        }
     }
 }
 
@@ -143,6 +179,15 @@ fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<Arc<NodeData>> {
     answer.extend_from_slice(&cfg.ttl.to_be_bytes());
     answer.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     answer.extend_from_slice(&rdata);
-    let rrset = Rrset { rtype, count: 1, answer: answer.into_boxed_slice(), ar_count: 0, additional: Box::new([]) };
-    Some(Arc::new(NodeData { rrsets: Box::new([rrset]), cname: None }))
+    let rrset = Rrset {
+        rtype,
+        count: 1,
+        answer: answer.into_boxed_slice(),
+        ar_count: 0,
+        additional: Box::new([]),
+    };
+    Some(Arc::new(NodeData {
+        rrsets: Box::new([rrset]),
+        cname: None,
+    }))
 }

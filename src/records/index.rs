@@ -70,7 +70,8 @@ impl ZoneIndex {
     }
 
     fn soas(cfg: &ZoneConfig, serial: u32) -> [Box<[u8]>; 3] {
-        cfg.apexes().map(|apex| full_record(&soa(cfg, apex, serial)).into_boxed_slice())
+        cfg.apexes()
+            .map(|apex| full_record(&soa(cfg, apex, serial)).into_boxed_slice())
     }
 
     pub fn config(&self) -> &ZoneConfig {
@@ -84,7 +85,9 @@ impl ZoneIndex {
 
     /// Which served zone `key` lies in (index into [`ZoneConfig::apexes`]).
     pub fn zone_of(&self, key: &[u8]) -> Option<usize> {
-        let suffixes = label_starts(key).map(|i| &key[i..]).chain(std::iter::once(&key[key.len() - 1..]));
+        let suffixes = label_starts(key)
+            .map(|i| &key[i..])
+            .chain(std::iter::once(&key[key.len() - 1..]));
         for suffix in suffixes {
             if let Some(z) = self.apex_keys.iter().position(|a| &a[..] == suffix) {
                 return Some(z);
@@ -154,7 +157,11 @@ impl ZoneIndex {
                     e.is_dead()
                 }
                 None if add => {
-                    let entry = Entry { owners: SmallVec::new(), descendants: 1, merged: self.empty.clone() };
+                    let entry = Entry {
+                        owners: SmallVec::new(),
+                        descendants: 1,
+                        merged: self.empty.clone(),
+                    };
                     self.nodes.insert(anc.into(), entry);
                     false
                 }
@@ -193,7 +200,14 @@ impl ZoneIndex {
                 None => {
                     let mut owners = SmallVec::new();
                     owners.push((owner.clone(), data.clone()));
-                    self.nodes.insert(key.clone(), Entry { owners, descendants: 0, merged: data.clone() });
+                    self.nodes.insert(
+                        key.clone(),
+                        Entry {
+                            owners,
+                            descendants: 0,
+                            merged: data.clone(),
+                        },
+                    );
                     changed = true;
                     added.push(key);
                 }
@@ -243,7 +257,10 @@ pub struct Updater {
 
 impl Updater {
     pub fn new(index: Arc<ZoneIndex>) -> Self {
-        Updater { cluster: Cluster::new(), index }
+        Updater {
+            cluster: Cluster::new(),
+            index,
+        }
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -260,7 +277,10 @@ impl Updater {
     }
 
     fn keys(&self, owner: &Owner) -> Vec<Key> {
-        owner_nodes(&self.cluster, &self.index.cfg, owner, 0).iter().map(|n| key_of(&n.name)).collect()
+        owner_nodes(&self.cluster, &self.index.cfg, owner, 0)
+            .iter()
+            .map(|n| key_of(&n.name))
+            .collect()
     }
 
     /// Applies a batch of events to the model and the index.
@@ -271,7 +291,9 @@ impl Updater {
         let mut queue: Vec<Event> = Vec::new();
         for ev in events {
             match ev {
-                Event::Reset { kinds, objects } => queue.extend(self.cluster.diff_reset(&kinds, objects)),
+                Event::Reset { kinds, objects } => {
+                    queue.extend(self.cluster.diff_reset(&kinds, objects))
+                }
                 other => queue.push(other),
             }
             // Apply as we go so that a later Reset diffs against the state
@@ -285,9 +307,9 @@ impl Updater {
                 stats.events += 1;
                 if !first {
                     for owner in self.cluster.affected(&key, obj.as_ref()) {
-                        if !old.contains_key(&owner) {
-                            let keys = self.keys(&owner);
-                            old.insert(owner, keys);
+                        if let std::collections::hash_map::Entry::Vacant(slot) = old.entry(owner) {
+                            let keys = self.keys(slot.key());
+                            slot.insert(keys);
                         }
                     }
                 }
@@ -317,13 +339,18 @@ impl Updater {
         }
         if changed {
             // R11: the serial is the time of the last change of any answer.
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(0);
             let serial = now.max(serial.wrapping_add(1));
             self.index.serial.store(serial, Ordering::Relaxed);
             let keys = self.keys(&Owner::Static);
             let prepared = self.prepared(&Owner::Static, serial);
             self.index.set_owner(&Owner::Static, &keys, prepared);
-            self.index.negative_soa.store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
+            self.index
+                .negative_soa
+                .store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
         }
         stats.changed = changed;
         stats
@@ -357,7 +384,11 @@ mod tests {
     fn random_object(r: &mut Rng) -> Object {
         let ns = ["a", "b"][r.next(2) as usize].to_string();
         let svc = ["s1", "s2", "s3"][r.next(3) as usize].to_string();
-        let ports = vec![EndpointPort { name: ["http", ""][r.next(2) as usize].into(), protocol: Protocol::Tcp, port: 80 }];
+        let ports = vec![EndpointPort {
+            name: ["http", ""][r.next(2) as usize].into(),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }];
         match r.next(5) {
             0 => Object::Namespace(Namespace { name: ns }),
             1 => Object::Service(Service {
@@ -365,11 +396,25 @@ mod tests {
                 name: svc.clone(),
                 kind: match r.next(3) {
                     0 => ServiceKind::Headless,
-                    1 => ServiceKind::ExternalName(format!("{}.a.svc.cluster.local", ["s1", "s2"][r.next(2) as usize])),
-                    _ => ServiceKind::ClusterIp(vec![format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()]),
+                    1 => ServiceKind::ExternalName(format!(
+                        "{}.a.svc.cluster.local",
+                        ["s1", "s2"][r.next(2) as usize]
+                    )),
+                    _ => ServiceKind::ClusterIp(vec![
+                        format!("10.96.0.{}", r.next(4) + 1).parse().unwrap(),
+                    ]),
                 },
-                ports: vec![ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }],
-                selector: if r.next(2) == 0 { Some([("app".to_string(), svc)].into()) } else { None },
+                ports: vec![ServicePort {
+                    name: "http".into(),
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    target_port: None,
+                }],
+                selector: if r.next(2) == 0 {
+                    Some([("app".to_string(), svc)].into())
+                } else {
+                    None
+                },
                 publish_not_ready: r.next(4) == 0,
             }),
             2 => Object::EndpointSlice(EndpointSlice {
@@ -378,7 +423,15 @@ mod tests {
                 service: Some(svc),
                 group: EndpointGroup {
                     endpoints: (0..r.next(3))
-                        .map(|_| Endpoint { addresses: vec![ip(r)], ready: r.next(3) > 0, hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2))) } else { None } })
+                        .map(|_| Endpoint {
+                            addresses: vec![ip(r)],
+                            ready: r.next(3) > 0,
+                            hostname: if r.next(2) == 0 {
+                                Some(format!("h{}", r.next(2)))
+                            } else {
+                                None
+                            },
+                        })
                         .collect(),
                     ports,
                 },
@@ -386,7 +439,14 @@ mod tests {
             3 => Object::Endpoints(Endpoints {
                 namespace: ns,
                 name: svc,
-                groups: vec![EndpointGroup { endpoints: vec![Endpoint { addresses: vec![ip(r)], ready: true, hostname: None }], ports }],
+                groups: vec![EndpointGroup {
+                    endpoints: vec![Endpoint {
+                        addresses: vec![ip(r)],
+                        ready: true,
+                        hostname: None,
+                    }],
+                    ports,
+                }],
             }),
             _ => Object::Pod(Pod {
                 namespace: ns,
@@ -404,7 +464,10 @@ mod tests {
     fn fresh(cfg: &ZoneConfig, objects: Vec<Object>) -> BTreeMap<Vec<u8>, NodeData> {
         let index = ZoneIndex::new(cfg.clone());
         let mut u = Updater::new(index.clone());
-        u.apply(vec![Event::Reset { kinds: vec![], objects: vec![] }]);
+        u.apply(vec![Event::Reset {
+            kinds: vec![],
+            objects: vec![],
+        }]);
         u.apply(objects.into_iter().map(Event::Apply).collect());
         index.dump()
     }
@@ -434,14 +497,27 @@ mod tests {
                 if step % 40 == 39 {
                     let objects = current_objects(u.cluster());
                     let (got, want) = (index.dump(), fresh(&cfg, objects));
-                    let show = |k: &Vec<u8>| String::from_utf8_lossy(k).replace(|c: char| c.is_control(), ".");
+                    let show = |k: &Vec<u8>| {
+                        String::from_utf8_lossy(k).replace(|c: char| c.is_control(), ".")
+                    };
                     let diff: Vec<String> = got
                         .keys()
                         .chain(want.keys())
                         .filter(|k| got.get(*k) != want.get(*k))
-                        .map(|k| format!("{}: incremental {:?} rebuild {:?}", show(k), got.get(k), want.get(k)))
+                        .map(|k| {
+                            format!(
+                                "{}: incremental {:?} rebuild {:?}",
+                                show(k),
+                                got.get(k),
+                                want.get(k)
+                            )
+                        })
                         .collect();
-                    assert!(diff.is_empty(), "after step {step} ({pods:?}):\n{}", diff.join("\n"));
+                    assert!(
+                        diff.is_empty(),
+                        "after step {step} ({pods:?}):\n{}",
+                        diff.join("\n")
+                    );
                 }
             }
         }

@@ -78,7 +78,12 @@ fn push_rr(out: &mut Vec<u8>, rtype: RecordType, ttl: u32, rdata: &[u8]) {
 pub fn full_record(rec: &Record) -> Vec<u8> {
     let mut out = Vec::new();
     push_name(&mut out, &rec.name);
-    push_rr(&mut out, rec.record_type(), rec.ttl, &rdata_bytes(&rec.data));
+    push_rr(
+        &mut out,
+        rec.record_type(),
+        rec.ttl,
+        &rdata_bytes(&rec.data),
+    );
     out
 }
 
@@ -88,7 +93,11 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Arc
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
     let address_of = |target: &Name, out: &mut Vec<u8>, count: &mut u16| {
         if let Some(t) = by_name.get(target) {
-            for r in t.records.iter().filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)) {
+            for r in t
+                .records
+                .iter()
+                .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+            {
                 out.extend_from_slice(&full_record(r));
                 *count += 1;
             }
@@ -143,7 +152,13 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Arc
                 additional: additional.into_boxed_slice(),
             });
         }
-        out.push((key_of(&node.name), Arc::new(NodeData { rrsets: rrsets.into_boxed_slice(), cname })));
+        out.push((
+            key_of(&node.name),
+            Arc::new(NodeData {
+                rrsets: rrsets.into_boxed_slice(),
+                cname,
+            }),
+        ));
     }
     out
 }
@@ -177,7 +192,9 @@ pub fn split_records(bytes: &[u8], ptr_owner: bool) -> Vec<&[u8]> {
 /// Services with the same endpoint IP): RRsets of a type are joined and
 /// duplicate records dropped.
 pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
-    let mut by_type: Vec<(u16, Vec<&'a [u8]>, Vec<&'a [u8]>)> = Vec::new();
+    // (type, answer records, additional records)
+    type Parts<'a> = (u16, Vec<&'a [u8]>, Vec<&'a [u8]>);
+    let mut by_type: Vec<Parts<'a>> = Vec::new();
     let mut cname = None;
     for part in parts {
         if cname.is_none() {

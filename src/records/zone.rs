@@ -34,9 +34,17 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
                 let head = name == apex && matches!(ty, RecordType::SOA | RecordType::NS);
                 let rdata = match &r.data {
                     // Character strings are quoted in master files (RFC 1035 5.1).
-                    hickory_proto::rr::RData::TXT(txt) => txt.txt_data
+                    hickory_proto::rr::RData::TXT(txt) => txt
+                        .txt_data
                         .iter()
-                        .map(|s| format!("\"{}\"", String::from_utf8_lossy(s).replace('\\', "\\\\").replace('"', "\\\"")))
+                        .map(|s| {
+                            format!(
+                                "\"{}\"",
+                                String::from_utf8_lossy(s)
+                                    .replace('\\', "\\\\")
+                                    .replace('"', "\\\"")
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(" "),
                     other => other.to_string(),
@@ -47,7 +55,12 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
         }
         // Apex SOA/NS, then canonical name order, type number, record text.
         lines.sort_by(|a, b| {
-            (a.0, a.1, if a.2 == 6 { 0 } else { a.2 }, &a.3).cmp(&(b.0, b.1, if b.2 == 6 { 0 } else { b.2 }, &b.3))
+            (a.0, a.1, if a.2 == 6 { 0 } else { a.2 }, &a.3).cmp(&(
+                b.0,
+                b.1,
+                if b.2 == 6 { 0 } else { b.2 },
+                &b.3,
+            ))
         });
         lines.dedup_by(|a, b| a.3 == b.3);
         for (_, _, _, line) in lines {
@@ -64,7 +77,10 @@ fn relative(name: &Name, apex: &Name) -> String {
         return "@".to_string();
     }
     let keep = (name.num_labels() - apex.num_labels()) as usize;
-    let labels: Vec<String> =
-        name.iter().take(keep).map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+    let labels: Vec<String> = name
+        .iter()
+        .take(keep)
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+        .collect();
     labels.join(".")
 }

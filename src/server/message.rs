@@ -51,7 +51,11 @@ pub struct Query<'a> {
 pub enum Parsed<'a> {
     Query(Query<'a>),
     /// Answer with a bare header carrying this rcode.
-    Error { id: u16, flags: u16, rcode: u8 },
+    Error {
+        id: u16,
+        flags: u16,
+        rcode: u8,
+    },
     /// Not a DNS query header at all, or a response: say nothing.
     Drop,
 }
@@ -75,14 +79,24 @@ fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
 
 /// Parses a query. Never panics, never loops: every step moves forward.
 pub fn parse(b: &[u8]) -> Parsed<'_> {
-    let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else { return Parsed::Drop };
+    let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else {
+        return Parsed::Drop;
+    };
     if b.len() < 12 || flags & FLAG_QR != 0 {
         return Parsed::Drop;
     }
-    let formerr = Parsed::Error { id, flags, rcode: RCODE_FORMERR };
+    let formerr = Parsed::Error {
+        id,
+        flags,
+        rcode: RCODE_FORMERR,
+    };
     let opcode = (flags >> 11) & 0xF;
     if opcode != 0 {
-        return Parsed::Error { id, flags, rcode: RCODE_NOTIMP };
+        return Parsed::Error {
+            id,
+            flags,
+            rcode: RCODE_NOTIMP,
+        };
     }
     let counts = [4, 6, 8, 10].map(|i| u16_at(b, i).unwrap_or(0));
     if counts[0] != 1 {
@@ -102,15 +116,21 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
         }
     }
     let qname = &b[12..i];
-    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else { return formerr };
+    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else {
+        return formerr;
+    };
     i += 4;
     let mut edns = None;
     let records = counts[1] as usize + counts[2] as usize + counts[3] as usize;
     for n in 0..records {
         let start = i;
-        let Some(after) = skip_name(b, i) else { return formerr };
+        let Some(after) = skip_name(b, i) else {
+            return formerr;
+        };
         i = after;
-        let (Some(rtype), Some(class), Some(rdlen)) = (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8)) else {
+        let (Some(rtype), Some(class), Some(rdlen)) =
+            (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8))
+        else {
             return formerr;
         };
         let additional = n >= counts[1] as usize + counts[2] as usize;
@@ -119,14 +139,24 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
             if !additional || edns.is_some() || b[start] != 0 {
                 return formerr;
             }
-            edns = Some(Edns { payload: class, version: b[i + 5] });
+            edns = Some(Edns {
+                payload: class,
+                version: b[i + 5],
+            });
         }
         i += 10 + rdlen as usize;
         if i > b.len() {
             return formerr;
         }
     }
-    Parsed::Query(Query { id, flags, qname, qtype, qclass, edns })
+    Parsed::Query(Query {
+        id,
+        flags,
+        qname,
+        qtype,
+        qclass,
+        edns,
+    })
 }
 
 /// Writes the response to `query` into `out`. Returns false when nothing
@@ -136,7 +166,12 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
     let q = match parse(query) {
         Parsed::Drop => return None,
         Parsed::Error { id, flags, rcode } => {
-            header(out, id, FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16, [0, 0, 0, 0]);
+            header(
+                out,
+                id,
+                FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16,
+                [0, 0, 0, 0],
+            );
             return Some(rcode);
         }
         Parsed::Query(q) => q,
@@ -166,7 +201,11 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
         // Zone transfers and other meta queries are not served.
         || matches!(q.qtype, 251..=254)
         || klen == 0;
-    let ans = if refuse { None } else { Some(answer(index, &key[..klen], q.qtype)) };
+    let ans = if refuse {
+        None
+    } else {
+        Some(answer(index, &key[..klen], q.qtype))
+    };
     let rcode = match &ans {
         None => RCODE_REFUSED,
         Some(a) => encode_answer(out, a, max, q.edns.is_some()),

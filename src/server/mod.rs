@@ -57,7 +57,9 @@ impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
     /// and starts answering from `index`. Must be called within a tokio runtime.
     pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr]) -> Result<Server, ServeError> {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
         let mut addrs = Vec::new();
@@ -99,13 +101,21 @@ impl Server {
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
                 .spawn(move || udp_loop(socket, &index, &stop))
-                .map_err(|source| ServeError::Bind { addr: addrs[0], source })?;
+                .map_err(|source| ServeError::Bind {
+                    addr: addrs[0],
+                    source,
+                })?;
             udp_threads.push(handle);
         }
         for listener in tcp {
             tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone()));
         }
-        Ok(Server { addrs, stop, cancel, udp_threads })
+        Ok(Server {
+            addrs,
+            stop,
+            cancel,
+            udp_threads,
+        })
     }
 
     /// The bound addresses, in the order given (ports resolved).
@@ -133,7 +143,14 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive");
                 continue;

@@ -15,8 +15,14 @@ use crate::model::{Namespace, Object};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifests at {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
+
+/// Every object of the manifests, and the problems found in the files read.
+pub type Loaded = (Vec<Object>, Vec<DocError>);
 
 /// What a file looked like when it was last parsed.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,8 +44,14 @@ pub struct Manifests {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     !hidden && matches!(ext.as_deref(), Some("yaml" | "yml" | "json"))
 }
 
@@ -52,7 +64,10 @@ fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
     }
     for entry in std::fs::read_dir(root)? {
         let path = entry?.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if path.is_dir() && !hidden {
             // A subdirectory that vanishes mid-walk is simply not there.
             let _ = walk(&path, out);
@@ -65,7 +80,11 @@ fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
 
 impl Manifests {
     pub fn new(roots: Vec<PathBuf>, cidr: IpNet) -> Self {
-        Manifests { roots, cidr, files: HashMap::new() }
+        Manifests {
+            roots,
+            cidr,
+            files: HashMap::new(),
+        }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -73,34 +92,51 @@ impl Manifests {
     }
 
     /// Reads what changed since the last call and returns the complete set
-    /// of objects, with the errors found in the files that were read now.
+    /// of objects, with the errors found in the files that were read now;
+    /// `None` when no file changed at all.
     /// `strict`: a missing or unreadable root is an error (at start-up);
     /// later it only means its files are gone.
-    pub fn load(&mut self, strict: bool) -> Result<(Vec<Object>, Vec<DocError>), ManifestError> {
+    pub fn load(&mut self, strict: bool) -> Result<Option<Loaded>, ManifestError> {
         let mut paths = BTreeSet::new();
         for root in &self.roots {
             if let Err(source) = walk(root, &mut paths)
                 && strict
             {
-                return Err(ManifestError::Read { path: root.clone(), source });
+                return Err(ManifestError::Read {
+                    path: root.clone(),
+                    source,
+                });
             }
         }
         let mut errors = Vec::new();
+        let before = self.files.len();
         self.files.retain(|p, _| paths.contains(p));
+        let mut changed = self.files.len() != before || self.files.is_empty();
         for path in &paths {
-            let Ok(meta) = std::fs::metadata(path) else { continue };
-            let stamp = Stamp { modified: meta.modified().ok(), len: meta.len() };
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let stamp = Stamp {
+                modified: meta.modified().ok(),
+                len: meta.len(),
+            };
             if self.files.get(path).is_some_and(|f| f.stamp == stamp) {
                 continue;
             }
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(source) if strict => return Err(ManifestError::Read { path: path.clone(), source }),
+                Err(source) if strict => {
+                    return Err(ManifestError::Read {
+                        path: path.clone(),
+                        source,
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e, "cannot read manifest file");
                     continue;
                 }
             };
+            changed = true;
             let (objects, errs) = parse_text(path, &text);
             let broken = errs.iter().any(|e| e.syntax);
             errors.extend(errs);
@@ -109,9 +145,13 @@ impl Manifests {
                 // (no data lost on reload); its new stamp avoids re-reporting.
                 Some(old) if broken => old.stamp = stamp,
                 _ => {
-                    self.files.insert(path.clone(), FileState { stamp, objects });
+                    self.files
+                        .insert(path.clone(), FileState { stamp, objects });
                 }
             }
+        }
+        if !changed {
+            return Ok(None);
         }
         let mut all: Vec<Object> = Vec::new();
         let mut sorted: Vec<&PathBuf> = self.files.keys().collect();
@@ -126,8 +166,12 @@ impl Manifests {
                 namespaces.insert(obj.namespace().to_string());
             }
         }
-        all.extend(namespaces.into_iter().map(|name| Object::Namespace(Namespace { name })));
+        all.extend(
+            namespaces
+                .into_iter()
+                .map(|name| Object::Namespace(Namespace { name })),
+        );
         allocate(&mut all, &self.cidr);
-        Ok((all, errors))
+        Ok(Some((all, errors)))
     }
 }

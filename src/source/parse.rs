@@ -23,32 +23,33 @@ pub struct DocError {
 
 /// The documents of a YAML stream: split at `---` lines so that one broken
 /// document cannot hide the others, each with its 1-based number.
-fn documents(text: &str) -> Vec<(usize, String)> {
+fn documents(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut docs = Vec::new();
-    let mut cur = String::new();
     let mut n = 1;
-    for line in text.lines() {
-        let marker = line.starts_with("---") && line[3..].chars().next().is_none_or(char::is_whitespace);
-        if marker || line.trim_end() == "..." {
-            if !cur.trim().is_empty() {
-                docs.push((n, std::mem::take(&mut cur)));
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker =
+            bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
+        if marker || bare.trim_end() == "..." {
+            if !text[start..offset].trim().is_empty() {
+                docs.push((n, start, offset));
             }
-            cur.clear();
             n += 1;
-            if marker {
-                // `--- key: value` starts a document on the marker line.
-                cur.push_str(line[3..].trim_start());
-                cur.push('\n');
-            }
-            continue;
+            // `--- key: value` starts a document on the marker line.
+            start = if marker {
+                offset + 3
+            } else {
+                offset + line.len()
+            };
         }
-        cur.push_str(line);
-        cur.push('\n');
+        offset += line.len();
     }
-    if !cur.trim().is_empty() {
-        docs.push((n, cur));
+    if !text[start..].trim().is_empty() {
+        docs.push((n, start, text.len()));
     }
-    docs
+    docs.into_iter().map(move |(n, a, b)| (n, &text[a..b]))
 }
 
 fn yaml_value(doc: &str) -> Result<Value, String> {
@@ -67,20 +68,34 @@ fn yaml_value(doc: &str) -> Result<Value, String> {
 /// Parses one file's text into objects and per-document errors.
 pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
     let file = path.display().to_string();
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let docs: Vec<(usize, Result<Value, String>)> = if is_json {
-        vec![(1, serde_json::from_str(text).map_err(|e| e.to_string()))]
-    } else {
-        documents(text).into_iter().map(|(n, d)| (n, yaml_value(&d))).collect()
-    };
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let mut objects = Vec::new();
     let mut errors = Vec::new();
-    for (doc, value) in docs {
-        match value {
-            Err(message) => errors.push(DocError { file: file.clone(), doc, message, syntax: true }),
-            Ok(v) => objects_of(v, &mut objects, &mut |message| {
-                errors.push(DocError { file: file.clone(), doc, message, syntax: false })
-            }),
+    let mut one = |doc: usize, value: Result<Value, String>| match value {
+        Err(message) => errors.push(DocError {
+            file: file.clone(),
+            doc,
+            message,
+            syntax: true,
+        }),
+        Ok(v) => objects_of(v, &mut objects, &mut |message| {
+            errors.push(DocError {
+                file: file.clone(),
+                doc,
+                message,
+                syntax: false,
+            })
+        }),
+    };
+    // One document at a time: a parsed document is many times its text, so
+    // a big file is never held parsed as a whole.
+    if is_json {
+        one(1, serde_json::from_str(text).map_err(|e| e.to_string()));
+    } else {
+        for (n, d) in documents(text) {
+            one(n, yaml_value(d));
         }
     }
     (objects, errors)
@@ -89,8 +104,14 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
 fn describe(v: &Value) -> String {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("object");
     let meta = v.get("metadata");
-    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("?");
+    let ns = meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     format!("{kind} {ns}/{name}")
 }
 
@@ -99,8 +120,16 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     if v.is_null() {
         return;
     }
-    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-    let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let api = v
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if kind == "List" || (kind.ends_with("List") && v.get("items").is_some()) {
         if let Value::Object(mut map) = v
             && let Some(Value::Array(items)) = map.remove("items")
@@ -113,12 +142,20 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     }
     let what = describe(&v);
     let result: Result<Option<Object>, String> = match (kind.as_str(), api.as_str()) {
-        ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))),
-        ("Service", "v1") => convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s)))),
-        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| Endpoints::trim(e).map(|e| Some(Object::Endpoints(e)))),
+        ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| {
+            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))
+        }),
+        ("Service", "v1") => {
+            convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s))))
+        }
+        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| {
+            Endpoints::trim(e).map(|e| Some(Object::Endpoints(e)))
+        }),
         ("Pod", "v1") => convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p)))),
         ("EndpointSlice", "discovery.k8s.io/v1") => {
-            convert::<discovery::EndpointSlice, _>(v, |s| EndpointSlice::trim(s).map(|s| s.map(Object::EndpointSlice)))
+            convert::<discovery::EndpointSlice, _>(v, |s| {
+                EndpointSlice::trim(s).map(|s| s.map(Object::EndpointSlice))
+            })
         }
         _ => {
             tracing::debug!(kind, api, "skipping a kind DNS does not use");
@@ -153,7 +190,11 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!((errs[0].doc, errs[0].syntax), (2, true));
         assert_eq!((errs[1].doc, errs[1].syntax), (3, false));
-        assert!(errs[1].message.contains("Service default/s"), "{}", errs[1].message);
+        assert!(
+            errs[1].message.contains("Service default/s"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]
