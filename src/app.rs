@@ -63,9 +63,9 @@ pub async fn serve_manifests(
     let cfg = zone_config(flags)?;
     for p in &paths {
         // Fail fast and clearly on a path that is not there at all.
-        std::fs::metadata(p).map_err(|source| ManifestError::Read {
+        std::fs::metadata(p).map_err(|error| ManifestError::Read {
             path: p.clone(),
-            source,
+            error,
         })?;
     }
     let index = ZoneIndex::new(cfg);

@@ -29,9 +29,14 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // One clear line, then where to look.
+            // clap's message up to its usage block, on one line.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see clusterdns --help)");
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!("{} (see clusterdns --help)", message.join(" "));
             return ExitCode::from(2);
         }
     };

@@ -29,8 +29,8 @@ const UDP_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: SocketAddr, error: io::Error },
 }
 
 /// Running listeners. Dropping it does not stop them: call [`Server::shutdown`].
@@ -66,7 +66,7 @@ impl Server {
         let mut sockets = Vec::new();
         let mut tcp = Vec::new();
         for &want in listen {
-            let bind_err = |source| ServeError::Bind { addr: want, source };
+            let bind_err = |error| ServeError::Bind { addr: want, error };
             // With port 0 the kernel picks a free UDP port, whose TCP twin
             // may be taken (a client's ephemeral port): pick again then.
             let attempts = if want.port() == 0 { 20 } else { 1 };
@@ -101,9 +101,9 @@ impl Server {
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
                 .spawn(move || udp_loop(socket, &index, &stop))
-                .map_err(|source| ServeError::Bind {
+                .map_err(|error| ServeError::Bind {
                     addr: addrs[0],
-                    source,
+                    error,
                 })?;
             udp_threads.push(handle);
         }

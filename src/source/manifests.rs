@@ -14,10 +14,10 @@ use crate::model::{Namespace, Object};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifests at {path}: {source}")]
+    #[error("cannot read manifests at {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -58,7 +58,7 @@ fn is_manifest(path: &Path) -> bool {
 /// Every manifest file under `root` (the file itself when it is one).
 fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::metadata(root)?;
-    if meta.is_file() {
+    if !meta.is_dir() {
         out.insert(root.to_path_buf());
         return Ok(());
     }
@@ -99,12 +99,12 @@ impl Manifests {
     pub fn load(&mut self, strict: bool) -> Result<Option<Loaded>, ManifestError> {
         let mut paths = BTreeSet::new();
         for root in &self.roots {
-            if let Err(source) = walk(root, &mut paths)
+            if let Err(error) = walk(root, &mut paths)
                 && strict
             {
                 return Err(ManifestError::Read {
                     path: root.clone(),
-                    source,
+                    error,
                 });
             }
         }
@@ -125,10 +125,10 @@ impl Manifests {
             }
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(source) if strict => {
+                Err(error) if strict => {
                     return Err(ManifestError::Read {
                         path: path.clone(),
-                        source,
+                        error,
                     });
                 }
                 Err(e) => {

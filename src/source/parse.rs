@@ -12,10 +12,12 @@ use crate::model::{EndpointSlice, Endpoints, Namespace, Object, Pod, Service};
 
 /// One problem in one document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: document {doc}: {message}")]
+#[error("{file}: document {doc} (from line {line}): {message}")]
 pub struct DocError {
     pub file: String,
     pub doc: usize,
+    /// The file line the document starts on.
+    pub line: usize,
     pub message: String,
     /// Not valid YAML/JSON at all (the file may be half written).
     pub syntax: bool,
@@ -23,7 +25,7 @@ pub struct DocError {
 
 /// The documents of a YAML stream: split at `---` lines so that one broken
 /// document cannot hide the others, each with its 1-based number.
-fn documents(text: &str) -> impl Iterator<Item = (usize, &str)> {
+fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     let mut docs = Vec::new();
     let mut n = 1;
     let mut start = 0;
@@ -49,7 +51,13 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, &str)> {
     if !text[start..].trim().is_empty() {
         docs.push((n, start, text.len()));
     }
-    docs.into_iter().map(move |(n, a, b)| (n, &text[a..b]))
+    let mut line = 1;
+    let mut seen = 0;
+    docs.into_iter().map(move |(n, a, b)| {
+        line += text[seen..a].matches('\n').count();
+        seen = a;
+        (n, line, &text[a..b])
+    })
 }
 
 fn yaml_value(doc: &str) -> Result<Value, String> {
@@ -62,7 +70,15 @@ fn yaml_value(doc: &str) -> Result<Value, String> {
             max_total_scalar_bytes: 1 << 31,
         },
     };
-    serde_saphyr::from_str_with_options::<Value>(doc, options).map_err(|e| e.to_string())
+    // The parser's message comes with a source snippet; its first line has
+    // the position, which is what a log line needs.
+    serde_saphyr::from_str_with_options::<Value>(doc, options).map_err(|e| {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .to_string()
+    })
 }
 
 /// Parses one file's text into objects and per-document errors.
@@ -73,10 +89,11 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let mut objects = Vec::new();
     let mut errors = Vec::new();
-    let mut one = |doc: usize, value: Result<Value, String>| match value {
+    let mut one = |doc: usize, line: usize, value: Result<Value, String>| match value {
         Err(message) => errors.push(DocError {
             file: file.clone(),
             doc,
+            line,
             message,
             syntax: true,
         }),
@@ -84,6 +101,7 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
             errors.push(DocError {
                 file: file.clone(),
                 doc,
+                line,
                 message,
                 syntax: false,
             })
@@ -92,10 +110,10 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
     // One document at a time: a parsed document is many times its text, so
     // a big file is never held parsed as a whole.
     if is_json {
-        one(1, serde_json::from_str(text).map_err(|e| e.to_string()));
+        one(1, 1, serde_json::from_str(text).map_err(|e| e.to_string()));
     } else {
-        for (n, d) in documents(text) {
-            one(n, yaml_value(d));
+        for (n, line, d) in documents(text) {
+            one(n, line, yaml_value(d));
         }
     }
     (objects, errors)
@@ -188,7 +206,7 @@ mod tests {
         let (objs, errs) = parse_text(Path::new("x.yaml"), text);
         assert_eq!(objs.len(), 2, "{objs:?}");
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert_eq!((errs[0].doc, errs[0].syntax), (2, true));
+        assert_eq!((errs[0].doc, errs[0].line, errs[0].syntax), (2, 6, true));
         assert_eq!((errs[1].doc, errs[1].syntax), (3, false));
         assert!(
             errs[1].message.contains("Service default/s"),

@@ -1,0 +1,150 @@
+//! The binary's command line: clear one-line errors and non-zero exits,
+//! never a panic; `zone` prints the snapshot.
+
+use std::process::{Command, Output};
+
+fn clusterdns(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn fails_with_one_line(args: &[&str], code: i32, needle: &str) {
+    let out = clusterdns(args);
+    let lines = stderr_lines(&out);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {lines:?}");
+    assert_eq!(lines.len(), 1, "{args:?}: want one line, got {lines:?}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: {:?} lacks {needle:?}",
+        lines[0]
+    );
+    assert!(!lines[0].contains("panicked"), "{args:?}: {lines:?}");
+}
+
+#[test]
+fn wrong_flags_are_one_clear_line() {
+    fails_with_one_line(&["serve", "--bogus"], 2, "--bogus");
+    fails_with_one_line(&["serve", "--manifests", "x", "--ttl", "4000"], 2, "4000");
+    fails_with_one_line(
+        &["serve", "--manifests", "x", "--pods", "maybe"],
+        2,
+        "maybe",
+    );
+    fails_with_one_line(
+        &["serve", "--manifests", "x", "--listen", "nowhere"],
+        2,
+        "nowhere",
+    );
+    fails_with_one_line(
+        &["serve", "--manifests", "x", "--service-cidr", "10.0.0.0/99"],
+        2,
+        "10.0.0.0/99",
+    );
+    fails_with_one_line(&["serve"], 2, "--manifests");
+    fails_with_one_line(&["frobnicate"], 2, "frobnicate");
+}
+
+#[test]
+fn unreadable_path_and_port_in_use() {
+    fails_with_one_line(
+        &[
+            "serve",
+            "--manifests",
+            "/no/such/dir",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        1,
+        "/no/such/dir",
+    );
+    fails_with_one_line(
+        &["zone", "--manifests", "/no/such/file.yaml"],
+        1,
+        "/no/such/file.yaml",
+    );
+    fails_with_one_line(
+        &[
+            "serve",
+            "--manifests",
+            ".",
+            "--zone",
+            "bad..zone",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        1,
+        "bad..zone",
+    );
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    fails_with_one_line(
+        &["serve", "--manifests", fixtures, "--listen", &addr],
+        1,
+        &addr,
+    );
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = clusterdns(&["serve", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--manifests",
+        "--listen",
+        "--zone",
+        "--ttl",
+        "--pods",
+        "--service-cidr",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}");
+    }
+    let out = clusterdns(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "zone", "demo"] {
+        assert!(help.contains(cmd), "--help lacks {cmd}");
+    }
+}
+
+#[test]
+fn zone_prints_the_snapshot_and_reports_broken_documents() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = clusterdns(&[
+        "zone",
+        "--manifests",
+        &format!("{root}/tests/fixtures/seeds.yaml"),
+    ]);
+    assert!(out.status.success());
+    let want = std::fs::read_to_string(format!("{root}/zones/seeds.zone")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: ok, namespace: t}\nspec: {clusterIP: 10.96.9.9}\n---\nkind: [broken\n---\napiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: [{port: 70000}]}\n",
+    )
+    .unwrap();
+    let out = clusterdns(&["zone", "--manifests", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("mixed.yaml: document 2"), "{lines:?}");
+    assert!(
+        lines[1].contains("mixed.yaml: document 3") && lines[1].contains("Service default/bad"),
+        "{lines:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok.t.svc 5 IN A 10.96.9.9"));
+}

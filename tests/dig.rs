@@ -1,0 +1,165 @@
+//! The real `dig` against the built binary, as a user runs it: the demo
+//! (the README's first command) and `serve` over UDP and TCP.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    // Good enough for a test: the kernel's pick, released right away.
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("dig runs (install dnsutils: apt-get install dnsutils)");
+    assert!(
+        out.status.success(),
+        "dig {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_answering(port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if dig(port, &["+short", "dns-version.cluster.local", "TXT"]).contains("1.1.0") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("server on port {port} did not answer");
+}
+
+#[test]
+fn demo_answers_as_the_readme_shows() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let mut printed = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    assert!(
+        printed.contains(&format!("dig @127.0.0.1 -p {port}")),
+        "{printed}"
+    );
+    // Every dig line the demo prints gets an answer (NOERROR) but the last,
+    // which shows an NXDOMAIN.
+    for line in printed
+        .lines()
+        .filter(|l| l.trim_start().starts_with("dig "))
+    {
+        let args: Vec<&str> = line.split_whitespace().skip(4).collect();
+        let out = dig(port, &args);
+        if line.contains("nope.") {
+            assert!(out.contains("status: NXDOMAIN"), "{line}: {out}");
+        } else {
+            assert!(!out.trim().is_empty(), "{line}: empty answer");
+        }
+    }
+    let job = dig(
+        port,
+        &[
+            "+short",
+            "comprehensive-computation-0.compute-service.default.svc.cluster.local",
+        ],
+    );
+    assert_eq!(job.trim(), "10.244.1.10");
+    let sts = dig(port, &["+short", "web-1.nginx.default.svc.cluster.local"]);
+    assert_eq!(sts.trim(), "10.244.2.6");
+    let mysql = dig(port, &["+short", "mysql-svc.default.svc.cluster.local"]);
+    assert_eq!(mysql.trim(), "114.32.146.154");
+    let ptr = dig(port, &["+short", "-x", "10.244.2.5"]);
+    assert_eq!(ptr.trim(), "web-0.nginx.default.svc.cluster.local.");
+    let pod = dig(port, &["+short", "10-244-1-10.default.pod.cluster.local"]);
+    assert_eq!(pod.trim(), "10.244.1.10", "demo runs with --pods insecure");
+}
+
+#[test]
+fn serve_over_udp_and_tcp_with_dig() {
+    let port = free_port();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args([
+            "serve",
+            "--manifests",
+            fixtures,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = Killed(child);
+    wait_answering(port);
+    for transport in ["+notcp", "+tcp"] {
+        let out = dig(
+            port,
+            &[
+                transport,
+                "+short",
+                "example-job-1.headless-svc.jobs.svc.cluster.local",
+            ],
+        );
+        assert_eq!(out.trim(), "10.244.3.11", "{transport}");
+        let out = dig(
+            port,
+            &[
+                transport,
+                "+short",
+                "_web._tcp.nginx.web.svc.cluster.local",
+                "SRV",
+            ],
+        );
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            vec![
+                "0 50 80 web-0.nginx.web.svc.cluster.local.",
+                "0 50 80 web-1.nginx.web.svc.cluster.local.",
+            ]
+        );
+        let out = dig(port, &[transport, "nope.jobs.svc.cluster.local"]);
+        assert!(
+            out.contains("status: NXDOMAIN") && out.contains("flags: qr aa rd"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "cluster.local.\t\t5\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local."
+            ),
+            "{out}"
+        );
+    }
+}
