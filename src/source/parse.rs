@@ -40,7 +40,7 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
             }
             n += 1;
             // `--- key: value` starts a document on the marker line.
-            start = if marker {
+            start = if marker && !bare[3..].trim().is_empty() {
                 offset + 3
             } else {
                 offset + line.len()
