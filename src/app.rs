@@ -78,6 +78,11 @@ pub async fn serve_manifests(
     });
     let (manifests, first) = loaded.await.map_err(|e| AppError::Other(e.to_string()))?;
     let (objects, errors) = first?.unwrap_or_default();
+    tracing::debug!(
+        objects = objects.len(),
+        rss_kib = crate::source::rss_kib(),
+        "manifests parsed"
+    );
     for e in errors {
         tracing::warn!("{e}");
     }

@@ -46,13 +46,13 @@ pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
 #[derive(Default, Debug)]
 pub struct Cluster {
     namespaces: BTreeSet<String>,
-    services: HashMap<NsName, Service>,
+    services: HashMap<NsName, Arc<Service>>,
     services_by_ns: HashMap<String, BTreeSet<String>>,
-    slices: HashMap<NsName, EndpointSlice>,
+    slices: HashMap<NsName, Arc<EndpointSlice>>,
     /// (namespace, service name) -> slice names, from the service-name label.
     slices_by_service: HashMap<NsName, BTreeSet<String>>,
-    endpoints: HashMap<NsName, Endpoints>,
-    pods: HashMap<NsName, Pod>,
+    endpoints: HashMap<NsName, Arc<Endpoints>>,
+    pods: HashMap<NsName, Arc<Pod>>,
     pods_by_ns: HashMap<String, BTreeSet<String>>,
 }
 
@@ -85,7 +85,7 @@ impl Cluster {
     }
 
     pub fn service(&self, ns: &str, name: &str) -> Option<&Service> {
-        self.services.get(&nsn(ns, name))
+        self.services.get(&nsn(ns, name)).map(|s| &**s)
     }
 
     pub fn has_namespace(&self, ns: &str) -> bool {
@@ -93,11 +93,11 @@ impl Cluster {
     }
 
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Pod> {
-        self.pods.get(&nsn(ns, name))
+        self.pods.get(&nsn(ns, name)).map(|p| &**p)
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.services.values()
+        self.services.values().map(|s| &**s)
     }
 
     pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
@@ -106,11 +106,11 @@ impl Cluster {
             .get(&key)
             .into_iter()
             .flatten()
-            .filter_map(move |name| self.slices.get(&nsn(ns, name)))
+            .filter_map(move |name| self.slices.get(&nsn(ns, name)).map(|s| &**s))
     }
 
     pub(super) fn endpoints_named(&self, ns: &str, name: &str) -> Option<&Endpoints> {
-        self.endpoints.get(&nsn(ns, name))
+        self.endpoints.get(&nsn(ns, name)).map(|e| &**e)
     }
 
     pub(super) fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
@@ -118,7 +118,7 @@ impl Cluster {
             .get(ns)
             .into_iter()
             .flatten()
-            .filter_map(move |name| self.pods.get(&nsn(ns, name)))
+            .filter_map(move |name| self.pods.get(&nsn(ns, name)).map(|p| &**p))
     }
 
     pub fn counts(&self) -> [(Kind, usize); 5] {
@@ -283,7 +283,7 @@ impl Cluster {
             }
             Kind::EndpointSlice => match self.slices.remove(&k) {
                 Some(old) => {
-                    if let Some(svc) = old.service {
+                    if let Some(svc) = &old.service {
                         index_remove(&mut self.slices_by_service, &nsn(&k.0, &svc), &k.1);
                     }
                     true

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -28,14 +29,16 @@ pub struct ObjectKey {
     pub name: String,
 }
 
-/// One trimmed object, as the sources deliver it to the model.
+/// One trimmed object, as the sources deliver it to the model. Shared, not
+/// copied: a source that keeps what it sent (the manifest cache) and the
+/// model hold the same allocation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Namespace(Namespace),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Endpoints(Endpoints),
-    Pod(Pod),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Endpoints(Arc<Endpoints>),
+    Pod(Arc<Pod>),
 }
 
 impl Object {

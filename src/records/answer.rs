@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use super::PodMode;
 use super::index::ZoneIndex;
 use super::name::{label_starts, parse_ip_label};
-use super::wire::{NodeData, QNAME_PTR, Rrset};
+use super::wire::{NodeData, QNAME_PTR, Rrset, RrsetRef};
 
 const TYPE_CNAME: u16 = 5;
 const TYPE_A: u16 = 1;
@@ -21,13 +21,13 @@ const MAX_CHAIN: usize = 8;
 /// name, every later step by the CNAME target of the step before it.
 #[derive(Clone, Debug)]
 pub struct Step {
-    pub data: Arc<NodeData>,
+    pub data: NodeData,
     pub rrset: usize,
 }
 
 impl Step {
-    pub fn rrset(&self) -> &Rrset {
-        &self.data.rrsets[self.rrset]
+    pub fn rrset(&self) -> RrsetRef<'_> {
+        self.data.rrset(self.rrset)
     }
 }
 
@@ -74,17 +74,13 @@ impl Answer {
 /// The RRset of `node` that answers `qtype`: a CNAME answers every type;
 /// ANY gets one RRset, never the whole name (RFC 8482).
 fn pick(node: &NodeData, qtype: u16) -> Option<usize> {
-    if let Some(i) = node.rrset(TYPE_CNAME) {
+    if let Some(i) = node.find(TYPE_CNAME) {
         return Some(i);
     }
     if qtype == TYPE_ANY {
-        return if node.rrsets.is_empty() {
-            None
-        } else {
-            Some(0)
-        };
+        return if node.is_empty() { None } else { Some(0) };
     }
-    node.rrset(qtype)
+    node.find(qtype)
 }
 
 /// Answers `qtype` at the lowercase wire name `key`.
@@ -110,7 +106,7 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
         if last.rrset().rtype != TYPE_CNAME {
             break;
         }
-        let Some(target) = last.data.cname.clone() else {
+        let Some(target) = last.data.cname().map(<[u8]>::to_vec) else {
             break;
         };
         let tzone = index.zone_of(&target).unwrap_or(zone);
@@ -152,7 +148,7 @@ fn miss(index: &ZoneIndex, zone: usize, steps: SmallVec<[Step; 1]>) -> Answer {
 
 /// R10 in `insecure` mode: `<a>-<b>-<c>-<d>.<ns>.pod.<zone>` answers the IP
 /// it spells when the namespace exists. (`verified` names are in the index.)
-fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<Arc<NodeData>> {
+fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<NodeData> {
     let cfg = index.config();
     if cfg.pods != PodMode::Insecure {
         return None;
@@ -182,12 +178,9 @@ fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<Arc<NodeData>> {
     let rrset = Rrset {
         rtype,
         count: 1,
-        answer: answer.into_boxed_slice(),
+        answer,
         ar_count: 0,
-        additional: Box::new([]),
+        additional: Vec::new(),
     };
-    Some(Arc::new(NodeData {
-        rrsets: Box::new([rrset]),
-        cname: None,
-    }))
+    Some(NodeData::new(&[rrset], None))
 }

@@ -18,21 +18,25 @@ use super::name::{Key, key_of, label_starts};
 use super::wire::{NodeData, full_record, merge, prepare};
 use crate::model::{Cluster, Event, Owner};
 
+/// A compact stand-in for an [`Owner`] inside index entries (4 bytes
+/// instead of two `Arc<str>` per name: a million names at 100k Services).
+type OwnerId = u32;
+
 /// One name: what each owner says of it, how many names below it exist
 /// (it is then an empty non-terminal at least, RFC 8020), and the merged
 /// answer that queries read.
-struct Entry {
-    owners: SmallVec<[(Owner, Arc<NodeData>); 1]>,
+struct Slot {
+    owners: SmallVec<[(OwnerId, NodeData); 1]>,
     descendants: u32,
-    merged: Arc<NodeData>,
+    merged: NodeData,
 }
 
-impl Entry {
-    fn remerge(&mut self, empty: &Arc<NodeData>) {
+impl Slot {
+    fn remerge(&mut self, empty: &NodeData) {
         self.merged = match self.owners.len() {
             0 => empty.clone(),
             1 => self.owners[0].1.clone(),
-            _ => Arc::new(merge(self.owners.iter().map(|(_, d)| &**d))),
+            _ => merge(self.owners.iter().map(|(_, d)| d)),
         };
     }
     fn is_dead(&self) -> bool {
@@ -42,7 +46,7 @@ impl Entry {
 
 pub struct ZoneIndex {
     cfg: ZoneConfig,
-    nodes: DashMap<Key, Entry>,
+    nodes: DashMap<Key, Slot, foldhash::fast::RandomState>,
     /// Keys of the served zones' apexes, in [`ZoneConfig::apexes`] order.
     apex_keys: [Key; 3],
     /// Each zone's SOA with its full owner name, for negative answers.
@@ -51,7 +55,7 @@ pub struct ZoneIndex {
     /// miss is SERVFAIL, never a false NXDOMAIN (SPEC.md 3).
     loaded: AtomicBool,
     serial: AtomicU32,
-    empty: Arc<NodeData>,
+    empty: NodeData,
 }
 
 impl ZoneIndex {
@@ -60,12 +64,12 @@ impl ZoneIndex {
         let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
         Arc::new(ZoneIndex {
             cfg,
-            nodes: DashMap::new(),
+            nodes: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             apex_keys,
             negative_soa,
             loaded: AtomicBool::new(false),
             serial: AtomicU32::new(0),
-            empty: Arc::new(NodeData::default()),
+            empty: NodeData::empty(),
         })
     }
 
@@ -79,7 +83,7 @@ impl ZoneIndex {
     }
 
     /// What `key` answers, if the name exists.
-    pub fn get(&self, key: &[u8]) -> Option<Arc<NodeData>> {
+    pub fn get(&self, key: &[u8]) -> Option<NodeData> {
         self.nodes.get(key).map(|e| e.merged.clone())
     }
 
@@ -128,7 +132,7 @@ impl ZoneIndex {
         self.nodes
             .iter()
             .filter(|e| !self.apex_keys.iter().any(|a| a == e.key()))
-            .map(|e| (e.key().to_vec(), (*e.merged).clone()))
+            .map(|e| (e.key().to_vec(), e.merged.clone()))
             .collect()
     }
 
@@ -147,23 +151,24 @@ impl ZoneIndex {
 
     fn count_descendant(&self, key: &[u8], add: bool) {
         for anc in self.ancestors(key) {
+            if add {
+                match self.nodes.get_mut(anc) {
+                    Some(mut e) => e.descendants += 1,
+                    // `entry` holds the shard lock from check to insert, so
+                    // two writers adding below one new name count both.
+                    None => {
+                        self.nodes
+                            .entry(anc.into())
+                            .or_insert_with(|| self.ent())
+                            .descendants += 1
+                    }
+                }
+                continue;
+            }
             let dead = match self.nodes.get_mut(anc) {
                 Some(mut e) => {
-                    if add {
-                        e.descendants += 1;
-                    } else {
-                        e.descendants = e.descendants.saturating_sub(1);
-                    }
+                    e.descendants = e.descendants.saturating_sub(1);
                     e.is_dead()
-                }
-                None if add => {
-                    let entry = Entry {
-                        owners: SmallVec::new(),
-                        descendants: 1,
-                        merged: self.empty.clone(),
-                    };
-                    self.nodes.insert(anc.into(), entry);
-                    false
                 }
                 None => false,
             };
@@ -173,44 +178,41 @@ impl ZoneIndex {
         }
     }
 
+    fn ent(&self) -> Slot {
+        Slot {
+            owners: SmallVec::new(),
+            descendants: 0,
+            merged: self.empty.clone(),
+        }
+    }
+
     /// Replaces what `owner` says: `new` names are written first and names
     /// it no longer has are removed after, so a name present before and after
     /// never goes missing in between. Returns whether any answer changed.
-    fn set_owner(&self, owner: &Owner, old_keys: &[Key], new: Vec<(Key, Arc<NodeData>)>) -> bool {
+    /// Safe to call for different owners from several threads at once.
+    fn set_owner(&self, owner: OwnerId, old_keys: &[Key], new: Vec<(Key, NodeData)>) -> bool {
         let mut changed = false;
         let new_keys: HashSet<&[u8]> = new.iter().map(|(k, _)| &k[..]).collect();
         let mut added = Vec::new();
         for (key, data) in &new {
-            match self.nodes.get_mut(&key[..]) {
-                Some(mut e) => match e.owners.iter().position(|(o, _)| o == owner) {
-                    Some(i) => {
-                        if *e.owners[i].1 != **data {
-                            e.owners[i].1 = data.clone();
-                            e.remerge(&self.empty);
-                            changed = true;
-                        }
-                    }
-                    None => {
-                        e.owners.push((owner.clone(), data.clone()));
+            let mut put = |e: &mut Slot| match e.owners.iter().position(|(o, _)| *o == owner) {
+                Some(i) => {
+                    if e.owners[i].1 != *data {
+                        e.owners[i].1 = data.clone();
                         e.remerge(&self.empty);
                         changed = true;
-                        added.push(key);
                     }
-                },
+                }
                 None => {
-                    let mut owners = SmallVec::new();
-                    owners.push((owner.clone(), data.clone()));
-                    self.nodes.insert(
-                        key.clone(),
-                        Entry {
-                            owners,
-                            descendants: 0,
-                            merged: data.clone(),
-                        },
-                    );
+                    e.owners.push((owner, data.clone()));
+                    e.remerge(&self.empty);
                     changed = true;
                     added.push(key);
                 }
+            };
+            match self.nodes.get_mut(&key[..]) {
+                Some(mut e) => put(&mut e),
+                None => put(&mut self.nodes.entry(key.clone()).or_insert_with(|| self.ent())),
             }
         }
         for key in added {
@@ -218,7 +220,7 @@ impl ZoneIndex {
         }
         for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
             let removed = match self.nodes.get_mut(&key[..]) {
-                Some(mut e) => match e.owners.iter().position(|(o, _)| o == owner) {
+                Some(mut e) => match e.owners.iter().position(|(o, _)| *o == owner) {
                     Some(i) => {
                         e.owners.remove(i);
                         e.remerge(&self.empty);
@@ -253,6 +255,8 @@ pub struct UpdateStats {
 pub struct Updater {
     cluster: Cluster,
     index: Arc<ZoneIndex>,
+    ids: HashMap<Owner, OwnerId>,
+    free_ids: Vec<OwnerId>,
 }
 
 impl Updater {
@@ -260,6 +264,8 @@ impl Updater {
         Updater {
             cluster: Cluster::new(),
             index,
+            ids: HashMap::new(),
+            free_ids: Vec::new(),
         }
     }
 
@@ -271,9 +277,23 @@ impl Updater {
         &self.index
     }
 
-    fn prepared(&self, owner: &Owner, serial: u32) -> Vec<(Key, Arc<NodeData>)> {
-        let nodes = owner_nodes(&self.cluster, &self.index.cfg, owner, serial);
-        prepare(&nodes, |n| self.index.zone_of(&key_of(n)).is_some())
+    fn id(&mut self, owner: &Owner) -> OwnerId {
+        if let Some(id) = self.ids.get(owner) {
+            return *id;
+        }
+        let id = self.free_ids.pop().unwrap_or(self.ids.len() as OwnerId);
+        self.ids.insert(owner.clone(), id);
+        id
+    }
+
+    fn prepared(
+        cluster: &Cluster,
+        index: &ZoneIndex,
+        owner: &Owner,
+        serial: u32,
+    ) -> Vec<(Key, NodeData)> {
+        let nodes = owner_nodes(cluster, &index.cfg, owner, serial);
+        prepare(&nodes, |n| index.zone_of(&key_of(n)).is_some())
     }
 
     fn keys(&self, owner: &Owner) -> Vec<Key> {
@@ -319,24 +339,39 @@ impl Updater {
                 };
             }
         }
-        let owners: Vec<Owner> = if first {
+        let serial = self.index.serial();
+        let changed = if first {
             // The apex and dns-version go in last: a client that probes
             // them (as readiness checks do) sees the whole first load.
             let mut all = self.cluster.owners();
             all.retain(|o| *o != Owner::Static);
-            all.push(Owner::Static);
-            all
+            stats.owners = all.len() + 1;
+            let work: Vec<(Owner, OwnerId)> =
+                all.into_iter().map(|o| (o.clone(), self.id(&o))).collect();
+            let changed = self.bulk(&work, serial);
+            let static_id = self.id(&Owner::Static);
+            changed
+                | self.index.set_owner(
+                    static_id,
+                    &[],
+                    Self::prepared(&self.cluster, &self.index, &Owner::Static, serial),
+                )
         } else {
-            old.keys().cloned().collect()
+            stats.owners = old.len();
+            let mut changed = false;
+            for (owner, old_keys) in old {
+                let id = self.id(&owner);
+                let prepared = Self::prepared(&self.cluster, &self.index, &owner, serial);
+                let gone = prepared.is_empty();
+                changed |= self.index.set_owner(id, &old_keys, prepared);
+                if gone {
+                    // No name refers to the id any more: reuse it.
+                    self.ids.remove(&owner);
+                    self.free_ids.push(id);
+                }
+            }
+            changed
         };
-        stats.owners = owners.len();
-        let serial = self.index.serial();
-        let mut changed = false;
-        for owner in &owners {
-            let prepared = self.prepared(owner, serial);
-            let old_keys = old.get(owner).map(Vec::as_slice).unwrap_or(&[]);
-            changed |= self.index.set_owner(owner, old_keys, prepared);
-        }
         if changed {
             // R11: the serial is the time of the last change of any answer.
             let now = SystemTime::now()
@@ -346,14 +381,50 @@ impl Updater {
             let serial = now.max(serial.wrapping_add(1));
             self.index.serial.store(serial, Ordering::Relaxed);
             let keys = self.keys(&Owner::Static);
-            let prepared = self.prepared(&Owner::Static, serial);
-            self.index.set_owner(&Owner::Static, &keys, prepared);
+            let id = self.id(&Owner::Static);
+            let prepared = Self::prepared(&self.cluster, &self.index, &Owner::Static, serial);
+            self.index.set_owner(id, &keys, prepared);
             self.index
                 .negative_soa
                 .store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
         }
         stats.changed = changed;
         stats
+    }
+
+    /// The first load: every owner, on every core (the index takes
+    /// concurrent writers for different owners).
+    fn bulk(&self, work: &[(Owner, OwnerId)], serial: u32) -> bool {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        let chunk = work.len().div_ceil(threads).max(1);
+        let (cluster, index) = (&self.cluster, &*self.index);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut changed = false;
+                        for (owner, id) in part {
+                            changed |= index.set_owner(
+                                *id,
+                                &[],
+                                Self::prepared(cluster, index, owner, serial),
+                            );
+                        }
+                        changed
+                    })
+                })
+                .collect();
+            // A panic in a worker is a bug; count it as a change so the
+            // serial moves, and let the rest of the load stand.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(true))
+                .fold(false, |a, b| a | b)
+        })
     }
 }
 
@@ -391,7 +462,7 @@ mod tests {
         }];
         match r.next(5) {
             0 => Object::Namespace(Namespace { name: ns }),
-            1 => Object::Service(Service {
+            1 => Object::Service(Arc::new(Service {
                 namespace: ns,
                 name: svc.clone(),
                 kind: match r.next(3) {
@@ -416,8 +487,8 @@ mod tests {
                     None
                 },
                 publish_not_ready: r.next(4) == 0,
-            }),
-            2 => Object::EndpointSlice(EndpointSlice {
+            })),
+            2 => Object::EndpointSlice(Arc::new(EndpointSlice {
                 namespace: ns,
                 name: format!("{svc}-{}", r.next(2)),
                 service: Some(svc),
@@ -435,8 +506,8 @@ mod tests {
                         .collect(),
                     ports,
                 },
-            }),
-            3 => Object::Endpoints(Endpoints {
+            })),
+            3 => Object::Endpoints(Arc::new(Endpoints {
                 namespace: ns,
                 name: svc,
                 groups: vec![EndpointGroup {
@@ -447,8 +518,8 @@ mod tests {
                     }],
                     ports,
                 }],
-            }),
-            _ => Object::Pod(Pod {
+            })),
+            _ => Object::Pod(Arc::new(Pod {
                 namespace: ns,
                 name: format!("p{}", r.next(3)),
                 labels: [("app".to_string(), svc.clone())].into(),
@@ -457,7 +528,7 @@ mod tests {
                 hostname: Some(format!("h{}", r.next(2))),
                 subdomain: Some(svc),
                 container_ports: vec![],
-            }),
+            })),
         }
     }
 

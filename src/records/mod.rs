@@ -12,7 +12,7 @@ mod zone;
 pub use answer::{Answer, Rcode, Step, answer};
 pub use build::{Node, SCHEMA_VERSION, owner_nodes};
 pub use index::{Updater, ZoneIndex};
-pub use wire::{NodeData, Rrset};
+pub use wire::{NodeData, Rrset, RrsetRef};
 pub use zone::render_zone;
 
 use hickory_proto::rr::Name;

@@ -18,30 +18,139 @@ use super::name::{Key, key_of};
 pub const QNAME_PTR: [u8; 2] = [0xC0, 0x0C];
 const CLASS_IN: u16 = 1;
 
-/// The records of one type at one name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The records of one type at one name, as built (see [`NodeData`] for the
+/// stored form).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Rrset {
     pub rtype: u16,
     pub count: u16,
     /// Answer records, each starting with [`QNAME_PTR`].
-    pub answer: Box<[u8]>,
+    pub answer: Vec<u8>,
     pub ar_count: u16,
     /// Additional records (SRV and NS targets' addresses), full owner names.
-    pub additional: Box<[u8]>,
+    pub additional: Vec<u8>,
 }
 
-/// Everything one name answers.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct NodeData {
-    pub rrsets: Box<[Rrset]>,
-    /// The lookup key of an ExternalName's CNAME target, to follow it when
-    /// the target is a name this server answers.
-    pub cname: Option<Key>,
+/// One RRset read out of a [`NodeData`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RrsetRef<'a> {
+    pub rtype: u16,
+    pub count: u16,
+    pub answer: &'a [u8],
+    pub ar_count: u16,
+    pub additional: &'a [u8],
+}
+
+/// Everything one name answers, packed into one shared allocation: a million
+/// names (100k Services) are a million small buffers, not five million.
+///
+/// Layout: `n: u8`, `cname_len: u16`, the CNAME target key, then `n` heads
+/// of `rtype u16, count u16, ar_count u16, answer_len u32, additional_len u32`,
+/// then each RRset's answer and additional bytes in order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeData(Arc<[u8]>);
+
+const HEAD: usize = 14;
+
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
 impl NodeData {
-    pub fn rrset(&self, rtype: u16) -> Option<usize> {
-        self.rrsets.iter().position(|r| r.rtype == rtype)
+    /// Packs RRsets (sorted by type) and the key of an in-zone CNAME target.
+    pub fn new(rrsets: &[Rrset], cname: Option<&[u8]>) -> Self {
+        let cname = cname.unwrap_or(&[]);
+        let body: usize = rrsets
+            .iter()
+            .map(|r| r.answer.len() + r.additional.len())
+            .sum();
+        let mut out = Vec::with_capacity(3 + cname.len() + HEAD * rrsets.len() + body);
+        out.push(rrsets.len().min(255) as u8);
+        out.extend_from_slice(&(cname.len() as u16).to_be_bytes());
+        out.extend_from_slice(cname);
+        for r in rrsets.iter().take(255) {
+            out.extend_from_slice(&r.rtype.to_be_bytes());
+            out.extend_from_slice(&r.count.to_be_bytes());
+            out.extend_from_slice(&r.ar_count.to_be_bytes());
+            out.extend_from_slice(&(r.answer.len() as u32).to_be_bytes());
+            out.extend_from_slice(&(r.additional.len() as u32).to_be_bytes());
+        }
+        for r in rrsets.iter().take(255) {
+            out.extend_from_slice(&r.answer);
+            out.extend_from_slice(&r.additional);
+        }
+        NodeData(out.into())
+    }
+
+    /// A name that exists with no records (an empty non-terminal).
+    pub fn empty() -> Self {
+        Self::new(&[], None)
+    }
+
+    fn cname_len(&self) -> usize {
+        be16(&self.0, 1) as usize
+    }
+
+    /// How many RRsets the name has.
+    pub fn len(&self) -> usize {
+        self.0[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The lookup key of an ExternalName's CNAME target, when it is a name
+    /// this server answers (queries follow it).
+    pub fn cname(&self) -> Option<&[u8]> {
+        let n = self.cname_len();
+        (n > 0).then(|| &self.0[3..3 + n])
+    }
+
+    /// The `i`-th RRset (`i < len()`).
+    pub fn rrset(&self, i: usize) -> RrsetRef<'_> {
+        let b = &self.0[..];
+        let heads = 3 + self.cname_len();
+        let mut at = heads + HEAD * self.len();
+        for j in 0..i {
+            let h = heads + HEAD * j;
+            at += (be32(b, h + 6) + be32(b, h + 10)) as usize;
+        }
+        let h = heads + HEAD * i;
+        let (alen, dlen) = (be32(b, h + 6) as usize, be32(b, h + 10) as usize);
+        RrsetRef {
+            rtype: be16(b, h),
+            count: be16(b, h + 2),
+            ar_count: be16(b, h + 4),
+            answer: &b[at..at + alen],
+            additional: &b[at + alen..at + alen + dlen],
+        }
+    }
+
+    pub fn rrsets(&self) -> impl Iterator<Item = RrsetRef<'_>> {
+        (0..self.len()).map(|i| self.rrset(i))
+    }
+
+    /// The position of the RRset of `rtype`.
+    pub fn find(&self, rtype: u16) -> Option<usize> {
+        let heads = 3 + self.cname_len();
+        (0..self.len()).find(|j| be16(&self.0, heads + HEAD * j) == rtype)
+    }
+}
+
+impl std::fmt::Debug for NodeData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<(u16, u16)> = self.rrsets().map(|r| (r.rtype, r.count)).collect();
+        write!(
+            f,
+            "NodeData{{types: {types:?}, cname: {:?}, {} bytes}}",
+            self.cname().map(String::from_utf8_lossy),
+            self.0.len()
+        )
     }
 }
 
@@ -89,7 +198,7 @@ pub fn full_record(rec: &Record) -> Vec<u8> {
 
 /// Prepares the nodes of one owner. `in_zone` tells whether a CNAME target
 /// is answered here (then queries follow it).
-pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Arc<NodeData>)> {
+pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, NodeData)> {
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
     let address_of = |target: &Name, out: &mut Vec<u8>, count: &mut u16| {
         if let Some(t) = by_name.get(target) {
@@ -147,18 +256,12 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Arc
             rrsets.push(Rrset {
                 rtype: rtype.into(),
                 count: rdatas.len() as u16,
-                answer: answer.into_boxed_slice(),
+                answer,
                 ar_count,
-                additional: additional.into_boxed_slice(),
+                additional,
             });
         }
-        out.push((
-            key_of(&node.name),
-            Arc::new(NodeData {
-                rrsets: rrsets.into_boxed_slice(),
-                cname,
-            }),
-        ));
+        out.push((key_of(&node.name), NodeData::new(&rrsets, cname.as_deref())));
     }
     out
 }
@@ -195,12 +298,12 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
     // (type, answer records, additional records)
     type Parts<'a> = (u16, Vec<&'a [u8]>, Vec<&'a [u8]>);
     let mut by_type: Vec<Parts<'a>> = Vec::new();
-    let mut cname = None;
+    let mut cname: Option<&[u8]> = None;
     for part in parts {
         if cname.is_none() {
-            cname = part.cname.clone();
+            cname = part.cname();
         }
-        for rr in part.rrsets.iter() {
+        for rr in part.rrsets() {
             let slot = match by_type.iter().position(|t| t.0 == rr.rtype) {
                 Some(i) => i,
                 None => {
@@ -208,12 +311,12 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
                     by_type.len() - 1
                 }
             };
-            for rec in split_records(&rr.answer, true) {
+            for rec in split_records(rr.answer, true) {
                 if !by_type[slot].1.contains(&rec) {
                     by_type[slot].1.push(rec);
                 }
             }
-            for rec in split_records(&rr.additional, false) {
+            for rec in split_records(rr.additional, false) {
                 if !by_type[slot].2.contains(&rec) {
                     by_type[slot].2.push(rec);
                 }
@@ -221,21 +324,20 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
         }
     }
     by_type.sort_by_key(|t| t.0);
-    let rrsets = by_type
+    let rrsets: Vec<Rrset> = by_type
         .into_iter()
         .map(|(rtype, mut ans, mut add)| {
             // The same records in the same order, whichever owner came first.
             ans.sort();
             add.sort();
-            (rtype, ans, add)
-        })
-        .map(|(rtype, ans, add)| Rrset {
-            rtype,
-            count: ans.len() as u16,
-            answer: ans.concat().into_boxed_slice(),
-            ar_count: add.len() as u16,
-            additional: add.concat().into_boxed_slice(),
+            Rrset {
+                rtype,
+                count: ans.len() as u16,
+                answer: ans.concat(),
+                ar_count: add.len() as u16,
+                additional: add.concat(),
+            }
         })
         .collect();
-    NodeData { rrsets, cname }
+    NodeData::new(&rrsets, cname)
 }

@@ -283,10 +283,10 @@ fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
     'steps: for step in &a.steps {
         let rr = step.rrset();
         if owner_ptr.is_none() && out.len() + rr.answer.len() + tail <= max {
-            out.extend_from_slice(&rr.answer);
+            out.extend_from_slice(rr.answer);
             an += rr.count;
         } else {
-            for rec in records(&rr.answer, true) {
+            for rec in records(rr.answer, true) {
                 if out.len() + rec.len() + tail > max {
                     truncated = true;
                     break 'steps;
@@ -314,7 +314,7 @@ fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
             ns = 1;
         }
         for step in &a.steps {
-            for rec in records(&step.rrset().additional, false) {
+            for rec in records(step.rrset().additional, false) {
                 if out.len() + rec.len() + reserve <= max {
                     out.extend_from_slice(rec);
                     ar += 1;

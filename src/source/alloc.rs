@@ -77,7 +77,7 @@ pub fn allocate(objects: &mut [Object], cidr: &IpNet) {
         }
         taken.insert(ip);
         if let Object::Service(s) = &mut objects[i] {
-            s.kind = ServiceKind::ClusterIp(vec![ip]);
+            std::sync::Arc::make_mut(s).kind = ServiceKind::ClusterIp(vec![ip]);
         }
     }
 }

@@ -40,7 +40,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
             }
             let started = std::time::Instant::now();
             let stats = updater.apply(events);
-            tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), "cluster update applied");
+            tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), rss_kib = rss_kib(), "cluster update applied");
             if synced && !index.is_loaded() {
                 index.set_loaded();
                 let counts = updater.cluster().counts();
@@ -52,4 +52,16 @@ pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
         tracing::error!(error = %e, "cannot start the updater thread");
     }
     tx
+}
+
+/// Resident memory of this process (Linux), for the logs.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }

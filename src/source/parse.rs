@@ -163,16 +163,18 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
         ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| {
             Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))
         }),
-        ("Service", "v1") => {
-            convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s))))
-        }
-        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| {
-            Endpoints::trim(e).map(|e| Some(Object::Endpoints(e)))
+        ("Service", "v1") => convert::<core::Service, _>(v, |s| {
+            Service::trim(s).map(|s| Some(Object::Service(s.into())))
         }),
-        ("Pod", "v1") => convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p)))),
+        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| {
+            Endpoints::trim(e).map(|e| Some(Object::Endpoints(e.into())))
+        }),
+        ("Pod", "v1") => {
+            convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p.into()))))
+        }
         ("EndpointSlice", "discovery.k8s.io/v1") => {
             convert::<discovery::EndpointSlice, _>(v, |s| {
-                EndpointSlice::trim(s).map(|s| s.map(Object::EndpointSlice))
+                EndpointSlice::trim(s).map(|s| s.map(|s| Object::EndpointSlice(s.into())))
             })
         }
         _ => {
