@@ -43,6 +43,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
             tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), rss_kib = rss_kib(), "cluster update applied");
             if synced && !index.is_loaded() {
                 index.set_loaded();
+                release_free_memory();
                 let counts = updater.cluster().counts();
                 tracing::info!(?counts, names = index.len(), elapsed = ?started.elapsed(), "cluster state loaded");
             }
@@ -64,4 +65,21 @@ pub fn rss_kib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Hands the memory freed after the first load (parse buffers, the build's
+/// scratch records) back to the system. glibc keeps it in its arenas
+/// otherwise, and it then shows as resident for the life of the process.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free pages of the allocator's own
+        // arenas to the kernel; it touches no live allocation.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
