@@ -87,34 +87,82 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    // One document at a time: a parsed document is many times its text, so
+    // a big file is never held parsed as a whole. Big files are split over
+    // the cores; results keep the file's order.
+    let docs: Vec<(usize, usize, &str)> = if is_json {
+        vec![(1, 1, text)]
+    } else {
+        documents(text).collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let parse_part = |part: &[(usize, usize, &str)]| {
+        let mut objects = Vec::new();
+        let mut errors = Vec::new();
+        for &(doc, line, body) in part {
+            let value = if is_json {
+                serde_json::from_str(body).map_err(|e| e.to_string())
+            } else {
+                yaml_value(body)
+            };
+            match value {
+                Err(message) => errors.push(DocError {
+                    file: file.clone(),
+                    doc,
+                    line,
+                    message,
+                    syntax: true,
+                }),
+                Ok(v) => objects_of(v, &mut objects, &mut |message| {
+                    errors.push(DocError {
+                        file: file.clone(),
+                        doc,
+                        line,
+                        message,
+                        syntax: false,
+                    })
+                }),
+            }
+        }
+        (objects, errors)
+    };
+    if docs.len() < 2000 || threads == 1 {
+        return parse_part(&docs);
+    }
+    let parts: Vec<(Vec<Object>, Vec<DocError>)> = std::thread::scope(|s| {
+        let chunks = docs.chunks(docs.len().div_ceil(threads));
+        let handles: Vec<_> = chunks
+            .map(|part| (part[0], s.spawn(move || parse_part(part))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|((doc, line, _), h)| {
+                // A parser bug must not lose data silently: report it as a
+                // broken file, which keeps the file's last good version.
+                h.join().unwrap_or_else(|_| {
+                    let message = "the YAML parser failed on these documents".to_string();
+                    (
+                        Vec::new(),
+                        vec![DocError {
+                            file: file.clone(),
+                            doc,
+                            line,
+                            message,
+                            syntax: true,
+                        }],
+                    )
+                })
+            })
+            .collect()
+    });
     let mut objects = Vec::new();
     let mut errors = Vec::new();
-    let mut one = |doc: usize, line: usize, value: Result<Value, String>| match value {
-        Err(message) => errors.push(DocError {
-            file: file.clone(),
-            doc,
-            line,
-            message,
-            syntax: true,
-        }),
-        Ok(v) => objects_of(v, &mut objects, &mut |message| {
-            errors.push(DocError {
-                file: file.clone(),
-                doc,
-                line,
-                message,
-                syntax: false,
-            })
-        }),
-    };
-    // One document at a time: a parsed document is many times its text, so
-    // a big file is never held parsed as a whole.
-    if is_json {
-        one(1, 1, serde_json::from_str(text).map_err(|e| e.to_string()));
-    } else {
-        for (n, line, d) in documents(text) {
-            one(n, line, yaml_value(d));
-        }
+    for (o, e) in parts {
+        objects.extend(o);
+        errors.extend(e);
     }
     (objects, errors)
 }
