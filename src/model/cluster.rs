@@ -284,7 +284,7 @@ impl Cluster {
             Kind::EndpointSlice => match self.slices.remove(&k) {
                 Some(old) => {
                     if let Some(svc) = &old.service {
-                        index_remove(&mut self.slices_by_service, &nsn(&k.0, &svc), &k.1);
+                        index_remove(&mut self.slices_by_service, &nsn(&k.0, svc), &k.1);
                     }
                     true
                 }
