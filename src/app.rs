@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::ZoneFlags;
 use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{ServeError, Server};
+use crate::source::kube::{KubeError, KubeOptions, WatchStats, client, spawn_watchers};
 use crate::source::manifests::{ManifestError, Manifests};
 use crate::source::{SourceMsg, spawn_updater, watch_manifests};
 
@@ -20,6 +21,8 @@ pub enum AppError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Manifests(#[from] ManifestError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("{0}")]
     Other(String),
 }
@@ -95,6 +98,28 @@ pub async fn serve_manifests(
     watch_manifests(manifests, tx)
         .map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
     Ok(Running { server, index })
+}
+
+/// A server answering from the Kubernetes API. The DNS port is bound first:
+/// until every kind is listed, misses are SERVFAIL (never NXDOMAIN).
+pub async fn serve_api(
+    opts: &KubeOptions,
+    flags: &ZoneFlags,
+    listen: &[SocketAddr],
+) -> Result<(Running, Arc<WatchStats>), AppError> {
+    let cfg = zone_config(flags)?;
+    let index = ZoneIndex::new(cfg);
+    let server = Server::bind(index.clone(), listen).await?;
+    let client = match client(opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            server.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    let tx = spawn_updater(index.clone());
+    let stats = spawn_watchers(client, opts, tx);
+    Ok((Running { server, index }, stats))
 }
 
 /// The zone snapshot of a set of manifests; the errors found are returned

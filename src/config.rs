@@ -47,10 +47,22 @@ pub struct ZoneFlags {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable);
-    /// reloaded when it changes.
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Serve these manifest files or directories of *.yaml, *.yml, *.json
+    /// (repeatable; reloaded when they change) instead of the Kubernetes API.
+    #[arg(long, value_name = "PATH")]
     pub manifests: Vec<PathBuf>,
+    /// Kubeconfig to reach the API with. Default: the in-cluster service
+    /// account, else KUBECONFIG, else ~/.kube/config.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Serve only these namespaces (comma-separated or repeated), as
+    /// CoreDNS's `namespaces` option.
+    #[arg(long, value_name = "NS", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Serve only Services (and their EndpointSlices) matching this label
+    /// selector, as CoreDNS's `labels` option.
+    #[arg(long, value_name = "SELECTOR")]
+    pub labels: Option<String>,
     /// Address to answer DNS on, UDP and TCP (repeatable).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
     pub listen: Vec<SocketAddr>,

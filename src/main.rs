@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use clusterdns::app::{serve_manifests, zone_snapshot};
+use clusterdns::app::{serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
+use clusterdns::records::PodMode;
+use clusterdns::source::kube::KubeOptions;
 
 fn init_tracing() {
     // hickory logs per query at info; keep the per-query path quiet.
@@ -63,7 +65,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
-                let running = serve_manifests(args.manifests, &args.zone, &args.listen).await?;
+                let running = if args.manifests.is_empty() {
+                    let opts = KubeOptions {
+                        kubeconfig: args.kubeconfig,
+                        namespaces: args.namespaces,
+                        labels: args.labels,
+                        pods: args.zone.pods == PodMode::Verified,
+                    };
+                    serve_api(&opts, &args.zone, &args.listen).await?.0
+                } else {
+                    serve_manifests(args.manifests, &args.zone, &args.listen).await?
+                };
                 tracing::info!(listen = ?running.server.local_addrs(), "serving");
                 shutdown_signal().await;
                 running.server.shutdown().await;
@@ -75,7 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let flags = ZoneFlags {
                 zone: "cluster.local".into(),
                 ttl: 5,
-                pods: clusterdns::records::PodMode::Insecure,
+                pods: PodMode::Insecure,
                 service_cidr: "10.96.0.0/12".parse()?,
             };
             let rt = tokio::runtime::Runtime::new()?;

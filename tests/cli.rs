@@ -51,7 +51,6 @@ fn wrong_flags_are_one_clear_line() {
         2,
         "10.0.0.0/99",
     );
-    fails_with_one_line(&["serve"], 2, "--manifests");
     fails_with_one_line(&["frobnicate"], 2, "frobnicate");
 }
 
@@ -93,6 +92,26 @@ fn unreadable_path_and_port_in_use() {
         &["serve", "--manifests", fixtures, "--listen", &addr],
         1,
         &addr,
+    );
+}
+
+#[test]
+fn no_source_names_both_ways() {
+    // No manifests and no API configuration anywhere: one line naming both.
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    let lines = stderr_lines(&out);
+    assert_eq!(out.status.code(), Some(1), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("--manifests") && lines[0].contains("--kubeconfig"),
+        "{lines:?}"
     );
 }
 

@@ -3,6 +3,7 @@
 //! owns the model and writes the DNS index.
 
 mod alloc;
+pub mod kube;
 pub mod manifests;
 pub mod parse;
 mod watch;

@@ -1,0 +1,277 @@
+//! The Kubernetes API as a source: one watcher per kind (Services,
+//! EndpointSlices, Namespaces as metadata only, Pods only under `--pods
+//! verified`), objects trimmed as they arrive and sent to the updater as
+//! apply/delete events, a complete (re)list as a reset. No reflector store:
+//! the model is the only copy of the cluster.
+//!
+//! Faults never change an answer: a watch that fails is retried with
+//! jittered backoff while the last known state keeps serving, and a relist
+//! (after 410 Gone, or a restart of the stream) replaces the state of its
+//! kind atomically (see `Cluster::diff_reset`).
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use kube::api::{Api, PartialObjectMeta};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+
+use super::SourceMsg;
+use crate::model::{
+    EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service, TrimError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("cannot read kubeconfig {path}: {error}")]
+    Kubeconfig {
+        path: PathBuf,
+        error: kube::config::KubeconfigError,
+    },
+    #[error(
+        "no cluster state to serve: give --manifests PATH, or run in a pod (service account), \
+         or point --kubeconfig, KUBECONFIG or ~/.kube/config at a cluster ({0})"
+    )]
+    NoConfig(String),
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(kube::Error),
+}
+
+/// What to watch and how to reach the API.
+#[derive(Clone, Debug, Default)]
+pub struct KubeOptions {
+    pub kubeconfig: Option<PathBuf>,
+    /// Serve only these namespaces (CoreDNS `namespaces`); empty: all.
+    pub namespaces: Vec<String>,
+    /// A label selector for Services and EndpointSlices (CoreDNS `labels`).
+    pub labels: Option<String>,
+    /// Watch Pods (only `--pods verified` needs them).
+    pub pods: bool,
+}
+
+/// A client from `--kubeconfig`, else the in-cluster service account,
+/// `KUBECONFIG` or `~/.kube/config` (kube's inference order).
+pub async fn client(opts: &KubeOptions) -> Result<Client, KubeError> {
+    let config = match &opts.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|error| KubeError::Kubeconfig {
+                path: path.clone(),
+                error,
+            })?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|error| KubeError::Kubeconfig {
+                    path: path.clone(),
+                    error,
+                })?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| KubeError::NoConfig(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(KubeError::Client)
+}
+
+/// Counts the source keeps for logs and metrics.
+#[derive(Debug, Default)]
+pub struct WatchStats {
+    /// Watch streams that failed and were retried.
+    pub restarts: AtomicUsize,
+    /// Objects the API sent that could not be trimmed (logged, skipped).
+    pub rejected: AtomicUsize,
+}
+
+/// Which kinds have been listed completely once.
+struct SyncState {
+    pending: Mutex<HashSet<Kind>>,
+}
+
+impl SyncState {
+    /// Marks `kind` listed; true the first time every kind is.
+    fn done(&self, kind: Kind) -> bool {
+        let Ok(mut pending) = self.pending.lock() else {
+            return false;
+        };
+        pending.remove(&kind) && pending.is_empty()
+    }
+}
+
+/// Starts the watchers on the current tokio runtime.
+pub fn spawn_watchers(
+    client: Client,
+    opts: &KubeOptions,
+    tx: mpsc::Sender<SourceMsg>,
+) -> Arc<WatchStats> {
+    let stats = Arc::new(WatchStats::default());
+    let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
+    if opts.pods {
+        kinds.push(Kind::Pod);
+    }
+    let sync = Arc::new(SyncState {
+        pending: Mutex::new(kinds.iter().copied().collect()),
+    });
+    let filter = Arc::new(opts.namespaces.iter().cloned().collect::<HashSet<String>>());
+    // The safe list: paginated, from any cached version (CRATES.md).
+    let base = watcher::Config::default().any_semantic().page_size(500);
+    let labelled = match &opts.labels {
+        Some(sel) => base.clone().labels(sel),
+        None => base.clone(),
+    };
+    let ctx = |kind| Watch {
+        kind,
+        tx: tx.clone(),
+        sync: sync.clone(),
+        stats: stats.clone(),
+        namespaces: filter.clone(),
+    };
+    tokio::spawn(ctx(Kind::Namespace).run(
+        Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
+        base.clone(),
+        |n: PartialObjectMeta<core::Namespace>| {
+            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))
+        },
+    ));
+    tokio::spawn(ctx(Kind::Service).run(
+        Api::<core::Service>::all(client.clone()),
+        labelled.clone(),
+        |s| Service::trim(s).map(|s| Some(Object::Service(s.into()))),
+    ));
+    tokio::spawn(ctx(Kind::EndpointSlice).run(
+        Api::<discovery::EndpointSlice>::all(client.clone()),
+        labelled,
+        |s| EndpointSlice::trim(s).map(|s| s.map(|s| Object::EndpointSlice(s.into()))),
+    ));
+    if opts.pods {
+        tokio::spawn(
+            ctx(Kind::Pod).run(Api::<core::Pod>::all(client), base, |p| {
+                Pod::trim(p).map(|p| Some(Object::Pod(p.into())))
+            }),
+        );
+    }
+    stats
+}
+
+/// One kind's watcher and where its events go.
+struct Watch {
+    kind: Kind,
+    tx: mpsc::Sender<SourceMsg>,
+    sync: Arc<SyncState>,
+    stats: Arc<WatchStats>,
+    namespaces: Arc<HashSet<String>>,
+}
+
+impl Watch {
+    fn key<K: Resource>(&self, obj: &K) -> ObjectKey {
+        let meta = obj.meta();
+        let namespace = match self.kind {
+            Kind::Namespace => String::new(),
+            _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        };
+        ObjectKey {
+            kind: self.kind,
+            namespace,
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+
+    fn wanted(&self, key: &ObjectKey) -> bool {
+        let ns = if self.kind == Kind::Namespace {
+            &key.name
+        } else {
+            &key.namespace
+        };
+        self.namespaces.is_empty() || self.namespaces.contains(ns)
+    }
+
+    /// Trims one object. `None`: skip it (filtered out, or malformed and
+    /// logged); `Some(Err(key))`: DNS ignores it (an FQDN slice), so any
+    /// earlier version must go.
+    fn convert<K, F>(&self, obj: K, trim: &F) -> Option<Result<Object, ObjectKey>>
+    where
+        K: Resource,
+        F: Fn(K) -> Result<Option<Object>, TrimError>,
+    {
+        let key = self.key(&obj);
+        if !self.wanted(&key) {
+            return None;
+        }
+        match trim(obj) {
+            Ok(Some(o)) => Some(Ok(o)),
+            Ok(None) => Some(Err(key)),
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind = ?self.kind, namespace = key.namespace, name = key.name, error = %e, "skipping an object that does not parse");
+                None
+            }
+        }
+    }
+
+    fn send(&self, events: Vec<Event>) -> bool {
+        self.tx.send(SourceMsg::Events(events)).is_ok()
+    }
+
+    async fn run<K, F>(self, api: Api<K>, config: watcher::Config, trim: F)
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        F: Fn(K) -> Result<Option<Object>, TrimError>,
+    {
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        // Objects of a list in progress; sent as one reset at its end.
+        let mut listing: Option<Vec<Object>> = None;
+        while let Some(item) = stream.next().await {
+            let ok = match item {
+                Ok(WatchEvent::Init) => {
+                    listing = Some(Vec::new());
+                    true
+                }
+                Ok(WatchEvent::InitApply(obj)) => {
+                    if let Some(Ok(o)) = self.convert(obj, &trim) {
+                        listing.get_or_insert_with(Vec::new).push(o);
+                    }
+                    true
+                }
+                Ok(WatchEvent::InitDone) => {
+                    let objects = listing.take().unwrap_or_default();
+                    tracing::debug!(kind = ?self.kind, objects = objects.len(), "listed");
+                    let sent = self.send(vec![Event::Reset {
+                        kinds: vec![self.kind],
+                        objects,
+                    }]);
+                    if self.sync.done(self.kind) {
+                        tracing::info!("every kind listed: serving the cluster state");
+                        let _ = self.tx.send(SourceMsg::Synced);
+                    }
+                    sent
+                }
+                Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim) {
+                    Some(Ok(o)) => self.send(vec![Event::Apply(o)]),
+                    Some(Err(key)) => self.send(vec![Event::Delete(key)]),
+                    None => true,
+                },
+                Ok(WatchEvent::Delete(obj)) => {
+                    let key = self.key(&obj);
+                    !self.wanted(&key) || self.send(vec![Event::Delete(key)])
+                }
+                Err(e) => {
+                    // The last known state keeps serving; the stream backs
+                    // off (jittered, 800 ms to 30 s) and resumes or relists.
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(kind = ?self.kind, error = %e, "watch failed; retrying");
+                    true
+                }
+            };
+            if !ok {
+                return; // the updater is gone: shutting down
+            }
+        }
+    }
+}
