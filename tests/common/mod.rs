@@ -2,6 +2,8 @@
 //! ask it questions over real UDP and TCP sockets.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod fake_api;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

@@ -1,0 +1,370 @@
+//! The Kubernetes API as the source, against a fake API server that speaks
+//! the real protocol to the real kube client; every scenario is checked
+//! with DNS queries to the running server.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clusterdns::app::{Running, serve_api};
+use clusterdns::records::PodMode;
+use clusterdns::source::kube::KubeOptions;
+use common::fake_api::{FakeApi, Fault};
+use common::{Transport, answers, ask, flags};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+fn ns(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
+}
+
+fn svc(ns: &str, name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  clusterIP: {ip}\n  clusterIPs: [{ip}]\n  ports: [{{name: http, port: 80, protocol: TCP}}]\n"
+    )
+}
+
+fn external(ns: &str, name: &str, target: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  type: ExternalName\n  externalName: {target}\n"
+    )
+}
+
+fn slice(ns: &str, name: &str, svc: &str, ips: &[&str]) -> String {
+    let eps: String = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            format!(
+                "- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  hostname: {svc}-{i}\n"
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {svc}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{eps}"
+    )
+}
+
+fn pod(ns: &str, name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{app: x}}}}\nspec:\n  containers: [{{name: c, image: x}}]\nstatus:\n  phase: Running\n  podIP: {ip}\n  podIPs: [{{ip: {ip}}}]\n"
+    )
+}
+
+async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
+    let opts = KubeOptions {
+        kubeconfig: Some(api.kubeconfig(dir)),
+        pods: pods == PodMode::Verified,
+        ..Default::default()
+    };
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    serve_api(&opts, &flags(pods), &[listen])
+        .await
+        .expect("serve_api")
+        .0
+}
+
+fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
+    let msg = ask(addr, name, t, Transport::Udp, Some(1232));
+    (msg.metadata.response_code, answers(&msg))
+}
+
+/// Polls until the answer is as wanted (the bound is generous: latency is
+/// measured in benchmarks, not asserted).
+async fn until(
+    addr: SocketAddr,
+    name: &str,
+    t: RecordType,
+    want: impl Fn(ResponseCode, &[String]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (rc, ans) = q(addr, name, t);
+        if want(rc, &ans) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} {t}: still {rc:?} {ans:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn has(ip: &'static str) -> impl Fn(ResponseCode, &[String]) -> bool {
+    move |rc, ans| {
+        rc == ResponseCode::NoError && ans.len() == 1 && ans[0].ends_with(&format!(" {ip}"))
+    }
+}
+
+fn nx(rc: ResponseCode, _: &[String]) -> bool {
+    rc == ResponseCode::NXDomain
+}
+
+const A: RecordType = RecordType::A;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_then_every_kind_changes() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    api.apply(&svc("team", "db", "None"));
+    api.apply(&slice(
+        "team",
+        "db-abcde",
+        "db",
+        &["10.244.1.1", "10.244.1.2"],
+    ));
+    // A selector-less Service bound by a hand-made slice (seed 004).
+    api.apply(&svc("team", "ext", "10.43.109.238"));
+    api.apply(&slice("team", "ext-manual", "ext", &["192.168.141.31"]));
+    for i in 0..5 {
+        api.apply(&svc(
+            "team",
+            &format!("filler-{i}"),
+            &format!("10.96.2.{i}"),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    // Lists are paginated (2 per page here): everything arrived.
+    until(
+        addr,
+        "filler-4.team.svc.cluster.local.",
+        A,
+        has("10.96.2.4"),
+    )
+    .await;
+    until(
+        addr,
+        "db-1.db.team.svc.cluster.local.",
+        A,
+        has("10.244.1.2"),
+    )
+    .await;
+    until(
+        addr,
+        "ext-0.ext.team.svc.cluster.local.",
+        A,
+        has("192.168.141.31"),
+    )
+    .await;
+    until(
+        addr,
+        "31.141.168.192.in-addr.arpa.",
+        RecordType::PTR,
+        |rc, a| {
+            rc == ResponseCode::NoError
+                && a == ["31.141.168.192.in-addr.arpa. PTR ext-0.ext.team.svc.cluster.local."]
+        },
+    )
+    .await;
+    assert!(running.index.is_loaded());
+
+    // Modify a Service, a slice; delete a slice, a Service; a Namespace.
+    api.apply(&svc("team", "web", "10.96.1.2"));
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.2")).await;
+    api.apply(&slice(
+        "team",
+        "db-abcde",
+        "db",
+        &["10.244.1.1", "10.244.1.2", "10.244.1.3"],
+    ));
+    until(addr, "db.team.svc.cluster.local.", A, |rc, a| {
+        rc == ResponseCode::NoError && a.len() == 3
+    })
+    .await;
+    api.delete("endpointslices", "team", "db-abcde");
+    until(addr, "db.team.svc.cluster.local.", A, nx).await;
+    api.delete("services", "team", "web");
+    until(addr, "web.team.svc.cluster.local.", A, nx).await;
+    api.apply(&ns("quiet"));
+    until(addr, "quiet.svc.cluster.local.", A, |rc, a| {
+        rc == ResponseCode::NoError && a.is_empty()
+    })
+    .await;
+    api.delete("namespaces", "", "quiet");
+    until(addr, "quiet.svc.cluster.local.", A, nx).await;
+
+    // ExternalName to ClusterIP and back (Kubernetes's ExternalName conformance test).
+    api.apply(&external("team", "flip", "db.example.com"));
+    until(addr, "flip.team.svc.cluster.local.", A, |rc, a| {
+        rc == ResponseCode::NoError && a == ["flip.team.svc.cluster.local. CNAME db.example.com."]
+    })
+    .await;
+    api.apply(&svc("team", "flip", "10.96.1.9"));
+    until(addr, "flip.team.svc.cluster.local.", A, has("10.96.1.9")).await;
+    api.apply(&external("team", "flip", "db.example.com"));
+    until(addr, "flip.team.svc.cluster.local.", A, |rc, a| {
+        rc == ResponseCode::NoError && a == ["flip.team.svc.cluster.local. CNAME db.example.com."]
+    })
+    .await;
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_are_watched_under_verified() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&pod("team", "p1", "10.244.9.1"));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Verified).await;
+    let addr = running.addr();
+    until(
+        addr,
+        "10-244-9-1.team.pod.cluster.local.",
+        A,
+        has("10.244.9.1"),
+    )
+    .await;
+    api.apply(&pod("team", "p2", "10.244.9.2"));
+    until(
+        addr,
+        "10-244-9-2.team.pod.cluster.local.",
+        A,
+        has("10.244.9.2"),
+    )
+    .await;
+    api.delete("pods", "team", "p1");
+    until(addr, "10-244-9-1.team.pod.cluster.local.", A, nx).await;
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_down_at_start_is_servfail_never_nxdomain() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    api.set_up(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    let until_t = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until_t {
+        for name in [
+            "web.team.svc.cluster.local.",
+            "nope.team.svc.cluster.local.",
+        ] {
+            let (rc, _) = q(addr, name, A);
+            assert_eq!(rc, ResponseCode::ServFail, "{name} while the API is down");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Then 5xx instead of refusals: still SERVFAIL.
+    api.set_fault(Fault::ServerError);
+    api.set_up(true).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        q(addr, "nope.team.svc.cluster.local.", A).0,
+        ResponseCode::ServFail
+    );
+    assert!(!running.index.is_loaded());
+    api.set_fault(Fault::None);
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    until(addr, "nope.team.svc.cluster.local.", A, nx).await;
+    running.server.shutdown().await;
+}
+
+/// Queries `name` until stopped; counts answers that are not `ip`.
+fn hammer(
+    addr: SocketAddr,
+    name: &'static str,
+    ip: &'static str,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bad = Arc::new(AtomicUsize::new(0));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (s, b, a) = (stop.clone(), bad.clone(), asked.clone());
+    let h = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            let (rc, ans) = q(addr, name, A);
+            a.fetch_add(1, Ordering::Relaxed);
+            if !has(ip)(rc, &ans) {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (stop, bad, asked, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_down_after_sync_changes_nothing() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    let (stop, bad, asked, h) = hammer(addr, "web.team.svc.cluster.local.", "10.96.1.1");
+    // Refused connections, then 5xx, then watches closed by the server.
+    api.set_up(false).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        q(addr, "nope.team.svc.cluster.local.", A).0,
+        ResponseCode::NXDomain,
+        "still synced"
+    );
+    api.set_fault(Fault::ServerError);
+    api.set_up(true).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    api.set_fault(Fault::None);
+    api.close_watches();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watches resumed: changes flow again.
+    api.apply(&svc("team", "later", "10.96.1.5"));
+    until(addr, "later.team.svc.cluster.local.", A, has("10.96.1.5")).await;
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    assert!(asked.load(Ordering::Relaxed) > 100);
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "an answer changed while the API was away"
+    );
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relist_after_410_carries_deletions() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "stays", "10.96.1.1"));
+    api.apply(&svc("team", "goes", "10.96.1.2"));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "goes.team.svc.cluster.local.", A, has("10.96.1.2")).await;
+    let (stop, bad, _, h) = hammer(addr, "stays.team.svc.cluster.local.", "10.96.1.1");
+    // While the API is away, one Service is deleted, one added, and the
+    // history compacted: the watch's version is gone (410), a relist follows.
+    api.set_up(false).await;
+    api.delete("services", "team", "goes");
+    api.apply(&svc("team", "new", "10.96.1.3"));
+    api.compact();
+    let before = api.requests();
+    api.set_up(true).await;
+    until(addr, "goes.team.svc.cluster.local.", A, nx).await;
+    until(addr, "new.team.svc.cluster.local.", A, has("10.96.1.3")).await;
+    assert!(api.requests() > before);
+    assert!(api.gone() > 0, "the watch was not answered 410 Gone");
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "a name present before and after the relist failed"
+    );
+    running.server.shutdown().await;
+}

@@ -1,0 +1,393 @@
+//! A fake Kubernetes API server for tests: HTTP on 127.0.0.1, serving list
+//! and watch for services, endpointslices, namespaces and pods the way
+//! kube-apiserver does (resourceVersion, paginated lists with `continue`,
+//! chunked JSON watch events, bookmarks, 410 Gone for compacted versions),
+//! with faults on demand: refused connections, 5xx, watches closed by the
+//! server. The real kube client talks to it through a kubeconfig.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// The four resources clusterdns watches: (plural, list path, kind, apiVersion).
+const RESOURCES: [(&str, &str, &str, &str); 4] = [
+    ("services", "/api/v1/services", "Service", "v1"),
+    (
+        "endpointslices",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+    ),
+    ("namespaces", "/api/v1/namespaces", "Namespace", "v1"),
+    ("pods", "/api/v1/pods", "Pod", "v1"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// Every request gets 503 with a Status body.
+    ServerError,
+}
+
+struct Stored {
+    /// resource plural, namespace, name -> object
+    objects: BTreeMap<(String, String, String), Value>,
+    /// Every change: (resourceVersion, plural, ADDED|MODIFIED|DELETED, object)
+    log: Vec<(u64, String, &'static str, Value)>,
+    rv: u64,
+    /// Watches from a version below this get 410 Gone.
+    compacted: u64,
+    fault: Fault,
+    /// Lists are cut into pages of at most this many items.
+    page: usize,
+    requests: usize,
+    /// 410 Gone answers given to watches.
+    gone: usize,
+}
+
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<Stored>>,
+    changed: Arc<Notify>,
+    /// Bumped to make the server end every open watch.
+    generation: watch::Sender<u64>,
+    /// Whether the listener is up (false: connections are refused).
+    up: watch::Sender<bool>,
+}
+
+fn key_of(plural: &str, obj: &Value) -> (String, String, String) {
+    let meta = &obj["metadata"];
+    let ns = if plural == "namespaces" {
+        ""
+    } else {
+        meta["namespace"].as_str().unwrap_or("default")
+    };
+    (
+        plural.to_string(),
+        ns.to_string(),
+        meta["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(code: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())).boxed());
+    *r.status_mut() = code;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+impl FakeApi {
+    pub async fn start() -> FakeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(Stored {
+            objects: BTreeMap::new(),
+            log: Vec::new(),
+            rv: 100,
+            compacted: 0,
+            fault: Fault::None,
+            page: 2,
+            requests: 0,
+            gone: 0,
+        }));
+        let (generation, _) = watch::channel(0u64);
+        let (up, _) = watch::channel(true);
+        let api = FakeApi {
+            addr,
+            state,
+            changed: Arc::new(Notify::new()),
+            generation,
+            up,
+        };
+        api.serve(listener);
+        api
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (state, changed, generation) = (
+            self.state.clone(),
+            self.changed.clone(),
+            self.generation.clone(),
+        );
+        let mut up = self.up.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    c = listener.accept() => c,
+                    _ = up.wait_for(|u| !*u) => return, // listener dropped: refused
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let (state, changed, generation) =
+                    (state.clone(), changed.clone(), generation.clone());
+                let mut up = up.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let (state, changed, generation) =
+                            (state.clone(), changed.clone(), generation.clone());
+                        async move { Ok::<_, Infallible>(handle(req, state, changed, generation).await) }
+                    });
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = up.wait_for(|u| !*u) => {} // going down: drop the connection
+                    }
+                });
+            }
+        });
+    }
+
+    /// Writes a kubeconfig that points the kube client here.
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: test\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: test\ncurrent-context: fake\n",
+            self.addr
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Creates or replaces an object (YAML or JSON text of one object).
+    pub fn apply(&self, yaml: &str) {
+        let mut obj: Value = serde_saphyr::from_str(yaml).unwrap();
+        let plural = RESOURCES
+            .iter()
+            .find(|r| r.2 == obj["kind"].as_str().unwrap_or(""))
+            .unwrap()
+            .0;
+        let mut s = self.state.lock().unwrap();
+        s.rv += 1;
+        let rv = s.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if plural != "namespaces" && obj["metadata"]["namespace"].is_null() {
+            obj["metadata"]["namespace"] = json!("default");
+        }
+        let key = key_of(plural, &obj);
+        let kind = if s.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        s.objects.insert(key, obj.clone());
+        s.log.push((rv, plural.to_string(), kind, obj));
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        let key = (plural.to_string(), namespace.to_string(), name.to_string());
+        if let Some(mut obj) = s.objects.remove(&key) {
+            s.rv += 1;
+            let rv = s.rv;
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            s.log.push((rv, plural.to_string(), "DELETED", obj));
+        }
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
+    /// Forgets the change log: watches from before now get 410 Gone.
+    pub fn compact(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.compacted = s.rv + 1;
+        s.log.clear();
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        self.state.lock().unwrap().fault = fault;
+    }
+
+    /// Ends every open watch from the server side.
+    pub fn close_watches(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Takes the listener down (connections refused) or back up on the same port.
+    pub async fn set_up(&self, up: bool) {
+        if up == *self.up.borrow() {
+            return;
+        }
+        if up {
+            let listener = loop {
+                match TcpListener::bind(self.addr).await {
+                    Ok(l) => break l,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            self.up.send_replace(true);
+            self.serve(listener);
+        } else {
+            self.up.send_replace(false);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn gone(&self) -> usize {
+        self.state.lock().unwrap().gone
+    }
+
+    pub fn requests(&self) -> usize {
+        self.state.lock().unwrap().requests
+    }
+}
+
+fn query(req: &Request<Incoming>) -> BTreeMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("%3D", "=").replace("%2C", ",")))
+        .collect()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<Stored>>,
+    changed: Arc<Notify>,
+    generation: watch::Sender<u64>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let q = query(&req);
+    let Some(&(plural, _, kind, api_version)) = RESOURCES.iter().find(|r| r.1 == path) else {
+        return full(
+            StatusCode::NOT_FOUND,
+            &status(404, "NotFound", &format!("no route {path}")),
+        );
+    };
+    {
+        let mut s = state.lock().unwrap();
+        s.requests += 1;
+        if s.fault == Fault::ServerError {
+            return full(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &status(503, "ServiceUnavailable", "etcd is sad"),
+            );
+        }
+    }
+    let selector = q.get("labelSelector").cloned();
+    let matches = move |obj: &Value| match &selector {
+        None => true,
+        Some(sel) => sel.split(',').all(|term| match term.split_once('=') {
+            Some((k, v)) => obj["metadata"]["labels"][k].as_str() == Some(v),
+            None => true,
+        }),
+    };
+    if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let from: u64 = q
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(290u64);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+        let mut gen_rx = generation.subscribe();
+        tokio::spawn(async move {
+            let line = |v: Value| Bytes::from(format!("{v}\n"));
+            let expired = {
+                let mut s = state.lock().unwrap();
+                let expired = from < s.compacted;
+                s.gone += usize::from(expired);
+                expired
+            };
+            if expired {
+                let gone = status(410, "Expired", &format!("too old resource version: {from}"));
+                let _ = tx
+                    .send(line(json!({"type": "ERROR", "object": gone})))
+                    .await;
+                return;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+            let mut seen = from;
+            loop {
+                let notified = changed.notified();
+                let (events, rv) = {
+                    let s = state.lock().unwrap();
+                    let ev: Vec<Value> = s
+                        .log
+                        .iter()
+                        .filter(|(rv, p, _, o)| *rv > seen && p == plural && matches(o))
+                        .map(|(_, _, t, o)| json!({"type": t, "object": o}))
+                        .collect();
+                    (ev, s.rv)
+                };
+                for e in events {
+                    if tx.send(line(e)).await.is_err() {
+                        return;
+                    }
+                }
+                seen = seen.max(rv);
+                let bookmark = tokio::time::sleep(Duration::from_millis(500));
+                tokio::select! {
+                    _ = notified => {}
+                    _ = bookmark, if bookmarks => {
+                        let b = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version,
+                            "metadata": {"resourceVersion": seen.to_string()}}});
+                        if tx.send(line(b)).await.is_err() { return; }
+                    }
+                    _ = tokio::time::sleep_until(deadline) => return,
+                    _ = gen_rx.changed() => return,
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        });
+        let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        r.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        return r;
+    }
+    // A list: a consistent page of what is stored now.
+    let s = state.lock().unwrap();
+    let all: Vec<&Value> = s
+        .objects
+        .iter()
+        .filter(|(k, o)| k.0 == plural && matches(o))
+        .map(|(_, o)| o)
+        .collect();
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX)
+        .min(s.page);
+    let offset: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let page: Vec<&Value> = all.iter().skip(offset).take(limit).copied().collect();
+    let more = offset + page.len() < all.len();
+    let mut meta = json!({"resourceVersion": s.rv.to_string()});
+    if more {
+        meta["continue"] = json!((offset + page.len()).to_string());
+    }
+    full(
+        StatusCode::OK,
+        &json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": meta, "items": page}),
+    )
+}
