@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::admin::Metrics;
 use crate::config::ZoneFlags;
 use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{ServeError, Server};
-use crate::source::kube::{KubeError, KubeOptions, WatchStats, client, spawn_watchers};
+use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
 use crate::source::manifests::{ManifestError, Manifests};
 use crate::source::{SourceMsg, spawn_updater, watch_manifests};
 
@@ -31,10 +32,11 @@ pub fn zone_config(flags: &ZoneFlags) -> Result<ZoneConfig, BadZone> {
     ZoneConfig::new(&flags.zone, flags.ttl, flags.pods)
 }
 
-/// A server answering from manifest files.
+/// A running server: listeners, the index they answer from, its metrics.
 pub struct Running {
     pub server: Server,
     pub index: Arc<ZoneIndex>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Running {
@@ -72,8 +74,9 @@ pub async fn serve_manifests(
         })?;
     }
     let index = ZoneIndex::new(cfg);
-    let server = Server::bind(index.clone(), listen).await?;
-    let tx = spawn_updater(index.clone());
+    let metrics = Arc::new(Metrics::default());
+    let server = Server::bind(index.clone(), listen, &metrics).await?;
+    let tx = spawn_updater(index.clone(), metrics.clone());
     let mut manifests = Manifests::new(paths, flags.service_cidr);
     let loaded = tokio::task::spawn_blocking(move || {
         let first = manifests.load(true);
@@ -97,7 +100,11 @@ pub async fn serve_manifests(
     let _ = tx.send(SourceMsg::Synced);
     watch_manifests(manifests, tx)
         .map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
-    Ok(Running { server, index })
+    Ok(Running {
+        server,
+        index,
+        metrics,
+    })
 }
 
 /// A server answering from the Kubernetes API. The DNS port is bound first:
@@ -106,10 +113,11 @@ pub async fn serve_api(
     opts: &KubeOptions,
     flags: &ZoneFlags,
     listen: &[SocketAddr],
-) -> Result<(Running, Arc<WatchStats>), AppError> {
+) -> Result<Running, AppError> {
     let cfg = zone_config(flags)?;
     let index = ZoneIndex::new(cfg);
-    let server = Server::bind(index.clone(), listen).await?;
+    let metrics = Arc::new(Metrics::default());
+    let server = Server::bind(index.clone(), listen, &metrics).await?;
     let client = match client(opts).await {
         Ok(c) => c,
         Err(e) => {
@@ -117,9 +125,13 @@ pub async fn serve_api(
             return Err(e.into());
         }
     };
-    let tx = spawn_updater(index.clone());
-    let stats = spawn_watchers(client, opts, tx);
-    Ok((Running { server, index }, stats))
+    let tx = spawn_updater(index.clone(), metrics.clone());
+    spawn_watchers(client, opts, tx, metrics.clone());
+    Ok(Running {
+        server,
+        index,
+        metrics,
+    })
 }
 
 /// The zone snapshot of a set of manifests; the errors found are returned

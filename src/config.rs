@@ -66,8 +66,34 @@ pub struct ServeArgs {
     /// Address to answer DNS on, UDP and TCP (repeatable).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
     pub listen: Vec<SocketAddr>,
+    /// Where `/health` answers (CoreDNS's health plugin port); `off` disables.
+    #[arg(long = "health", value_name = "ADDR|off", default_value = "0.0.0.0:8080", value_parser = admin_addr)]
+    pub health: AdminAddr,
+    /// Where `/ready` answers (CoreDNS's ready plugin port); `off` disables.
+    #[arg(long = "ready", value_name = "ADDR|off", default_value = "0.0.0.0:8181", value_parser = admin_addr)]
+    pub ready: AdminAddr,
+    /// Where Prometheus `/metrics` answers (CoreDNS's port); `off` disables.
+    #[arg(long = "metrics", value_name = "ADDR|off", default_value = "0.0.0.0:9153", value_parser = admin_addr)]
+    pub metrics: AdminAddr,
+    /// On SIGTERM, keep answering DNS this many seconds with `/ready` at 503
+    /// before closing the listeners (so endpoints drop the pod first).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub lameduck: u64,
     #[command(flatten)]
     pub zone: ZoneFlags,
+}
+
+/// An admin listen address, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminAddr(pub Option<SocketAddr>);
+
+fn admin_addr(s: &str) -> Result<AdminAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(AdminAddr(None));
+    }
+    s.parse()
+        .map(|a| AdminAddr(Some(a)))
+        .map_err(|e| format!("{e} (an address such as 0.0.0.0:8080, or off)"))
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@
 //!
 //! `config` holds the command line; `demo` a bundled cluster to try.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;

@@ -4,11 +4,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use std::sync::atomic::Ordering;
+
+use clusterdns::admin::{self, Admin};
 use clusterdns::app::{serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
 use clusterdns::records::PodMode;
 use clusterdns::source::kube::KubeOptions;
+use tokio_util::sync::CancellationToken;
 
 fn init_tracing() {
     // hickory logs per query at info; keep the per-query path quiet.
@@ -72,12 +76,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         labels: args.labels,
                         pods: args.zone.pods == PodMode::Verified,
                     };
-                    serve_api(&opts, &args.zone, &args.listen).await?.0
+                    serve_api(&opts, &args.zone, &args.listen).await?
                 } else {
                     serve_manifests(args.manifests, &args.zone, &args.listen).await?
                 };
-                tracing::info!(listen = ?running.server.local_addrs(), "serving");
+                let admin = Admin::new(running.index.clone(), running.metrics.clone());
+                let cancel = CancellationToken::new();
+                let addrs: Vec<_> = [args.health.0, args.ready.0, args.metrics.0]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let bound = admin::serve(admin.clone(), &addrs, cancel.clone()).await?;
+                tracing::info!(listen = ?running.server.local_addrs(), admin = ?bound, "serving");
                 shutdown_signal().await;
+                // Lame duck: not ready any more, still answering, then stop.
+                admin.lame_duck.store(true, Ordering::Release);
+                tracing::info!(seconds = args.lameduck, "shutting down: lame duck");
+                tokio::time::sleep(Duration::from_secs(args.lameduck)).await;
+                cancel.cancel();
                 running.server.shutdown().await;
                 Ok(())
             })

@@ -61,10 +61,7 @@ async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
         ..Default::default()
     };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    serve_api(&opts, &flags(pods), &[listen])
-        .await
-        .expect("serve_api")
-        .0
+    serve_api(&opts, &flags(pods), &[listen]).await.expect("serve_api")
 }
 
 fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {

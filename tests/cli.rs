@@ -52,6 +52,11 @@ fn wrong_flags_are_one_clear_line() {
         "10.0.0.0/99",
     );
     fails_with_one_line(&["frobnicate"], 2, "frobnicate");
+    fails_with_one_line(
+        &["serve", "--manifests", "x", "--health", "nowhere"],
+        2,
+        "nowhere",
+    );
 }
 
 #[test]
@@ -99,7 +104,17 @@ fn unreadable_path_and_port_in_use() {
 fn no_source_names_both_ways() {
     // No manifests and no API configuration anywhere: one line naming both.
     let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--health",
+            "off",
+            "--ready",
+            "off",
+            "--metrics",
+            "off",
+        ])
         .env_remove("RUST_LOG")
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")

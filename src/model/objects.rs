@@ -21,6 +21,19 @@ pub enum Kind {
     Pod,
 }
 
+impl Kind {
+    /// The kind's name, as Kubernetes writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Endpoints => "Endpoints",
+            Kind::Pod => "Pod",
+        }
+    }
+}
+
 /// `namespace/name` of one object of a known kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {

@@ -159,9 +159,17 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
     })
 }
 
-/// Writes the response to `query` into `out`. Returns false when nothing
-/// should be sent. `max` is the transport's limit before EDNS.
-pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) -> Option<u8> {
+/// What was answered, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub qtype: u16,
+    /// The full (extended) response code.
+    pub rcode: u16,
+}
+
+/// Writes the response to `query` into `out`; `None` when nothing should be
+/// sent. `udp` selects the size limits of SPEC.md 4.
+pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) -> Option<Done> {
     out.clear();
     let q = match parse(query) {
         Parsed::Drop => return None,
@@ -172,7 +180,10 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
                 FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16,
                 [0, 0, 0, 0],
             );
-            return Some(rcode);
+            return Some(Done {
+                qtype: 0,
+                rcode: rcode.into(),
+            });
         }
         Parsed::Query(q) => q,
     };
@@ -195,7 +206,10 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
         // RFC 6891 6.1.3: BADVERS, and say which version we speak.
         push_opt(out, BADVERS_HIGH);
         set_counts(out, [1, 0, 0, 1]);
-        return Some(16);
+        return Some(Done {
+            qtype: q.qtype,
+            rcode: 16,
+        });
     }
     let refuse = (q.qclass != CLASS_IN && q.qclass != CLASS_ANY)
         // Zone transfers and other meta queries are not served.
@@ -221,7 +235,10 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
     }
     let old = u16_at(out, 2).unwrap_or(0);
     out[2..4].copy_from_slice(&(flags | (old & FLAG_TC)).to_be_bytes());
-    Some(rcode)
+    Some(Done {
+        qtype: q.qtype,
+        rcode: rcode.into(),
+    })
 }
 
 fn header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::metrics::{Metrics, QueryStats};
 use crate::records::ZoneIndex;
 
 /// How long an idle TCP connection is kept (RFC 7766 suggests seconds).
@@ -56,7 +57,11 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
     /// and starts answering from `index`. Must be called within a tokio runtime.
-    pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr]) -> Result<Server, ServeError> {
+    pub async fn bind(
+        index: Arc<ZoneIndex>,
+        listen: &[SocketAddr],
+        metrics: &Metrics,
+    ) -> Result<Server, ServeError> {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -98,9 +103,14 @@ impl Server {
         for (n, socket) in sockets.into_iter().enumerate() {
             let index = index.clone();
             let stop = stop.clone();
+            let server = socket
+                .local_addr()
+                .map(|a| format!("dns://{a}"))
+                .unwrap_or_default();
+            let stats = metrics.query_stats("udp", server);
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
-                .spawn(move || udp_loop(socket, &index, &stop))
+                .spawn(move || udp_loop(socket, &index, &stop, &stats))
                 .map_err(|error| ServeError::Bind {
                     addr: addrs[0],
                     error,
@@ -108,7 +118,12 @@ impl Server {
             udp_threads.push(handle);
         }
         for listener in tcp {
-            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone()));
+            let server = listener
+                .local_addr()
+                .map(|a| format!("dns://{a}"))
+                .unwrap_or_default();
+            let stats = metrics.query_stats("tcp", server);
+            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone(), stats));
         }
         Ok(Server {
             addrs,
@@ -137,7 +152,7 @@ impl Server {
     }
 }
 
-fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool) {
+fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &QueryStats) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     while !stop.load(Ordering::Acquire) {
@@ -156,28 +171,36 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool) {
                 continue;
             }
         };
-        if message::respond(index, &buf[..len], true, &mut out).is_some()
-            && let Err(e) = socket.send_to(&out, peer)
-        {
-            tracing::debug!(error = %e, %peer, "udp send");
+        let started = std::time::Instant::now();
+        if let Some(done) = message::respond(index, &buf[..len], true, &mut out) {
+            if let Err(e) = socket.send_to(&out, peer) {
+                tracing::debug!(error = %e, %peer, "udp send");
+            }
+            stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
         }
     }
 }
 
-async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: CancellationToken) {
+async fn tcp_accept(
+    listener: TcpListener,
+    index: Arc<ZoneIndex>,
+    cancel: CancellationToken,
+    stats: Arc<QueryStats>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let index = index.clone();
                 let cancel = cancel.clone();
+                let stats = stats.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        r = tcp_conn(stream, &index) => if let Err(e) = r {
+                        r = tcp_conn(stream, &index, &stats, peer.is_ipv6()) => if let Err(e) = r {
                             tracing::debug!(error = %e, "tcp connection");
                         }
                     }
@@ -193,7 +216,12 @@ async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: Cancel
 }
 
 /// RFC 7766: queries on one connection, each with a two-byte length.
-async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex) -> io::Result<()> {
+async fn tcp_conn(
+    mut stream: TcpStream,
+    index: &ZoneIndex,
+    stats: &QueryStats,
+    v6: bool,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
@@ -210,13 +238,15 @@ async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex) -> io::Result<()> {
             Ok(r) => r?,
             Err(_) => return Ok(()),
         };
-        if message::respond(index, &buf[..len], false, &mut out).is_none() {
+        let started = std::time::Instant::now();
+        let Some(done) = message::respond(index, &buf[..len], false, &mut out) else {
             // Not a query: a stream that carries garbage is closed.
             return Ok(());
-        }
+        };
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         stream.write_all(&framed).await?;
+        stats.record(v6, done.qtype, done.rcode, started.elapsed());
     }
 }

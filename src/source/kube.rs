@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 
 use futures::StreamExt;
@@ -26,6 +26,7 @@ use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
 use super::SourceMsg;
+use crate::admin::Metrics;
 use crate::model::{
     EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service, TrimError,
 };
@@ -81,15 +82,6 @@ pub async fn client(opts: &KubeOptions) -> Result<Client, KubeError> {
     Client::try_from(config).map_err(KubeError::Client)
 }
 
-/// Counts the source keeps for logs and metrics.
-#[derive(Debug, Default)]
-pub struct WatchStats {
-    /// Watch streams that failed and were retried.
-    pub restarts: AtomicUsize,
-    /// Objects the API sent that could not be trimmed (logged, skipped).
-    pub rejected: AtomicUsize,
-}
-
 /// Which kinds have been listed completely once.
 struct SyncState {
     pending: Mutex<HashSet<Kind>>,
@@ -110,8 +102,8 @@ pub fn spawn_watchers(
     client: Client,
     opts: &KubeOptions,
     tx: mpsc::Sender<SourceMsg>,
-) -> Arc<WatchStats> {
-    let stats = Arc::new(WatchStats::default());
+    metrics: Arc<Metrics>,
+) {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if opts.pods {
         kinds.push(Kind::Pod);
@@ -130,7 +122,7 @@ pub fn spawn_watchers(
         kind,
         tx: tx.clone(),
         sync: sync.clone(),
-        stats: stats.clone(),
+        metrics: metrics.clone(),
         namespaces: filter.clone(),
     };
     tokio::spawn(ctx(Kind::Namespace).run(
@@ -157,7 +149,6 @@ pub fn spawn_watchers(
             }),
         );
     }
-    stats
 }
 
 /// One kind's watcher and where its events go.
@@ -165,7 +156,7 @@ struct Watch {
     kind: Kind,
     tx: mpsc::Sender<SourceMsg>,
     sync: Arc<SyncState>,
-    stats: Arc<WatchStats>,
+    metrics: Arc<Metrics>,
     namespaces: Arc<HashSet<String>>,
 }
 
@@ -208,7 +199,6 @@ impl Watch {
             Ok(Some(o)) => Some(Ok(o)),
             Ok(None) => Some(Err(key)),
             Err(e) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(kind = ?self.kind, namespace = key.namespace, name = key.name, error = %e, "skipping an object that does not parse");
                 None
             }
@@ -264,7 +254,10 @@ impl Watch {
                 Err(e) => {
                     // The last known state keeps serving; the stream backs
                     // off (jittered, 800 ms to 30 s) and resumes or relists.
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .state
+                        .watch_restarts
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(kind = ?self.kind, error = %e, "watch failed; retrying");
                     true
                 }

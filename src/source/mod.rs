@@ -11,6 +11,7 @@ mod watch;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use crate::admin::Metrics;
 use crate::model::Event;
 use crate::records::{Updater, ZoneIndex};
 
@@ -26,7 +27,7 @@ pub enum SourceMsg {
 
 /// Starts the updater thread: it applies batches in order, merging those
 /// that queue up while it works. Ends when every sender is gone.
-pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
+pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Sender<SourceMsg> {
     let (tx, rx) = mpsc::channel::<SourceMsg>();
     let spawned = std::thread::Builder::new().name("updater".into()).spawn(move || {
         let mut updater = Updater::new(index.clone());
@@ -41,6 +42,17 @@ pub fn spawn_updater(index: Arc<ZoneIndex>) -> mpsc::Sender<SourceMsg> {
             }
             let started = std::time::Instant::now();
             let stats = updater.apply(events);
+            let st = &metrics.state;
+            if stats.events > 0 {
+                st.update.observe(started.elapsed());
+            }
+            if let Ok(mut objects) = st.objects.lock() {
+                *objects = updater.cluster().counts().iter().map(|(k, n)| (k.name(), *n as u64)).collect();
+            }
+            if synced {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                st.last_sync.store(now.map(|d| d.as_secs()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), rss_kib = rss_kib(), "cluster update applied");
             if synced && !index.is_loaded() {
                 index.set_loaded();

@@ -1,0 +1,122 @@
+//! Admin endpoints, as CoreDNS's `health`, `ready` and `prometheus`
+//! plugins serve them: `/health` (200 while the process can answer),
+//! `/ready` (200 only once the cluster state is loaded and the server is not
+//! shutting down), `/metrics` (Prometheus text).
+
+pub mod metrics;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::records::ZoneIndex;
+pub use metrics::Metrics;
+
+/// What the endpoints report on.
+pub struct Admin {
+    pub index: Arc<ZoneIndex>,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM: `/ready` says 503 while DNS still answers.
+    pub lame_duck: AtomicBool,
+}
+
+impl Admin {
+    pub fn new(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Admin {
+            index,
+            metrics,
+            lame_duck: AtomicBool::new(false),
+        })
+    }
+
+    pub fn ready(&self) -> bool {
+        self.index.is_loaded() && !self.lame_duck.load(Ordering::Acquire)
+    }
+
+    fn respond(&self, path: &str) -> Response<Full<Bytes>> {
+        let (code, body, ctype) = match path {
+            "/health" => (StatusCode::OK, "OK".to_string(), "text/plain"),
+            "/ready" if self.ready() => (StatusCode::OK, "OK".to_string(), "text/plain"),
+            "/ready" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready".to_string(),
+                "text/plain",
+            ),
+            "/metrics" => {
+                let st = &self.metrics.state;
+                st.names.store(self.index.len() as u64, Ordering::Relaxed);
+                st.ready.store(u64::from(self.ready()), Ordering::Relaxed);
+                (
+                    StatusCode::OK,
+                    self.metrics.render(),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            }
+            _ => (StatusCode::NOT_FOUND, "not found".to_string(), "text/plain"),
+        };
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = code;
+        if let Ok(v) = ctype.parse() {
+            r.headers_mut().insert("content-type", v);
+        }
+        r
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {error}")]
+pub struct AdminBindError {
+    pub addr: SocketAddr,
+    pub error: std::io::Error,
+}
+
+/// Binds each address (every path is served on each, so one address may
+/// carry all three) and serves until `cancel`. Returns the bound addresses.
+pub async fn serve(
+    admin: Arc<Admin>,
+    addrs: &[SocketAddr],
+    cancel: CancellationToken,
+) -> Result<Vec<SocketAddr>, AdminBindError> {
+    let mut bound = Vec::new();
+    for &addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|error| AdminBindError { addr, error })?;
+        bound.push(
+            listener
+                .local_addr()
+                .map_err(|error| AdminBindError { addr, error })?,
+        );
+        let (admin, cancel) = (admin.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    c = listener.accept() => c,
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let r = admin.respond(req.uri().path());
+                        async move { Ok::<_, Infallible>(r) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    }
+    Ok(bound)
+}

@@ -1,0 +1,270 @@
+//! Admin endpoints: /health, /ready (503 until synced and during the lame
+//! duck), CoreDNS-compatible /metrics, and SIGTERM handling of the binary.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clusterdns::admin::{self, Admin};
+use clusterdns::app::serve_api;
+use clusterdns::records::PodMode;
+use clusterdns::source::kube::KubeOptions;
+use common::fake_api::FakeApi;
+use common::{Transport, ask, fixtures, flags, start};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use tokio_util::sync::CancellationToken;
+
+/// A plain HTTP/1.1 GET: (status, body). None when nothing listens.
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+fn metric(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_and_coredns_metrics() {
+    let running = start(vec![fixtures()], PodMode::Disabled).await;
+    let dns = running.addr();
+    let admin = Admin::new(running.index.clone(), running.metrics.clone());
+    let cancel = CancellationToken::new();
+    let bound = admin::serve(
+        admin.clone(),
+        &["127.0.0.1:0".parse().unwrap()],
+        cancel.clone(),
+    )
+    .await
+    .unwrap();
+    let http = bound[0];
+    for _ in 0..3 {
+        ask(
+            dns,
+            "kafka.default.svc.cluster.local.",
+            RecordType::A,
+            Transport::Udp,
+            None,
+        );
+    }
+    ask(
+        dns,
+        "nope.default.svc.cluster.local.",
+        RecordType::A,
+        Transport::Udp,
+        None,
+    );
+    ask(
+        dns,
+        "kafka.default.svc.cluster.local.",
+        RecordType::SRV,
+        Transport::Tcp,
+        None,
+    );
+    let body = tokio::task::spawn_blocking(move || {
+        assert_eq!(get(http, "/health").unwrap().0, 200);
+        assert_eq!(get(http, "/ready").unwrap().0, 200);
+        assert_eq!(get(http, "/nope").unwrap().0, 404);
+        get(http, "/metrics").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(body.0, 200);
+    let m = body.1;
+    let server = format!("dns://{dns}");
+    let req = |proto: &str, t: &str| {
+        format!(
+            "coredns_dns_requests_total{{server=\"{server}\",zone=\".\",view=\"\",proto=\"{proto}\",family=\"1\",type=\"{t}\"}}"
+        )
+    };
+    assert_eq!(metric(&m, &req("udp", "A")), Some(4.0), "{m}");
+    assert_eq!(metric(&m, &req("tcp", "SRV")), Some(1.0), "{m}");
+    let resp = |rcode: &str| {
+        format!(
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\".\",view=\"\",rcode=\"{rcode}\",plugin=\"kubernetes\"}}"
+        )
+    };
+    assert_eq!(metric(&m, &resp("NXDOMAIN")), Some(1.0), "{m}");
+    let count = format!(
+        "coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\",type=\"A\"}}"
+    );
+    assert_eq!(metric(&m, &count), Some(4.0), "{m}");
+    assert!(
+        metric(&m, "clusterdns_objects{kind=\"Service\"}").unwrap() > 10.0,
+        "{m}"
+    );
+    assert!(metric(&m, "clusterdns_names ").unwrap() > 100.0, "{m}");
+    assert_eq!(metric(&m, "clusterdns_ready "), Some(1.0), "{m}");
+    assert!(
+        metric(&m, "clusterdns_last_sync_timestamp_seconds ").unwrap() > 1.7e9,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "clusterdns_update_duration_seconds_count ").unwrap() >= 1.0,
+        "{m}"
+    );
+    // The lame duck: not ready, still healthy.
+    admin
+        .lame_duck
+        .store(true, std::sync::atomic::Ordering::Release);
+    let codes = tokio::task::spawn_blocking(move || {
+        (
+            get(http, "/ready").unwrap().0,
+            get(http, "/health").unwrap().0,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, (503, 200));
+    cancel.cancel();
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_ready_until_the_api_is_synced() {
+    let api = FakeApi::start().await;
+    api.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n");
+    api.set_up(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = KubeOptions {
+        kubeconfig: Some(api.kubeconfig(dir.path())),
+        ..Default::default()
+    };
+    let running = serve_api(
+        &opts,
+        &flags(PodMode::Disabled),
+        &["127.0.0.1:0".parse().unwrap()],
+    )
+    .await
+    .unwrap();
+    let admin = Admin::new(running.index.clone(), running.metrics.clone());
+    let bound = admin::serve(
+        admin,
+        &["127.0.0.1:0".parse().unwrap()],
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let http = bound[0];
+    let codes = tokio::task::spawn_blocking(move || {
+        (
+            get(http, "/ready").unwrap().0,
+            get(http, "/health").unwrap().0,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, (503, 200), "API down at start: not ready, healthy");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let m = tokio::task::spawn_blocking(move || get(http, "/metrics").unwrap().1)
+        .await
+        .unwrap();
+    assert!(
+        metric(&m, "clusterdns_watch_restarts_total ").unwrap() >= 1.0,
+        "{m}"
+    );
+    api.set_up(true).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let code = tokio::task::spawn_blocking(move || get(http, "/ready").unwrap().0)
+            .await
+            .unwrap();
+        if code == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let msg = ask(
+        running.addr(),
+        "team.svc.cluster.local.",
+        RecordType::A,
+        Transport::Udp,
+        None,
+    );
+    assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
+    running.server.shutdown().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn sigterm_is_a_lame_duck_then_exit_zero() {
+    let (dns, ready, health) = (free_port(), free_port(), free_port());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args([
+            "serve",
+            "--manifests",
+            dir,
+            "--listen",
+            &format!("127.0.0.1:{dns}"),
+        ])
+        .args([
+            "--ready",
+            &format!("127.0.0.1:{ready}"),
+            "--health",
+            &format!("127.0.0.1:{health}"),
+        ])
+        .args(["--metrics", "off", "--lameduck", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready_addr: SocketAddr = format!("127.0.0.1:{ready}").parse().unwrap();
+    let dns_addr: SocketAddr = format!("127.0.0.1:{dns}").parse().unwrap();
+    let start = Instant::now();
+    while get(ready_addr, "/ready").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(300));
+    // Lame duck: /ready says 503, DNS still answers.
+    assert_eq!(get(ready_addr, "/ready").map(|r| r.0), Some(503));
+    let msg = ask(
+        dns_addr,
+        "kafka.default.svc.cluster.local.",
+        RecordType::A,
+        Transport::Udp,
+        None,
+    );
+    assert_eq!(msg.answers.len(), 1);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
