@@ -61,7 +61,9 @@ async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
         ..Default::default()
     };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    serve_api(&opts, &flags(pods), &[listen]).await.expect("serve_api")
+    serve_api(&opts, &flags(pods), &[listen])
+        .await
+        .expect("serve_api")
 }
 
 fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
@@ -362,6 +364,52 @@ async fn relist_after_410_carries_deletions() {
         bad.load(Ordering::Relaxed),
         0,
         "a name present before and after the relist failed"
+    );
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_are_skipped_and_big_lists_load() {
+    let api = FakeApi::start().await;
+    api.set_page(500);
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "good", "10.96.1.1"));
+    // A field this server does not know: fine.
+    api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: newer, namespace: team}\nspec:\n  clusterIP: 10.96.1.2\n  futureField: {x: 1}\n");
+    // Malformed: a spec that is not an object; an IP that is not one.
+    api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: team}\nspec: not-an-object\n");
+    api.apply(&svc("team", "badip", "10.96.1.999"));
+    api.apply_many((0..3000).map(|i| {
+        svc(
+            "team",
+            &format!("bulk-{i}"),
+            &format!("10.97.{}.{}", i / 250, i % 250 + 1),
+        )
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "good.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    until(addr, "newer.team.svc.cluster.local.", A, has("10.96.1.2")).await;
+    until(
+        addr,
+        "bulk-2999.team.svc.cluster.local.",
+        A,
+        has("10.97.11.250"),
+    )
+    .await;
+    until(addr, "broken.team.svc.cluster.local.", A, nx).await;
+    until(addr, "badip.team.svc.cluster.local.", A, nx).await;
+    // A malformed update is skipped too; a fixed one is taken.
+    api.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: team}\nspec: [1, 2]\n",
+    );
+    api.apply(&svc("team", "broken", "10.96.1.3"));
+    until(addr, "broken.team.svc.cluster.local.", A, has("10.96.1.3")).await;
+    let (rc, ans) = q(addr, "good.team.svc.cluster.local.", A);
+    assert!(
+        has("10.96.1.1")(rc, &ans),
+        "the malformed update replaced a good object: {rc:?} {ans:?}"
     );
     running.server.shutdown().await;
 }

@@ -321,9 +321,13 @@ async fn any_is_minimal_and_outside_names_are_refused() {
 async fn servfail_until_loaded_never_nxdomain() {
     let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
     let index = ZoneIndex::new(cfg);
-    let server = Server::bind(index.clone(), &["127.0.0.1:0".parse().unwrap()], &Default::default())
-        .await
-        .unwrap();
+    let server = Server::bind(
+        index.clone(),
+        &["127.0.0.1:0".parse().unwrap()],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let addr = server.local_addrs()[0];
     for t in [Transport::Udp, Transport::Tcp] {
         let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, t, None);

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -27,9 +27,7 @@ use serde::de::DeserializeOwned;
 
 use super::SourceMsg;
 use crate::admin::Metrics;
-use crate::model::{
-    EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service, TrimError,
-};
+use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -129,26 +127,48 @@ pub fn spawn_watchers(
         Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
         base.clone(),
         |n: PartialObjectMeta<core::Namespace>| {
-            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))
+            Namespace::from_meta(&n.metadata)
+                .map(|n| Some(Object::Namespace(n)))
+                .map_err(|e| e.to_string())
         },
     ));
+    // The other kinds arrive as DynamicObject and are parsed one by one: a
+    // typed list fails whole on one malformed object, and the watcher would
+    // then relist forever instead of skipping that object.
+    let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(client.clone(), &ar);
     tokio::spawn(ctx(Kind::Service).run(
-        Api::<core::Service>::all(client.clone()),
+        dynamic(ApiResource::erase::<core::Service>(&())),
         labelled.clone(),
-        |s| Service::trim(s).map(|s| Some(Object::Service(s.into()))),
+        |o| {
+            parse::<core::Service>(o)
+                .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
+                .map(|s| Some(Object::Service(s.into())))
+        },
     ));
     tokio::spawn(ctx(Kind::EndpointSlice).run(
-        Api::<discovery::EndpointSlice>::all(client.clone()),
+        dynamic(ApiResource::erase::<discovery::EndpointSlice>(&())),
         labelled,
-        |s| EndpointSlice::trim(s).map(|s| s.map(|s| Object::EndpointSlice(s.into()))),
+        |o| {
+            parse::<discovery::EndpointSlice>(o)
+                .and_then(|s| EndpointSlice::trim(s).map_err(|e| e.to_string()))
+                .map(|s| s.map(|s| Object::EndpointSlice(s.into())))
+        },
     ));
     if opts.pods {
-        tokio::spawn(
-            ctx(Kind::Pod).run(Api::<core::Pod>::all(client), base, |p| {
-                Pod::trim(p).map(|p| Some(Object::Pod(p.into())))
-            }),
-        );
+        tokio::spawn(ctx(Kind::Pod).run(
+            dynamic(ApiResource::erase::<core::Pod>(&())),
+            base,
+            |o| {
+                parse::<core::Pod>(o)
+                    .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
+                    .map(|p| Some(Object::Pod(p.into())))
+            },
+        ));
     }
+}
+
+fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String> {
+    obj.try_parse::<K>().map_err(|e| e.to_string())
 }
 
 /// One kind's watcher and where its events go.
@@ -189,7 +209,7 @@ impl Watch {
     fn convert<K, F>(&self, obj: K, trim: &F) -> Option<Result<Object, ObjectKey>>
     where
         K: Resource,
-        F: Fn(K) -> Result<Option<Object>, TrimError>,
+        F: Fn(K) -> Result<Option<Object>, String>,
     {
         let key = self.key(&obj);
         if !self.wanted(&key) {
@@ -212,7 +232,7 @@ impl Watch {
     async fn run<K, F>(self, api: Api<K>, config: watcher::Config, trim: F)
     where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-        F: Fn(K) -> Result<Option<Object>, TrimError>,
+        F: Fn(K) -> Result<Option<Object>, String>,
     {
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
         // Objects of a list in progress; sent as one reset at its end.

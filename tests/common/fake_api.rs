@@ -216,6 +216,32 @@ impl FakeApi {
         s.log.clear();
     }
 
+    /// Lists are cut into pages of at most `n` items (default 2).
+    pub fn set_page(&self, n: usize) {
+        self.state.lock().unwrap().page = n;
+    }
+
+    /// Applies many objects at once (one notification).
+    pub fn apply_many(&self, docs: impl Iterator<Item = String>) {
+        let mut s = self.state.lock().unwrap();
+        for yaml in docs {
+            let mut obj: Value = serde_saphyr::from_str(&yaml).unwrap();
+            let plural = RESOURCES
+                .iter()
+                .find(|r| r.2 == obj["kind"].as_str().unwrap_or(""))
+                .unwrap()
+                .0;
+            s.rv += 1;
+            let rv = s.rv;
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let key = key_of(plural, &obj);
+            s.objects.insert(key, obj.clone());
+            s.log.push((rv, plural.to_string(), "ADDED", obj));
+        }
+        drop(s);
+        self.changed.notify_waiters();
+    }
+
     pub fn set_fault(&self, fault: Fault) {
         self.state.lock().unwrap().fault = fault;
     }
