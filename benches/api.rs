@@ -1,0 +1,190 @@
+//! Measures, against the tests' fake Kubernetes API server:
+//! 1. the time from a watch event to the changed DNS answer (p50, p99 over
+//!    1,000 changes), in process;
+//! 2. the time to ready and the RSS of the `clusterdns` binary for 100,000
+//!    Services and their EndpointSlices delivered by the API.
+//!
+//! `cargo bench --bench api` (add `-- --services N` to change the size).
+
+#[path = "../tests/common/fake_api.rs"]
+#[allow(dead_code)]
+mod fake_api;
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clusterdns::app::serve_api;
+use clusterdns::config::ZoneFlags;
+use clusterdns::records::PodMode;
+use clusterdns::source::kube::KubeOptions;
+use fake_api::FakeApi;
+
+fn svc(ns: &str, name: &str, ip: &str) -> String {
+    format!("{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{ns}\"}},\"spec\":{{\"clusterIP\":\"{ip}\",\"clusterIPs\":[\"{ip}\"],\"ports\":[{{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}}]}}}}")
+}
+
+fn headless(ns: &str, name: &str) -> String {
+    format!("{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{ns}\"}},\"spec\":{{\"clusterIP\":\"None\",\"ports\":[{{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}}]}}}}")
+}
+
+fn slice(ns: &str, svc: &str, ips: &[String]) -> String {
+    let eps: Vec<String> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| format!("{{\"addresses\":[\"{ip}\"],\"conditions\":{{\"ready\":true}},\"hostname\":\"{svc}-{i}\"}}"))
+        .collect();
+    format!("{{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{{\"name\":\"{svc}-abcde\",\"namespace\":\"{ns}\",\"labels\":{{\"kubernetes.io/service-name\":\"{svc}\"}}}},\"addressType\":\"IPv4\",\"ports\":[{{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}}],\"endpoints\":[{}]}}", eps.join(","))
+}
+
+fn a_record(sock: &UdpSocket, server: SocketAddr, name: &str, id: u16) -> Option<[u8; 4]> {
+    let mut q = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&q, server).ok()?;
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let ancount = u16::from_be_bytes([buf[6], buf[7]]);
+    (ancount == 1 && n >= 4).then(|| [buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]])
+}
+
+fn flags() -> ZoneFlags {
+    ZoneFlags { zone: "cluster.local".into(), ttl: 5, pods: PodMode::Disabled, service_cidr: "10.96.0.0/12".parse().unwrap() }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn event_to_answer(changes: usize) {
+    let api = FakeApi::start().await;
+    api.set_page(500);
+    api.apply("{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"bench\"}}");
+    api.apply_many((0..1000).map(|i| svc("bench", &format!("s{i}"), &format!("10.96.{}.{}", i / 200, i % 200 + 1))));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
+    let running = serve_api(&opts, &flags(), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let addr = running.addr();
+    while !running.index.is_loaded() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut took = Vec::with_capacity(changes);
+    for n in 0..changes {
+        let i = n % 1000;
+        let ip = [10, 98, (n / 250 % 250) as u8, (n % 250 + 1) as u8];
+        let name = format!("s{i}.bench.svc.cluster.local");
+        let started = Instant::now();
+        api.apply(&svc("bench", &format!("s{i}"), &format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])));
+        let sock = &sock;
+        let deadline = started + Duration::from_secs(10);
+        let t = tokio::task::block_in_place(|| loop {
+            if a_record(sock, addr, &name, n as u16) == Some(ip) {
+                break started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "change {n} never showed");
+        });
+        took.push(t);
+    }
+    took.sort();
+    println!(
+        "event to answer over {changes} Service changes (1,000 Services): p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        percentile(&took, 0.5),
+        percentile(&took, 0.9),
+        percentile(&took, 0.99),
+        took[took.len() - 1]
+    );
+    running.server.shutdown().await;
+}
+
+fn get(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn big_start(services: usize) {
+    let api = FakeApi::start().await;
+    api.set_page(500);
+    let namespaces = 100;
+    api.apply_many((0..namespaces).map(|n| format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"ns-{n}\"}}}}")));
+    let mut pod = 0u32;
+    let mut docs = Vec::with_capacity(services * 2);
+    for i in 0..services {
+        let ns = format!("ns-{}", i % namespaces);
+        let name = format!("svc-{i}");
+        let ips: Vec<String> = (0..3)
+            .map(|_| {
+                pod += 1;
+                format!("10.{}.{}.{}", 128 + (pod >> 16) % 64, (pod >> 8) & 255, pod & 255)
+            })
+            .collect();
+        if i % 10 < 7 {
+            let c = i as u32 + 16;
+            docs.push(svc(&ns, &name, &format!("10.{}.{}.{}", 96 + (c >> 16), (c >> 8) & 255, c & 255)));
+        } else {
+            docs.push(headless(&ns, &name));
+        }
+        docs.push(slice(&ns, &name, &ips));
+    }
+    api.apply_many(docs.into_iter());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let dns = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ready: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["serve", "--kubeconfig", kubeconfig.to_str().unwrap(), "--listen", &dns.to_string()])
+        .args(["--ready", &ready.to_string(), "--health", "off", "--metrics", "off"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    loop {
+        if tokio::task::block_in_place(|| get(ready, "/ready")) == Some(200) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let to_ready = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "{services} Services + {services} EndpointSlices from the API (pages of 500): ready after {:.2} s, VmRSS {} MiB, VmHWM {} MiB",
+        to_ready.as_secs_f64(),
+        rss_kib(pid, "VmRSS:") / 1024,
+        rss_kib(pid, "VmHWM:") / 1024
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let services = args
+        .iter()
+        .position(|a| a == "--services")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        event_to_answer(1000).await;
+        big_start(services).await;
+    });
+}
