@@ -413,3 +413,79 @@ async fn bad_objects_are_skipped_and_big_lists_load() {
     );
     running.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_and_labels_narrow_what_is_served() {
+    let api = FakeApi::start().await;
+    for n in ["team", "hidden"] {
+        api.apply(&ns(n));
+    }
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    api.apply(&svc("hidden", "web", "10.96.1.2"));
+    api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: shown, namespace: team, labels: {expose: \"yes\"}}\nspec: {clusterIP: 10.96.1.3}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let opts = KubeOptions {
+        kubeconfig: Some(api.kubeconfig(dir.path())),
+        namespaces: vec!["team".into()],
+        labels: Some("expose=yes".into()),
+        pods: false,
+    };
+    let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen])
+        .await
+        .unwrap();
+    let addr = running.addr();
+    until(addr, "shown.team.svc.cluster.local.", A, has("10.96.1.3")).await;
+    until(addr, "web.team.svc.cluster.local.", A, nx).await; // no label
+    until(addr, "web.hidden.svc.cluster.local.", A, nx).await; // other namespace
+    until(addr, "hidden.svc.cluster.local.", A, nx).await;
+    until(addr, "team.svc.cluster.local.", A, |rc, a| {
+        rc == ResponseCode::NoError && a.is_empty()
+    })
+    .await;
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_programming_latency_is_measured_like_coredns() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: team}\nspec:\n  clusterIP: None\n  selector: {app: db}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "team.svc.cluster.local.", A, |rc, _| {
+        rc == ResponseCode::NoError
+    })
+    .await;
+    // The slice controller stamps when the change happened: 2 s ago.
+    let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2);
+    let with_trigger = slice("team", "db-1", "db", &["10.244.3.1"]).replacen(
+        "  labels:",
+        &format!("  annotations: {{endpoints.kubernetes.io/last-change-trigger-time: \"{at}\"}}\n  labels:"),
+        1,
+    );
+    api.apply(&with_trigger);
+    until(addr, "db.team.svc.cluster.local.", A, has("10.244.3.1")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = running.metrics.render();
+    let line = |p: &str| {
+        m.lines()
+            .find(|l| l.starts_with(p))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let kind = "{service_kind=\"headless_with_selector\"}";
+    assert_eq!(
+        line(&format!(
+            "coredns_kubernetes_dns_programming_duration_seconds_count{kind}"
+        )),
+        Some(1.0),
+        "{m}"
+    );
+    let sum = line(&format!(
+        "coredns_kubernetes_dns_programming_duration_seconds_sum{kind}"
+    ))
+    .unwrap();
+    assert!((2.0..10.0).contains(&sum), "{sum}");
+    running.server.shutdown().await;
+}

@@ -160,6 +160,11 @@ pub struct State {
     pub ready: AtomicU64,
     /// From a batch of cluster events to the new answers being served.
     pub update: Histogram,
+    /// CoreDNS's `coredns_kubernetes_dns_programming_duration_seconds`: from
+    /// an endpoint change in the cluster to the answer served, for headless
+    /// Services with and without a selector.
+    pub programming_selector: Histogram,
+    pub programming_no_selector: Histogram,
 }
 
 /// Every metric: the query paths' stats and the shared state.
@@ -326,6 +331,21 @@ impl Collector for Metrics {
             &rows,
         )?;
         let st = &self.state;
+        histogram(
+            &mut enc,
+            "coredns_kubernetes_dns_programming_duration_seconds",
+            "Histogram of the time (in seconds) it took to program a dns instance.",
+            &[
+                (
+                    vec![("service_kind", "headless_with_selector".to_string())],
+                    st.programming_selector.snapshot(),
+                ),
+                (
+                    vec![("service_kind", "headless_without_selector".to_string())],
+                    st.programming_no_selector.snapshot(),
+                ),
+            ],
+        )?;
         histogram(
             &mut enc,
             "clusterdns_update_duration_seconds",

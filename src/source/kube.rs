@@ -167,6 +167,19 @@ pub fn spawn_watchers(
     }
 }
 
+/// When the cluster changed the endpoints this slice reflects (set by the
+/// EndpointSlice controller).
+fn trigger_time(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<std::time::SystemTime> {
+    let text = meta
+        .annotations
+        .as_ref()?
+        .get("endpoints.kubernetes.io/last-change-trigger-time")?;
+    let ts: jiff::Timestamp = text.parse().ok()?;
+    Some(std::time::SystemTime::from(ts))
+}
+
 fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String> {
     obj.try_parse::<K>().map_err(|e| e.to_string())
 }
@@ -238,6 +251,10 @@ impl Watch {
         // Objects of a list in progress; sent as one reset at its end.
         let mut listing: Option<Vec<Object>> = None;
         while let Some(item) = stream.next().await {
+            let trigger = match &item {
+                Ok(WatchEvent::Apply(obj)) => trigger_time(obj.meta()),
+                _ => None,
+            };
             let ok = match item {
                 Ok(WatchEvent::Init) => {
                     listing = Some(Vec::new());
@@ -263,7 +280,17 @@ impl Watch {
                     sent
                 }
                 Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim) {
-                    Some(Ok(o)) => self.send(vec![Event::Apply(o)]),
+                    Some(Ok(o)) => {
+                        let sent = self.send(vec![Event::Apply(o.clone())]);
+                        if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
+                            && let Some(svc) = &slice.service
+                        {
+                            let msg =
+                                SourceMsg::Triggered(slice.namespace.clone(), svc.clone(), at);
+                            let _ = self.tx.send(msg);
+                        }
+                        sent
+                    }
                     Some(Err(key)) => self.send(vec![Event::Delete(key)]),
                     None => true,
                 },

@@ -21,6 +21,10 @@ pub use watch::{ALL_KINDS, watch_manifests};
 /// What a source tells the updater.
 pub enum SourceMsg {
     Events(Vec<Event>),
+    /// An EndpointSlice of `(namespace, service)` changed in the cluster at
+    /// this time (its `endpoints.kubernetes.io/last-change-trigger-time`):
+    /// observed as DNS programming latency once the batch is served.
+    Triggered(String, String, std::time::SystemTime),
     /// Every kind has been read completely once: misses are now NXDOMAIN.
     Synced,
 }
@@ -34,10 +38,12 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Send
         while let Ok(first) = rx.recv() {
             let mut events = Vec::new();
             let mut synced = false;
+            let mut triggered = Vec::new();
             for msg in std::iter::once(first).chain(rx.try_iter()) {
                 match msg {
                     SourceMsg::Events(ev) => events.extend(ev),
                     SourceMsg::Synced => synced = true,
+                    SourceMsg::Triggered(ns, svc, at) => triggered.push((ns, svc, at)),
                 }
             }
             let started = std::time::Instant::now();
@@ -48,6 +54,17 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Send
             }
             if let Ok(mut objects) = st.objects.lock() {
                 *objects = updater.cluster().counts().iter().map(|(k, n)| (k.name(), *n as u64)).collect();
+            }
+            // CoreDNS's programming latency: headless Services only (their
+            // answers are the endpoints), from the cluster's change to now.
+            for (ns, svc, at) in triggered {
+                let Some(s) = updater.cluster().service(&ns, &svc) else { continue };
+                if s.kind == crate::model::ServiceKind::Headless
+                    && let Ok(took) = std::time::SystemTime::now().duration_since(at)
+                {
+                    let h = if s.selector.is_some() { &st.programming_selector } else { &st.programming_no_selector };
+                    h.observe(took);
+                }
             }
             if synced {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
