@@ -3,10 +3,11 @@
 //! Data flows one way; each stage imports only the one before it:
 //!
 //! ```text
-//! source   (manifest files | kube watchers)  -> apply / delete / reset events
+//! source   (kube watchers | manifest files)  -> apply / delete / reset events
 //!   -> model   (trimmed objects and indexes; no DNS, no HTTP)
 //!   -> records (pure answers per SPEC.md, prepared in wire form per name)
 //!   -> server  (UDP/TCP listeners: parse, look up, copy out)
+//!   -> admin   (/health, /ready, /metrics)
 //! ```
 //!
 //! `config` holds the command line; `demo` a bundled cluster to try.
