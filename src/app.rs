@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::admin::Metrics;
 use crate::config::ZoneFlags;
+use crate::metrics::Metrics;
 use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{ServeError, Server};
 use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};

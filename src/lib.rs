@@ -10,12 +10,14 @@
 //!   -> admin   (/health, /ready, /metrics)
 //! ```
 //!
-//! `config` holds the command line; `demo` a bundled cluster to try.
+//! `config` holds the command line; `metrics` the counters every stage bumps
+//! (rendered by `admin`); `demo` a bundled cluster to try.
 
 pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod model;
 pub mod records;
 pub mod server;

@@ -3,8 +3,6 @@
 //! `/ready` (200 only once the cluster state is loaded and the server is not
 //! shutting down), `/metrics` (Prometheus text).
 
-pub mod metrics;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,8 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::metrics::Metrics;
 use crate::records::ZoneIndex;
-pub use metrics::Metrics;
 
 /// What the endpoints report on.
 pub struct Admin {

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::metrics::{Metrics, QueryStats};
+use crate::metrics::{Metrics, QueryStats};
 use crate::records::ZoneIndex;
 
 /// How long an idle TCP connection is kept (RFC 7766 suggests seconds).

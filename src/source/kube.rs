@@ -26,7 +26,7 @@ use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
 use super::SourceMsg;
-use crate::admin::Metrics;
+use crate::metrics::Metrics;
 use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service};
 
 #[derive(Debug, thiserror::Error)]

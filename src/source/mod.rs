@@ -11,7 +11,7 @@ mod watch;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use crate::admin::Metrics;
+use crate::metrics::Metrics;
 use crate::model::Event;
 use crate::records::{Updater, ZoneIndex};
 
