@@ -75,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         namespaces: args.namespaces,
                         labels: args.labels,
                         pods: args.zone.pods == PodMode::Verified,
+                        ..Default::default()
                     };
                     serve_api(&opts, &args.zone, &args.listen).await?
                 } else {

@@ -58,6 +58,8 @@ async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
     let opts = KubeOptions {
         kubeconfig: Some(api.kubeconfig(dir)),
         pods: pods == PodMode::Verified,
+        // Short watches, so that a hung one is noticed within seconds.
+        watch_timeout: 1,
         ..Default::default()
     };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -429,7 +431,7 @@ async fn namespaces_and_labels_narrow_what_is_served() {
         kubeconfig: Some(api.kubeconfig(dir.path())),
         namespaces: vec!["team".into()],
         labels: Some("expose=yes".into()),
-        pods: false,
+        ..Default::default()
     };
     let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen])
         .await
@@ -487,5 +489,33 @@ async fn dns_programming_latency_is_measured_like_coredns() {
     ))
     .unwrap();
     assert!((2.0..10.0).contains(&sum), "{sum}");
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_watch_is_replaced() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    // From now on watches are accepted and then say nothing, never ending.
+    api.set_fault(Fault::HangWatches);
+    api.close_watches();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    api.apply(&svc("team", "web", "10.96.1.2"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        has("10.96.1.1")(
+            q(addr, "web.team.svc.cluster.local.", A).0,
+            &q(addr, "web.team.svc.cluster.local.", A).1
+        ),
+        "the last state keeps serving"
+    );
+    api.set_fault(Fault::None);
+    // The watcher drops the silent watch (1 s + kube's 5 s margin) and watches again.
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.2")).await;
     running.server.shutdown().await;
 }

@@ -46,7 +46,7 @@ pub enum KubeError {
 }
 
 /// What to watch and how to reach the API.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Serve only these namespaces (CoreDNS `namespaces`); empty: all.
@@ -55,6 +55,15 @@ pub struct KubeOptions {
     pub labels: Option<String>,
     /// Watch Pods (only `--pods verified` needs them).
     pub pods: bool,
+    /// Seconds after which the API server ends a watch (then resumed from
+    /// its resourceVersion). kube's watcher gives up on a watch that stayed
+    /// silent 5 s longer than that: a hung connection (a dead load
+    /// balancer, a stuck API server) is replaced within a minute, not 295 s.
+    pub watch_timeout: u32,
+}
+
+impl KubeOptions {
+    pub const WATCH_TIMEOUT: u32 = 55;
 }
 
 /// A client from `--kubeconfig`, else the in-cluster service account,
@@ -111,7 +120,10 @@ pub fn spawn_watchers(
     });
     let filter = Arc::new(opts.namespaces.iter().cloned().collect::<HashSet<String>>());
     // The safe list: paginated, from any cached version (CRATES.md).
-    let base = watcher::Config::default().any_semantic().page_size(500);
+    let base = watcher::Config::default()
+        .any_semantic()
+        .page_size(500)
+        .timeout(opts.watch_timeout.max(1));
     let labelled = match &opts.labels {
         Some(sel) => base.clone().labels(sel),
         None => base.clone(),
@@ -312,6 +324,18 @@ impl Watch {
             if !ok {
                 return; // the updater is gone: shutting down
             }
+        }
+    }
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            kubeconfig: None,
+            namespaces: Vec::new(),
+            labels: None,
+            pods: false,
+            watch_timeout: Self::WATCH_TIMEOUT,
         }
     }
 }

@@ -41,6 +41,8 @@ pub enum Fault {
     None,
     /// Every request gets 503 with a Status body.
     ServerError,
+    /// Watches get their headers and then nothing, ever (lists still work).
+    HangWatches,
 }
 
 struct Stored {
@@ -322,6 +324,18 @@ async fn handle(
             None => true,
         }),
     };
+    let hang = state.lock().unwrap().fault == Fault::HangWatches;
+    if std::env::var_os("FAKE_API_LOG").is_some() {
+        eprintln!(
+            "fake api: {} {:?} hang={hang}",
+            req.uri(),
+            std::time::SystemTime::now()
+        );
+    }
+    if hang && q.get("watch").is_some_and(|w| w == "true" || w == "1") {
+        let stream = futures::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+        return Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    }
     if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
         let from: u64 = q
             .get("resourceVersion")
