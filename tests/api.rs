@@ -469,13 +469,20 @@ async fn dns_programming_latency_is_measured_like_coredns() {
     );
     api.apply(&with_trigger);
     until(addr, "db.team.svc.cluster.local.", A, has("10.244.3.1")).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let m = running.metrics.render();
-    let line = |p: &str| {
+    let line = |m: &str, p: &str| {
         m.lines()
             .find(|l| l.starts_with(p))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
     };
+    let count = "coredns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"headless_with_selector\"}";
+    // The observation follows the answer by one updater batch at most.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut m = running.metrics.render();
+    while line(&m, count) != Some(1.0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        m = running.metrics.render();
+    }
+    let line = |p: &str| line(&m, p);
     let kind = "{service_kind=\"headless_with_selector\"}";
     assert_eq!(
         line(&format!(
