@@ -266,12 +266,15 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
     out
 }
 
-/// Splits encoded records into single records. `ptr_owner`: owners are the
-/// 2-byte [`QNAME_PTR`], else full uncompressed names.
-pub fn split_records(bytes: &[u8], ptr_owner: bool) -> Vec<&[u8]> {
-    let mut out = Vec::new();
+/// The single records of prepared bytes. `ptr_owner`: owners are the
+/// 2-byte [`QNAME_PTR`] (answer records), else full uncompressed names
+/// (additional records). Stops at the first record that does not fit.
+pub fn records(bytes: &[u8], ptr_owner: bool) -> impl Iterator<Item = &[u8]> {
     let mut i = 0;
-    while i < bytes.len() {
+    std::iter::from_fn(move || {
+        if i >= bytes.len() {
+            return None;
+        }
         let start = i;
         if ptr_owner {
             i += 2;
@@ -281,14 +284,10 @@ pub fn split_records(bytes: &[u8], ptr_owner: bool) -> Vec<&[u8]> {
             }
             i += 1;
         }
-        if i + 10 > bytes.len() {
-            break;
-        }
-        let rdlen = u16::from_be_bytes([bytes[i + 8], bytes[i + 9]]) as usize;
+        let rdlen = u16::from_be_bytes([*bytes.get(i + 8)?, *bytes.get(i + 9)?]) as usize;
         i += 10 + rdlen;
-        out.push(&bytes[start..i.min(bytes.len())]);
-    }
-    out
+        bytes.get(start..i)
+    })
 }
 
 /// Merges what several owners say about one name (PTR names shared by
@@ -311,12 +310,12 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
                     by_type.len() - 1
                 }
             };
-            for rec in split_records(rr.answer, true) {
+            for rec in records(rr.answer, true) {
                 if !by_type[slot].1.contains(&rec) {
                     by_type[slot].1.push(rec);
                 }
             }
-            for rec in split_records(rr.additional, false) {
+            for rec in records(rr.additional, false) {
                 if !by_type[slot].2.contains(&rec) {
                     by_type[slot].2.push(rec);
                 }

@@ -3,6 +3,7 @@
 //! records dropped and TC set, FORMERR/NOTIMP/BADVERS, EDNS echoed).
 
 use crate::records::name::lowercase_key;
+use crate::records::wire::records;
 use crate::records::{Answer, Rcode, ZoneIndex, answer};
 
 pub const RCODE_NOERROR: u8 = 0;
@@ -264,28 +265,6 @@ fn push_opt(out: &mut Vec<u8>, ext_rcode: u8) {
 }
 
 const OPT_LEN: usize = 11;
-
-/// Splits prepared records: `ptr` when owners are 2-byte pointers.
-fn records(bytes: &[u8], ptr: bool) -> impl Iterator<Item = &[u8]> {
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        if i >= bytes.len() {
-            return None;
-        }
-        let start = i;
-        if ptr {
-            i += 2;
-        } else {
-            while i < bytes.len() && bytes[i] != 0 {
-                i += bytes[i] as usize + 1;
-            }
-            i += 1;
-        }
-        let rdlen = u16_at(bytes, i + 8)? as usize;
-        i += 10 + rdlen;
-        bytes.get(start..i)
-    })
-}
 
 /// Appends the answer, authority and additional sections; sets TC when an
 /// answer record did not fit. Returns the rcode.
