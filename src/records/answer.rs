@@ -65,7 +65,7 @@ impl Answer {
             rcode,
             authoritative: true,
             steps,
-            soa: Some(index.negative_soa(zone)),
+            soa: Some(index.negative_soas()),
             soa_zone: zone,
         }
     }
@@ -159,7 +159,7 @@ fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<NodeData> {
     let ns_at = *starts.get(1)?;
     let ns_node = &key[ns_at..];
     let pod_key = &key[*starts.get(2)?..];
-    if super::name::key_of(&cfg.pod)[..] != *pod_key || index.get(ns_node).is_none() {
+    if index.pod_key() != pod_key || index.get(ns_node).is_none() {
         return None;
     }
     let label = std::str::from_utf8(&key[1..ns_at]).ok()?;

@@ -49,6 +49,7 @@ pub struct ZoneIndex {
     nodes: DashMap<Key, Slot, foldhash::fast::RandomState>,
     /// Keys of the served zones' apexes, in [`ZoneConfig::apexes`] order.
     apex_keys: [Key; 3],
+    pod_key: Key,
     /// Each zone's SOA with its full owner name, for negative answers.
     negative_soa: ArcSwap<[Box<[u8]>; 3]>,
     /// Set once the cluster state has been loaded completely; until then a
@@ -61,11 +62,13 @@ pub struct ZoneIndex {
 impl ZoneIndex {
     pub fn new(cfg: ZoneConfig) -> Arc<Self> {
         let apex_keys = cfg.apexes().map(key_of);
+        let pod_key = key_of(&cfg.pod);
         let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
         Arc::new(ZoneIndex {
             cfg,
             nodes: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             apex_keys,
+            pod_key,
             negative_soa,
             loaded: AtomicBool::new(false),
             serial: AtomicU32::new(0),
@@ -100,9 +103,16 @@ impl ZoneIndex {
         None
     }
 
-    pub fn negative_soa(&self, zone: usize) -> Arc<[Box<[u8]>; 3]> {
-        let _ = zone;
+    /// Each served zone's SOA record (owner written out), in
+    /// [`ZoneConfig::apexes`] order, for the authority section of negative
+    /// answers.
+    pub fn negative_soas(&self) -> Arc<[Box<[u8]>; 3]> {
         self.negative_soa.load_full()
+    }
+
+    /// The lookup key of `pod.<zone>`.
+    pub fn pod_key(&self) -> &[u8] {
+        &self.pod_key
     }
 
     pub fn is_loaded(&self) -> bool {
