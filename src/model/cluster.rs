@@ -5,7 +5,7 @@
 //! own name, the static apex records). `records` turns an owner into DNS
 //! nodes; this file only keeps objects and answers "who is affected".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::objects::*;
@@ -75,9 +75,6 @@ fn index_remove<K: std::hash::Hash + Eq>(
     }
 }
 
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
 
 impl Cluster {
     pub fn new() -> Self {
@@ -169,13 +166,13 @@ impl Cluster {
     }
 
     /// Services of `ns` whose selector matches `labels`.
-    fn selecting(&self, ns: &str, labels: &BTreeMap<String, String>, out: &mut Vec<Owner>) {
+    fn selecting(&self, ns: &str, labels: &Labels, out: &mut Vec<Owner>) {
         for name in self.services_by_ns.get(ns).into_iter().flatten() {
             if let Some(svc) = self.services.get(&nsn(ns, name))
                 && svc
                     .selector
                     .as_ref()
-                    .is_some_and(|sel| selects(sel, labels))
+                    .is_some_and(|sel| sel.selects(labels))
             {
                 out.push(Owner::Service(ns.into(), name.as_str().into()));
             }

@@ -21,7 +21,7 @@ impl Cluster {
         } else if let Some(selector) = &svc.selector {
             let mut pods: Vec<&Pod> = self
                 .pods_in(&svc.namespace)
-                .filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+                .filter(|p| selector.selects(&p.labels))
                 .filter(|p| !p.ips.is_empty())
                 .collect();
             pods.sort_by(|a, b| a.name.cmp(&b.name));

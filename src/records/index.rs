@@ -492,7 +492,7 @@ mod tests {
                     target_port: None,
                 }],
                 selector: if r.next(2) == 0 {
-                    Some([("app".to_string(), svc)].into())
+                    Some([("app".to_string(), svc)].into_iter().collect())
                 } else {
                     None
                 },
@@ -532,7 +532,7 @@ mod tests {
             _ => Object::Pod(Arc::new(Pod {
                 namespace: ns,
                 name: format!("p{}", r.next(3)),
-                labels: [("app".to_string(), svc.clone())].into(),
+                labels: [("app".to_string(), svc.clone())].into_iter().collect(),
                 ips: vec![ip(r)],
                 ready: r.next(3) > 0,
                 hostname: Some(format!("h{}", r.next(2))),
