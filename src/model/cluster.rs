@@ -75,7 +75,6 @@ fn index_remove<K: std::hash::Hash + Eq>(
     }
 }
 
-
 impl Cluster {
     pub fn new() -> Self {
         Self::default()
@@ -169,10 +168,7 @@ impl Cluster {
     fn selecting(&self, ns: &str, labels: &Labels, out: &mut Vec<Owner>) {
         for name in self.services_by_ns.get(ns).into_iter().flatten() {
             if let Some(svc) = self.services.get(&nsn(ns, name))
-                && svc
-                    .selector
-                    .as_ref()
-                    .is_some_and(|sel| sel.selects(labels))
+                && svc.selector.as_ref().is_some_and(|sel| sel.selects(labels))
             {
                 out.push(Owner::Service(ns.into(), name.as_str().into()));
             }

@@ -223,7 +223,10 @@ pub struct Labels(Box<[(Box<str>, Box<str>)]>);
 
 impl Labels {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -242,7 +245,10 @@ impl Labels {
 
 impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut pairs: Vec<(Box<str>, Box<str>)> = iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut pairs: Vec<(Box<str>, Box<str>)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         pairs.sort();
         pairs.dedup_by(|a, b| a.0 == b.0);
         Labels(pairs.into_boxed_slice())
@@ -340,7 +346,10 @@ impl Service {
             name,
             kind,
             ports,
-            selector: spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect()),
+            selector: spec
+                .selector
+                .filter(|s| !s.is_empty())
+                .map(|s| s.into_iter().collect()),
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         })
     }
@@ -442,7 +451,12 @@ impl Pod {
         let name = pod.metadata.name.ok_or(TrimError::NoName)?;
         let namespace = ns_or_default(pod.metadata.namespace);
         let deleting = pod.metadata.deletion_timestamp.is_some();
-        let labels: Labels = pod.metadata.labels.unwrap_or_default().into_iter().collect();
+        let labels: Labels = pod
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
         let mut ips: Vec<IpAddr> = Vec::new();
