@@ -55,12 +55,12 @@ pub struct ServeArgs {
     /// account, else KUBECONFIG, else ~/.kube/config.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// Serve only these namespaces (comma-separated or repeated), as
-    /// CoreDNS's `namespaces` option.
+    /// API source: serve only these namespaces (comma-separated or
+    /// repeated), as CoreDNS's `namespaces` option.
     #[arg(long, value_name = "NS", value_delimiter = ',')]
     pub namespaces: Vec<String>,
-    /// Serve only Services (and their EndpointSlices) matching this label
-    /// selector, as CoreDNS's `labels` option.
+    /// API source: serve only Services (and their EndpointSlices) matching
+    /// this label selector, as CoreDNS's `labels` option.
     #[arg(long, value_name = "SELECTOR")]
     pub labels: Option<String>,
     /// Address to answer DNS on, UDP and TCP (repeatable).

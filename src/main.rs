@@ -114,6 +114,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", demo::instructions(running.addr(), &dir));
                 shutdown_signal().await;
                 running.server.shutdown().await;
+                // The demo's copy of its manifests goes with it.
+                let _ = std::fs::remove_dir_all(&dir);
                 Ok(())
             })
         }
