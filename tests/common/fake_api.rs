@@ -288,8 +288,31 @@ fn query(req: &Request<Incoming>) -> BTreeMap<String, String> {
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.replace("%3D", "=").replace("%2C", ",")))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
         .collect()
+}
+
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn handle(
@@ -406,26 +429,34 @@ async fn handle(
             .insert("content-type", "application/json".parse().unwrap());
         return r;
     }
-    // A list: a consistent page of what is stored now.
+    // A list: a page of what is stored now. The continue token is the last
+    // key sent (namespace/name), so a page costs its own size, not the list's.
     let s = state.lock().unwrap();
-    let all: Vec<&Value> = s
-        .objects
-        .iter()
-        .filter(|(k, o)| k.0 == plural && matches(o))
-        .map(|(_, o)| o)
-        .collect();
     let limit: usize = q
         .get("limit")
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX)
         .min(s.page);
-    let offset: usize = q.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
-    let page: Vec<&Value> = all.iter().skip(offset).take(limit).copied().collect();
-    let more = offset + page.len() < all.len();
+    let after = q
+        .get("continue")
+        .and_then(|c| c.split_once('/'))
+        .map(|(ns, n)| (ns.to_string(), n.to_string()));
+    let from = match &after {
+        Some((ns, n)) => std::ops::Bound::Excluded((plural.to_string(), ns.clone(), n.clone())),
+        None => std::ops::Bound::Included((plural.to_string(), String::new(), String::new())),
+    };
+    let mut items = s
+        .objects
+        .range((from, std::ops::Bound::Unbounded))
+        .take_while(|(k, _)| k.0 == plural)
+        .filter(|(_, o)| matches(o));
+    let page: Vec<(&(String, String, String), &Value)> = items.by_ref().take(limit).collect();
+    let more = items.next().is_some();
     let mut meta = json!({"resourceVersion": s.rv.to_string()});
-    if more {
-        meta["continue"] = json!((offset + page.len()).to_string());
+    if more && let Some((k, _)) = page.last() {
+        meta["continue"] = json!(format!("{}/{}", k.1, k.2));
     }
+    let page: Vec<&Value> = page.into_iter().map(|(_, o)| o).collect();
     full(
         StatusCode::OK,
         &json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": meta, "items": page}),
