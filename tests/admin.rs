@@ -268,3 +268,30 @@ fn sigterm_is_a_lame_duck_then_exit_zero() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_when_the_updater_stops() {
+    use clusterdns::records::{ZoneConfig, ZoneIndex};
+    let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
+    let metrics = std::sync::Arc::new(clusterdns::metrics::Metrics::default());
+    let admin = Admin::new(index.clone(), metrics.clone());
+    let bound = admin::serve(
+        admin,
+        &["127.0.0.1:0".parse().unwrap()],
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let http = bound[0];
+    let health = move || tokio::task::spawn_blocking(move || get(http, "/health").unwrap().0);
+    let tx = clusterdns::source::spawn_updater(index.clone(), metrics);
+    assert_eq!(health().await.unwrap(), 200);
+    // Every source gone: the updater thread ends, answers would go stale.
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while index.writer_alive() {
+        assert!(Instant::now() < deadline, "updater still running");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(health().await.unwrap(), 503);
+}

@@ -1,5 +1,6 @@
 //! Admin endpoints, as CoreDNS's `health`, `ready` and `prometheus`
-//! plugins serve them: `/health` (200 while the process can answer),
+//! plugins serve them: `/health` (200 while the process can answer with
+//! current data: the listeners and the updater thread run),
 //! `/ready` (200 only once the cluster state is loaded and the server is not
 //! shutting down), `/metrics` (Prometheus text).
 
@@ -43,7 +44,16 @@ impl Admin {
 
     fn respond(&self, path: &str) -> Response<Full<Bytes>> {
         let (code, body, ctype) = match path {
-            "/health" => (StatusCode::OK, "OK".to_string(), "text/plain"),
+            // Healthy while DNS can answer with current data: a dead
+            // updater would leave every answer stale, so restart then.
+            "/health" if self.index.writer_alive() => {
+                (StatusCode::OK, "OK".to_string(), "text/plain")
+            }
+            "/health" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "updater stopped".to_string(),
+                "text/plain",
+            ),
             "/ready" if self.ready() => (StatusCode::OK, "OK".to_string(), "text/plain"),
             "/ready" => (
                 StatusCode::SERVICE_UNAVAILABLE,

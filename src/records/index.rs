@@ -132,6 +132,9 @@ pub struct ZoneIndex {
     /// Set once the cluster state has been loaded completely; until then a
     /// miss is SERVFAIL, never a false NXDOMAIN (SPEC.md 3).
     loaded: AtomicBool,
+    /// Whether the thread that keeps the index current is running: without
+    /// it answers would go stale for good, so the process is not healthy.
+    writer: AtomicBool,
     serial: AtomicU32,
     empty: NodeData,
 }
@@ -148,6 +151,7 @@ impl ZoneIndex {
             pod_key,
             negative_soa,
             loaded: AtomicBool::new(false),
+            writer: AtomicBool::new(false),
             serial: AtomicU32::new(0),
             empty: NodeData::empty(),
         })
@@ -198,6 +202,14 @@ impl ZoneIndex {
 
     pub fn set_loaded(&self) {
         self.loaded.store(true, Ordering::Release);
+    }
+
+    pub fn writer_alive(&self) -> bool {
+        self.writer.load(Ordering::Acquire)
+    }
+
+    pub fn set_writer_alive(&self, alive: bool) {
+        self.writer.store(alive, Ordering::Release);
     }
 
     pub fn serial(&self) -> u32 {

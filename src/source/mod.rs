@@ -33,7 +33,17 @@ pub enum SourceMsg {
 /// that queue up while it works. Ends when every sender is gone.
 pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Sender<SourceMsg> {
     let (tx, rx) = mpsc::channel::<SourceMsg>();
+    index.set_writer_alive(true);
+    let watched = index.clone();
     let spawned = std::thread::Builder::new().name("updater".into()).spawn(move || {
+        // Marks the index's writer gone when this thread ends, by a panic too.
+        struct Alive(Arc<ZoneIndex>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.set_writer_alive(false);
+            }
+        }
+        let _alive = Alive(index.clone());
         let mut updater = Updater::new(index.clone());
         while let Ok(first) = rx.recv() {
             let mut events = Vec::new();
@@ -81,6 +91,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Send
     });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the updater thread");
+        watched.set_writer_alive(false);
     }
     tx
 }
