@@ -37,7 +37,9 @@ fn slice(ns: &str, svc: &str, ips: &[String]) -> String {
     let eps: Vec<String> = ips
         .iter()
         .enumerate()
-        .map(|(i, ip)| format!("{{\"addresses\":[\"{ip}\"],\"conditions\":{{\"ready\":true}},\"hostname\":\"{svc}-{i}\"}}"))
+        .map(|(i, ip)| {
+            format!("{{\"addresses\":[\"{ip}\"],\"conditions\":{{\"ready\":true}},\"hostname\":\"{svc}-{i}\"}}")
+        })
         .collect();
     format!(
         "{{\"apiVersion\":\"discovery.k8s.io/v1\",\"kind\":\"EndpointSlice\",\"metadata\":{{\"name\":\"{svc}-abcde\",\"namespace\":\"{ns}\",\"labels\":{{\"kubernetes.io/service-name\":\"{svc}\"}}}},\"addressType\":\"IPv4\",\"ports\":[{{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}}],\"endpoints\":[{}]}}",
@@ -76,21 +78,10 @@ async fn event_to_answer(changes: usize) {
     let api = FakeApi::start().await;
     api.set_page(500);
     api.apply("{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"bench\"}}");
-    api.apply_many((0..1000).map(|i| {
-        svc(
-            "bench",
-            &format!("s{i}"),
-            &format!("10.96.{}.{}", i / 200, i % 200 + 1),
-        )
-    }));
+    api.apply_many((0..1000).map(|i| svc("bench", &format!("s{i}"), &format!("10.96.{}.{}", i / 200, i % 200 + 1))));
     let dir = tempfile::tempdir().unwrap();
-    let opts = KubeOptions {
-        kubeconfig: Some(api.kubeconfig(dir.path())),
-        ..Default::default()
-    };
-    let running = serve_api(&opts, &flags(), &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
+    let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
+    let running = serve_api(&opts, &flags(), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
     let addr = running.addr();
     while !running.index.is_loaded() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -103,11 +94,7 @@ async fn event_to_answer(changes: usize) {
         let ip = [10, 98, (n / 250 % 250) as u8, (n % 250 + 1) as u8];
         let name = format!("s{i}.bench.svc.cluster.local");
         let started = Instant::now();
-        api.apply(&svc(
-            "bench",
-            &format!("s{i}"),
-            &format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]),
-        ));
+        api.apply(&svc("bench", &format!("s{i}"), &format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])));
         let sock = &sock;
         let deadline = started + Duration::from_secs(10);
         let t = tokio::task::block_in_place(|| {
@@ -134,11 +121,7 @@ async fn event_to_answer(changes: usize) {
 fn get(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     text.split_whitespace().nth(1)?.parse().ok()
@@ -147,11 +130,7 @@ fn get(addr: SocketAddr, path: &str) -> Option<u16> {
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
 
@@ -159,11 +138,10 @@ async fn big_start(services: usize) {
     let api = FakeApi::start().await;
     api.set_page(500);
     let namespaces = 100;
-    api.apply_many((0..namespaces).map(|n| {
-        format!(
-            "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"ns-{n}\"}}}}"
-        )
-    }));
+    api.apply_many(
+        (0..namespaces)
+            .map(|n| format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"ns-{n}\"}}}}")),
+    );
     let mut pod = 0u32;
     let mut docs = Vec::with_capacity(services * 2);
     for i in 0..services {
@@ -172,21 +150,12 @@ async fn big_start(services: usize) {
         let ips: Vec<String> = (0..3)
             .map(|_| {
                 pod += 1;
-                format!(
-                    "10.{}.{}.{}",
-                    128 + (pod >> 16) % 64,
-                    (pod >> 8) & 255,
-                    pod & 255
-                )
+                format!("10.{}.{}.{}", 128 + (pod >> 16) % 64, (pod >> 8) & 255, pod & 255)
             })
             .collect();
         if i % 10 < 7 {
             let c = i as u32 + 16;
-            docs.push(svc(
-                &ns,
-                &name,
-                &format!("10.{}.{}.{}", 96 + (c >> 16), (c >> 8) & 255, c & 255),
-            ));
+            docs.push(svc(&ns, &name, &format!("10.{}.{}.{}", 96 + (c >> 16), (c >> 8) & 255, c & 255)));
         } else {
             docs.push(headless(&ns, &name));
         }
@@ -195,31 +164,12 @@ async fn big_start(services: usize) {
     api.apply_many(docs.into_iter());
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(dir.path());
-    let dns = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let ready: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dns = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ready: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .args([
-            "serve",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--listen",
-            &dns.to_string(),
-        ])
-        .args([
-            "--ready",
-            &ready.to_string(),
-            "--health",
-            "off",
-            "--metrics",
-            "off",
-        ])
+        .args(["serve", "--kubeconfig", kubeconfig.to_str().unwrap(), "--listen", &dns.to_string()])
+        .args(["--ready", &ready.to_string(), "--health", "off", "--metrics", "off"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -246,16 +196,9 @@ async fn big_start(services: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let services = args
-        .iter()
-        .position(|a| a == "--services")
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(100_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let services =
+        args.iter().position(|a| a == "--services").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         event_to_answer(1000).await;
         big_start(services).await;

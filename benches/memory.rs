@@ -46,16 +46,10 @@ fn main() {
     let (objects, _) = manifests.load(true).unwrap().unwrap_or_default();
     let n = objects.len();
     let parsed = mib();
-    println!(
-        "objects: {n}, live heap {:.1} MiB (manifest cache + the list sent to the model)",
-        parsed - base
-    );
+    println!("objects: {n}, live heap {:.1} MiB (manifest cache + the list sent to the model)", parsed - base);
     let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
     let mut updater = Updater::new(index.clone());
-    updater.apply(vec![Event::Reset {
-        kinds: ALL_KINDS.to_vec(),
-        objects,
-    }]);
+    updater.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
     let built = mib();
     println!(
         "model + index: +{:.1} MiB, {} names ({:.0} bytes per name, model included)",

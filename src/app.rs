@@ -68,10 +68,7 @@ pub async fn serve_manifests(
     let cfg = zone_config(flags)?;
     for p in &paths {
         // Fail fast and clearly on a path that is not there at all.
-        std::fs::metadata(p).map_err(|error| ManifestError::Read {
-            path: p.clone(),
-            error,
-        })?;
+        std::fs::metadata(p).map_err(|error| ManifestError::Read { path: p.clone(), error })?;
     }
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
@@ -84,36 +81,20 @@ pub async fn serve_manifests(
     });
     let (manifests, first) = loaded.await.map_err(|e| AppError::Other(e.to_string()))?;
     let (objects, errors) = first?.unwrap_or_default();
-    tracing::debug!(
-        objects = objects.len(),
-        rss_kib = crate::source::rss_kib(),
-        "manifests parsed"
-    );
+    tracing::debug!(objects = objects.len(), rss_kib = crate::source::rss_kib(), "manifests parsed");
     for e in errors {
         tracing::warn!("{e}");
     }
     let kinds = crate::source::ALL_KINDS.to_vec();
-    let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset {
-        kinds,
-        objects,
-    }]));
+    let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset { kinds, objects }]));
     let _ = tx.send(SourceMsg::Synced);
-    watch_manifests(manifests, tx)
-        .map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
-    Ok(Running {
-        server,
-        index,
-        metrics,
-    })
+    watch_manifests(manifests, tx).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
+    Ok(Running { server, index, metrics })
 }
 
 /// A server answering from the Kubernetes API. The DNS port is bound first:
 /// until every kind is listed, misses are SERVFAIL (never NXDOMAIN).
-pub async fn serve_api(
-    opts: &KubeOptions,
-    flags: &ZoneFlags,
-    listen: &[SocketAddr],
-) -> Result<Running, AppError> {
+pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listen: &[SocketAddr]) -> Result<Running, AppError> {
     let cfg = zone_config(flags)?;
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
@@ -127,19 +108,12 @@ pub async fn serve_api(
     };
     let tx = spawn_updater(index.clone(), metrics.clone());
     spawn_watchers(client, opts, tx, metrics.clone());
-    Ok(Running {
-        server,
-        index,
-        metrics,
-    })
+    Ok(Running { server, index, metrics })
 }
 
 /// The zone snapshot of a set of manifests; the errors found are returned
 /// beside it so the caller can report them.
-pub fn zone_snapshot(
-    paths: Vec<PathBuf>,
-    flags: &ZoneFlags,
-) -> Result<(String, Vec<String>), AppError> {
+pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {
     let cfg = zone_config(flags)?;
     let mut manifests = Manifests::new(paths, flags.service_cidr);
     let (objects, errors) = manifests.load(true)?.unwrap_or_default();
@@ -147,8 +121,5 @@ pub fn zone_snapshot(
     for obj in objects {
         cluster.apply(obj);
     }
-    Ok((
-        render_zone(&cluster, &cfg),
-        errors.iter().map(ToString::to_string).collect(),
-    ))
+    Ok((render_zone(&cluster, &cfg), errors.iter().map(ToString::to_string).collect()))
 }

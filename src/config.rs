@@ -91,9 +91,7 @@ fn admin_addr(s: &str) -> Result<AdminAddr, String> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(AdminAddr(None));
     }
-    s.parse()
-        .map(|a| AdminAddr(Some(a)))
-        .map_err(|e| format!("{e} (an address such as 0.0.0.0:8080, or off)"))
+    s.parse().map(|a| AdminAddr(Some(a))).map_err(|e| format!("{e} (an address such as 0.0.0.0:8080, or off)"))
 }
 
 #[derive(Args, Debug)]

@@ -16,13 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 fn init_tracing() {
     // hickory logs per query at info; keep the per-query path quiet.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,hickory_proto=warn,notify=warn")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_proto=warn,notify=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
@@ -37,11 +33,7 @@ fn main() -> ExitCode {
             // One clear line, then where to look.
             // clap's message up to its usage block, on one line.
             let text = e.render().to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
+            let message: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
             eprintln!("{} (see clusterdns --help)", message.join(" "));
             return ExitCode::from(2);
         }
@@ -83,10 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let admin = Admin::new(running.index.clone(), running.metrics.clone());
                 let cancel = CancellationToken::new();
-                let addrs: Vec<_> = [args.health.0, args.ready.0, args.metrics.0]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let addrs: Vec<_> = [args.health.0, args.ready.0, args.metrics.0].into_iter().flatten().collect();
                 let bound = admin::serve(admin.clone(), &addrs, cancel.clone()).await?;
                 tracing::info!(listen = ?running.server.local_addrs(), admin = ?bound, "serving");
                 shutdown_signal().await;

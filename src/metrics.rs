@@ -52,17 +52,11 @@ fn bucket_bound(i: usize) -> f64 {
 }
 
 fn type_index(qtype: u16) -> usize {
-    TYPES
-        .iter()
-        .position(|(t, _)| *t == qtype)
-        .unwrap_or(TYPES.len() - 1)
+    TYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(TYPES.len() - 1)
 }
 
 fn rcode_index(rcode: u16) -> usize {
-    RCODES
-        .iter()
-        .position(|(r, _)| *r == rcode)
-        .unwrap_or(RCODES.len() - 1)
+    RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
 }
 
 /// Counters of one query path (a UDP thread, or the TCP tasks).
@@ -96,9 +90,7 @@ impl QueryStats {
         self.requests[usize::from(v6)][t].fetch_add(1, Ordering::Relaxed);
         self.responses[rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
         let secs = took.as_secs_f64();
-        let b = (0..BUCKETS)
-            .find(|i| secs <= bucket_bound(*i))
-            .unwrap_or(BUCKETS);
+        let b = (0..BUCKETS).find(|i| secs <= bucket_bound(*i)).unwrap_or(BUCKETS);
         self.duration[t][b].fetch_add(1, Ordering::Relaxed);
         self.duration_sum_ns[t].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
@@ -114,20 +106,13 @@ pub struct Histogram {
 impl Histogram {
     pub fn observe(&self, took: Duration) {
         let secs = took.as_secs_f64();
-        let b = (0..BUCKETS)
-            .find(|i| secs <= bucket_bound(*i))
-            .unwrap_or(BUCKETS);
+        let b = (0..BUCKETS).find(|i| secs <= bucket_bound(*i)).unwrap_or(BUCKETS);
         self.counts[b].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.sum_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
+        let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         cumulative(&counts, self.sum_ns.load(Ordering::Relaxed))
     }
 }
@@ -137,11 +122,7 @@ fn cumulative(counts: &[u64], sum_ns: u64) -> (f64, u64, Vec<(f64, u64)>) {
     let mut buckets = Vec::with_capacity(BUCKETS + 1);
     for (i, c) in counts.iter().enumerate() {
         acc += c;
-        let bound = if i < BUCKETS {
-            bucket_bound(i)
-        } else {
-            f64::INFINITY
-        };
+        let bound = if i < BUCKETS { bucket_bound(i) } else { f64::INFINITY };
         buckets.push((bound, acc));
     }
     (sum_ns as f64 / 1e9, acc, buckets)
@@ -198,12 +179,7 @@ impl Metrics {
 
 type Labels = Vec<(&'static str, String)>;
 
-fn counter(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[(Labels, u64)],
-) -> fmt::Result {
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
         ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
@@ -211,12 +187,7 @@ fn counter(
     Ok(())
 }
 
-fn gauge(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[(Labels, i64)],
-) -> fmt::Result {
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, i64)]) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in rows {
         ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
@@ -226,38 +197,24 @@ fn gauge(
 
 type HistogramRow = (Labels, (f64, u64, Vec<(f64, u64)>));
 
-fn histogram(
-    enc: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[HistogramRow],
-) -> fmt::Result {
+fn histogram(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[HistogramRow]) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, (sum, count, buckets)) in rows {
-        m.encode_family(labels)?
-            .encode_histogram::<Labels>(*sum, *count, buckets, None)?;
+        m.encode_family(labels)?.encode_histogram::<Labels>(*sum, *count, buckets, None)?;
     }
     Ok(())
 }
 
 impl Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let queries: Vec<Arc<QueryStats>> =
-            self.queries.lock().map(|q| q.clone()).unwrap_or_default();
+        let queries: Vec<Arc<QueryStats>> = self.queries.lock().map(|q| q.clone()).unwrap_or_default();
         // Sum the query paths per (server, proto).
         let mut requests: Vec<(Labels, u64)> = Vec::new();
         let mut responses: Vec<(Labels, u64)> = Vec::new();
         let mut durations: Vec<(Labels, Vec<u64>, u64)> = Vec::new();
-        let base = |q: &QueryStats| {
-            vec![
-                ("server", q.server.clone()),
-                ("zone", ".".to_string()),
-                ("view", String::new()),
-            ]
-        };
-        let add = |rows: &mut Vec<(Labels, u64)>, labels: Labels, v: u64| match rows
-            .iter_mut()
-            .find(|r| r.0 == labels)
+        let base =
+            |q: &QueryStats| vec![("server", q.server.clone()), ("zone", ".".to_string()), ("view", String::new())];
+        let add = |rows: &mut Vec<(Labels, u64)>, labels: Labels, v: u64| match rows.iter_mut().find(|r| r.0 == labels)
         {
             Some(r) => r.1 += v,
             None => rows.push((labels, v)),
@@ -281,18 +238,12 @@ impl Collector for Metrics {
                 let v = q.responses[r].load(Ordering::Relaxed);
                 if v > 0 {
                     let mut l = base(q);
-                    l.extend([
-                        ("rcode", rname.to_string()),
-                        ("plugin", "kubernetes".to_string()),
-                    ]);
+                    l.extend([("rcode", rname.to_string()), ("plugin", "kubernetes".to_string())]);
                     add(&mut responses, l, v);
                 }
             }
             for (t, (_, tname)) in TYPES.iter().enumerate() {
-                let counts: Vec<u64> = q.duration[t]
-                    .iter()
-                    .map(|c| c.load(Ordering::Relaxed))
-                    .collect();
+                let counts: Vec<u64> = q.duration[t].iter().map(|c| c.load(Ordering::Relaxed)).collect();
                 if counts.iter().all(|c| *c == 0) {
                     continue;
                 }
@@ -314,16 +265,8 @@ impl Collector for Metrics {
             "Counter of DNS requests made per zone, protocol and family.",
             &requests,
         )?;
-        counter(
-            &mut enc,
-            "coredns_dns_responses",
-            "Counter of response status codes.",
-            &responses,
-        )?;
-        let rows: Vec<HistogramRow> = durations
-            .into_iter()
-            .map(|(l, c, s)| (l, cumulative(&c, s)))
-            .collect();
+        counter(&mut enc, "coredns_dns_responses", "Counter of response status codes.", &responses)?;
+        let rows: Vec<HistogramRow> = durations.into_iter().map(|(l, c, s)| (l, cumulative(&c, s))).collect();
         histogram(
             &mut enc,
             "coredns_dns_request_duration_seconds",
@@ -336,10 +279,7 @@ impl Collector for Metrics {
             "coredns_kubernetes_dns_programming_duration_seconds",
             "Histogram of the time (in seconds) it took to program a dns instance.",
             &[
-                (
-                    vec![("service_kind", "headless_with_selector".to_string())],
-                    st.programming_selector.snapshot(),
-                ),
+                (vec![("service_kind", "headless_with_selector".to_string())], st.programming_selector.snapshot()),
                 (
                     vec![("service_kind", "headless_without_selector".to_string())],
                     st.programming_no_selector.snapshot(),
@@ -355,18 +295,9 @@ impl Collector for Metrics {
         let objects: Vec<(Labels, i64)> = st
             .objects
             .lock()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (vec![("kind", k.to_string())], *v as i64))
-                    .collect()
-            })
+            .map(|o| o.iter().map(|(k, v)| (vec![("kind", k.to_string())], *v as i64)).collect())
             .unwrap_or_default();
-        gauge(
-            &mut enc,
-            "clusterdns_objects",
-            "Objects in the cluster model, per kind.",
-            &objects,
-        )?;
+        gauge(&mut enc, "clusterdns_objects", "Objects in the cluster model, per kind.", &objects)?;
         gauge(
             &mut enc,
             "clusterdns_names",

@@ -22,25 +22,16 @@ use tokio_util::sync::CancellationToken;
 fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((code, body))
 }
 
 fn metric(body: &str, prefix: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,37 +40,13 @@ async fn health_ready_and_coredns_metrics() {
     let dns = running.addr();
     let admin = Admin::new(running.index.clone(), running.metrics.clone());
     let cancel = CancellationToken::new();
-    let bound = admin::serve(
-        admin.clone(),
-        &["127.0.0.1:0".parse().unwrap()],
-        cancel.clone(),
-    )
-    .await
-    .unwrap();
+    let bound = admin::serve(admin.clone(), &["127.0.0.1:0".parse().unwrap()], cancel.clone()).await.unwrap();
     let http = bound[0];
     for _ in 0..3 {
-        ask(
-            dns,
-            "kafka.default.svc.cluster.local.",
-            RecordType::A,
-            Transport::Udp,
-            None,
-        );
+        ask(dns, "kafka.default.svc.cluster.local.", RecordType::A, Transport::Udp, None);
     }
-    ask(
-        dns,
-        "nope.default.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
-    ask(
-        dns,
-        "kafka.default.svc.cluster.local.",
-        RecordType::SRV,
-        Transport::Tcp,
-        None,
-    );
+    ask(dns, "nope.default.svc.cluster.local.", RecordType::A, Transport::Udp, None);
+    ask(dns, "kafka.default.svc.cluster.local.", RecordType::SRV, Transport::Tcp, None);
     let body = tokio::task::spawn_blocking(move || {
         assert_eq!(get(http, "/health").unwrap().0, 200);
         assert_eq!(get(http, "/ready").unwrap().0, 200);
@@ -104,36 +71,19 @@ async fn health_ready_and_coredns_metrics() {
         )
     };
     assert_eq!(metric(&m, &resp("NXDOMAIN")), Some(1.0), "{m}");
-    let count = format!(
-        "coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\",type=\"A\"}}"
-    );
+    let count =
+        format!("coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\",type=\"A\"}}");
     assert_eq!(metric(&m, &count), Some(4.0), "{m}");
-    assert!(
-        metric(&m, "clusterdns_objects{kind=\"Service\"}").unwrap() > 10.0,
-        "{m}"
-    );
+    assert!(metric(&m, "clusterdns_objects{kind=\"Service\"}").unwrap() > 10.0, "{m}");
     assert!(metric(&m, "clusterdns_names ").unwrap() > 100.0, "{m}");
     assert_eq!(metric(&m, "clusterdns_ready "), Some(1.0), "{m}");
-    assert!(
-        metric(&m, "clusterdns_last_sync_timestamp_seconds ").unwrap() > 1.7e9,
-        "{m}"
-    );
-    assert!(
-        metric(&m, "clusterdns_update_duration_seconds_count ").unwrap() >= 1.0,
-        "{m}"
-    );
+    assert!(metric(&m, "clusterdns_last_sync_timestamp_seconds ").unwrap() > 1.7e9, "{m}");
+    assert!(metric(&m, "clusterdns_update_duration_seconds_count ").unwrap() >= 1.0, "{m}");
     // The lame duck: not ready, still healthy.
-    admin
-        .lame_duck
-        .store(true, std::sync::atomic::Ordering::Release);
-    let codes = tokio::task::spawn_blocking(move || {
-        (
-            get(http, "/ready").unwrap().0,
-            get(http, "/health").unwrap().0,
-        )
-    })
-    .await
-    .unwrap();
+    admin.lame_duck.store(true, std::sync::atomic::Ordering::Release);
+    let codes = tokio::task::spawn_blocking(move || (get(http, "/ready").unwrap().0, get(http, "/health").unwrap().0))
+        .await
+        .unwrap();
     assert_eq!(codes, (503, 200));
     cancel.cancel();
     running.server.shutdown().await;
@@ -145,72 +95,35 @@ async fn not_ready_until_the_api_is_synced() {
     api.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n");
     api.set_up(false).await;
     let dir = tempfile::tempdir().unwrap();
-    let opts = KubeOptions {
-        kubeconfig: Some(api.kubeconfig(dir.path())),
-        ..Default::default()
-    };
-    let running = serve_api(
-        &opts,
-        &flags(PodMode::Disabled),
-        &["127.0.0.1:0".parse().unwrap()],
-    )
-    .await
-    .unwrap();
+    let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
+    let running = serve_api(&opts, &flags(PodMode::Disabled), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
     let admin = Admin::new(running.index.clone(), running.metrics.clone());
-    let bound = admin::serve(
-        admin,
-        &["127.0.0.1:0".parse().unwrap()],
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let bound = admin::serve(admin, &["127.0.0.1:0".parse().unwrap()], CancellationToken::new()).await.unwrap();
     let http = bound[0];
-    let codes = tokio::task::spawn_blocking(move || {
-        (
-            get(http, "/ready").unwrap().0,
-            get(http, "/health").unwrap().0,
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(codes, (503, 200), "API down at start: not ready, healthy");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let m = tokio::task::spawn_blocking(move || get(http, "/metrics").unwrap().1)
+    let codes = tokio::task::spawn_blocking(move || (get(http, "/ready").unwrap().0, get(http, "/health").unwrap().0))
         .await
         .unwrap();
-    assert!(
-        metric(&m, "clusterdns_watch_restarts_total ").unwrap() >= 1.0,
-        "{m}"
-    );
+    assert_eq!(codes, (503, 200), "API down at start: not ready, healthy");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let m = tokio::task::spawn_blocking(move || get(http, "/metrics").unwrap().1).await.unwrap();
+    assert!(metric(&m, "clusterdns_watch_restarts_total ").unwrap() >= 1.0, "{m}");
     api.set_up(true).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let code = tokio::task::spawn_blocking(move || get(http, "/ready").unwrap().0)
-            .await
-            .unwrap();
+        let code = tokio::task::spawn_blocking(move || get(http, "/ready").unwrap().0).await.unwrap();
         if code == 200 {
             break;
         }
         assert!(Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let msg = ask(
-        running.addr(),
-        "team.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(running.addr(), "team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
     assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
     running.server.shutdown().await;
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]
@@ -218,19 +131,8 @@ fn sigterm_is_a_lame_duck_then_exit_zero() {
     let (dns, ready, health) = (free_port(), free_port(), free_port());
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     let mut child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .args([
-            "serve",
-            "--manifests",
-            dir,
-            "--listen",
-            &format!("127.0.0.1:{dns}"),
-        ])
-        .args([
-            "--ready",
-            &format!("127.0.0.1:{ready}"),
-            "--health",
-            &format!("127.0.0.1:{health}"),
-        ])
+        .args(["serve", "--manifests", dir, "--listen", &format!("127.0.0.1:{dns}")])
+        .args(["--ready", &format!("127.0.0.1:{ready}"), "--health", &format!("127.0.0.1:{health}")])
         .args(["--metrics", "off", "--lameduck", "2"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -243,21 +145,12 @@ fn sigterm_is_a_lame_duck_then_exit_zero() {
         assert!(start.elapsed() < Duration::from_secs(30), "never ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(term.success());
     std::thread::sleep(Duration::from_millis(300));
     // Lame duck: /ready says 503, DNS still answers.
     assert_eq!(get(ready_addr, "/ready").map(|r| r.0), Some(503));
-    let msg = ask(
-        dns_addr,
-        "kafka.default.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(dns_addr, "kafka.default.svc.cluster.local.", RecordType::A, Transport::Udp, None);
     assert_eq!(msg.answers.len(), 1);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -275,13 +168,7 @@ async fn health_fails_when_the_updater_stops() {
     let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
     let metrics = std::sync::Arc::new(clusterdns::metrics::Metrics::default());
     let admin = Admin::new(index.clone(), metrics.clone());
-    let bound = admin::serve(
-        admin,
-        &["127.0.0.1:0".parse().unwrap()],
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let bound = admin::serve(admin, &["127.0.0.1:0".parse().unwrap()], CancellationToken::new()).await.unwrap();
     let http = bound[0];
     let health = move || tokio::task::spawn_blocking(move || get(http, "/health").unwrap().0);
     let tx = clusterdns::source::spawn_updater(index.clone(), metrics);

@@ -37,11 +37,7 @@ fn slice(ns: &str, name: &str, svc: &str, ips: &[&str]) -> String {
     let eps: String = ips
         .iter()
         .enumerate()
-        .map(|(i, ip)| {
-            format!(
-                "- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  hostname: {svc}-{i}\n"
-            )
-        })
+        .map(|(i, ip)| format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  hostname: {svc}-{i}\n"))
         .collect();
     format!(
         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {svc}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{eps}"
@@ -63,9 +59,7 @@ async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
         ..Default::default()
     };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    serve_api(&opts, &flags(pods), &[listen])
-        .await
-        .expect("serve_api")
+    serve_api(&opts, &flags(pods), &[listen]).await.expect("serve_api")
 }
 
 fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
@@ -75,30 +69,20 @@ fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>)
 
 /// Polls until the answer is as wanted (the bound is generous: latency is
 /// measured in benchmarks, not asserted).
-async fn until(
-    addr: SocketAddr,
-    name: &str,
-    t: RecordType,
-    want: impl Fn(ResponseCode, &[String]) -> bool,
-) {
+async fn until(addr: SocketAddr, name: &str, t: RecordType, want: impl Fn(ResponseCode, &[String]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (rc, ans) = q(addr, name, t);
         if want(rc, &ans) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name} {t}: still {rc:?} {ans:?}"
-        );
+        assert!(Instant::now() < deadline, "{name} {t}: still {rc:?} {ans:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 fn has(ip: &'static str) -> impl Fn(ResponseCode, &[String]) -> bool {
-    move |rc, ans| {
-        rc == ResponseCode::NoError && ans.len() == 1 && ans[0].ends_with(&format!(" {ip}"))
-    }
+    move |rc, ans| rc == ResponseCode::NoError && ans.len() == 1 && ans[0].ends_with(&format!(" {ip}"))
 }
 
 fn nx(rc: ResponseCode, _: &[String]) -> bool {
@@ -113,57 +97,24 @@ async fn sync_then_every_kind_changes() {
     api.apply(&ns("team"));
     api.apply(&svc("team", "web", "10.96.1.1"));
     api.apply(&svc("team", "db", "None"));
-    api.apply(&slice(
-        "team",
-        "db-abcde",
-        "db",
-        &["10.244.1.1", "10.244.1.2"],
-    ));
+    api.apply(&slice("team", "db-abcde", "db", &["10.244.1.1", "10.244.1.2"]));
     // A selector-less Service bound by a hand-made slice (seed 004).
     api.apply(&svc("team", "ext", "10.43.109.238"));
     api.apply(&slice("team", "ext-manual", "ext", &["192.168.141.31"]));
     for i in 0..5 {
-        api.apply(&svc(
-            "team",
-            &format!("filler-{i}"),
-            &format!("10.96.2.{i}"),
-        ));
+        api.apply(&svc("team", &format!("filler-{i}"), &format!("10.96.2.{i}")));
     }
     let dir = tempfile::tempdir().unwrap();
     let running = start(&api, dir.path(), PodMode::Disabled).await;
     let addr = running.addr();
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
     // Lists are paginated (2 per page here): everything arrived.
-    until(
-        addr,
-        "filler-4.team.svc.cluster.local.",
-        A,
-        has("10.96.2.4"),
-    )
-    .await;
-    until(
-        addr,
-        "db-1.db.team.svc.cluster.local.",
-        A,
-        has("10.244.1.2"),
-    )
-    .await;
-    until(
-        addr,
-        "ext-0.ext.team.svc.cluster.local.",
-        A,
-        has("192.168.141.31"),
-    )
-    .await;
-    until(
-        addr,
-        "31.141.168.192.in-addr.arpa.",
-        RecordType::PTR,
-        |rc, a| {
-            rc == ResponseCode::NoError
-                && a == ["31.141.168.192.in-addr.arpa. PTR ext-0.ext.team.svc.cluster.local."]
-        },
-    )
+    until(addr, "filler-4.team.svc.cluster.local.", A, has("10.96.2.4")).await;
+    until(addr, "db-1.db.team.svc.cluster.local.", A, has("10.244.1.2")).await;
+    until(addr, "ext-0.ext.team.svc.cluster.local.", A, has("192.168.141.31")).await;
+    until(addr, "31.141.168.192.in-addr.arpa.", RecordType::PTR, |rc, a| {
+        rc == ResponseCode::NoError && a == ["31.141.168.192.in-addr.arpa. PTR ext-0.ext.team.svc.cluster.local."]
+    })
     .await;
     // Every kind listed (the Synced message may trail the last list's answers).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -175,25 +126,14 @@ async fn sync_then_every_kind_changes() {
     // Modify a Service, a slice; delete a slice, a Service; a Namespace.
     api.apply(&svc("team", "web", "10.96.1.2"));
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.2")).await;
-    api.apply(&slice(
-        "team",
-        "db-abcde",
-        "db",
-        &["10.244.1.1", "10.244.1.2", "10.244.1.3"],
-    ));
-    until(addr, "db.team.svc.cluster.local.", A, |rc, a| {
-        rc == ResponseCode::NoError && a.len() == 3
-    })
-    .await;
+    api.apply(&slice("team", "db-abcde", "db", &["10.244.1.1", "10.244.1.2", "10.244.1.3"]));
+    until(addr, "db.team.svc.cluster.local.", A, |rc, a| rc == ResponseCode::NoError && a.len() == 3).await;
     api.delete("endpointslices", "team", "db-abcde");
     until(addr, "db.team.svc.cluster.local.", A, nx).await;
     api.delete("services", "team", "web");
     until(addr, "web.team.svc.cluster.local.", A, nx).await;
     api.apply(&ns("quiet"));
-    until(addr, "quiet.svc.cluster.local.", A, |rc, a| {
-        rc == ResponseCode::NoError && a.is_empty()
-    })
-    .await;
+    until(addr, "quiet.svc.cluster.local.", A, |rc, a| rc == ResponseCode::NoError && a.is_empty()).await;
     api.delete("namespaces", "", "quiet");
     until(addr, "quiet.svc.cluster.local.", A, nx).await;
 
@@ -221,21 +161,9 @@ async fn pods_are_watched_under_verified() {
     let dir = tempfile::tempdir().unwrap();
     let running = start(&api, dir.path(), PodMode::Verified).await;
     let addr = running.addr();
-    until(
-        addr,
-        "10-244-9-1.team.pod.cluster.local.",
-        A,
-        has("10.244.9.1"),
-    )
-    .await;
+    until(addr, "10-244-9-1.team.pod.cluster.local.", A, has("10.244.9.1")).await;
     api.apply(&pod("team", "p2", "10.244.9.2"));
-    until(
-        addr,
-        "10-244-9-2.team.pod.cluster.local.",
-        A,
-        has("10.244.9.2"),
-    )
-    .await;
+    until(addr, "10-244-9-2.team.pod.cluster.local.", A, has("10.244.9.2")).await;
     api.delete("pods", "team", "p1");
     until(addr, "10-244-9-1.team.pod.cluster.local.", A, nx).await;
     running.server.shutdown().await;
@@ -252,10 +180,7 @@ async fn api_down_at_start_is_servfail_never_nxdomain() {
     let addr = running.addr();
     let until_t = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until_t {
-        for name in [
-            "web.team.svc.cluster.local.",
-            "nope.team.svc.cluster.local.",
-        ] {
+        for name in ["web.team.svc.cluster.local.", "nope.team.svc.cluster.local."] {
             let (rc, _) = q(addr, name, A);
             assert_eq!(rc, ResponseCode::ServFail, "{name} while the API is down");
         }
@@ -265,10 +190,7 @@ async fn api_down_at_start_is_servfail_never_nxdomain() {
     api.set_fault(Fault::ServerError);
     api.set_up(true).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        q(addr, "nope.team.svc.cluster.local.", A).0,
-        ResponseCode::ServFail
-    );
+    assert_eq!(q(addr, "nope.team.svc.cluster.local.", A).0, ResponseCode::ServFail);
     assert!(!running.index.is_loaded());
     api.set_fault(Fault::None);
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
@@ -281,12 +203,7 @@ fn hammer(
     addr: SocketAddr,
     name: &'static str,
     ip: &'static str,
-) -> (
-    Arc<AtomicBool>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (Arc<AtomicBool>, Arc<AtomicUsize>, Arc<AtomicUsize>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let bad = Arc::new(AtomicUsize::new(0));
     let asked = Arc::new(AtomicUsize::new(0));
@@ -317,11 +234,7 @@ async fn api_down_after_sync_changes_nothing() {
     // Refused connections, then 5xx, then watches closed by the server.
     api.set_up(false).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        q(addr, "nope.team.svc.cluster.local.", A).0,
-        ResponseCode::NXDomain,
-        "still synced"
-    );
+    assert_eq!(q(addr, "nope.team.svc.cluster.local.", A).0, ResponseCode::NXDomain, "still synced");
     api.set_fault(Fault::ServerError);
     api.set_up(true).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -334,11 +247,7 @@ async fn api_down_after_sync_changes_nothing() {
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
     assert!(asked.load(Ordering::Relaxed) > 100);
-    assert_eq!(
-        bad.load(Ordering::Relaxed),
-        0,
-        "an answer changed while the API was away"
-    );
+    assert_eq!(bad.load(Ordering::Relaxed), 0, "an answer changed while the API was away");
     running.server.shutdown().await;
 }
 
@@ -367,11 +276,7 @@ async fn relist_after_410_carries_deletions() {
     assert!(api.gone() > 0, "the watch was not answered 410 Gone");
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
-    assert_eq!(
-        bad.load(Ordering::Relaxed),
-        0,
-        "a name present before and after the relist failed"
-    );
+    assert_eq!(bad.load(Ordering::Relaxed), 0, "a name present before and after the relist failed");
     running.server.shutdown().await;
 }
 
@@ -386,38 +291,21 @@ async fn bad_objects_are_skipped_and_big_lists_load() {
     // Malformed: a spec that is not an object; an IP that is not one.
     api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: broken, namespace: team}\nspec: not-an-object\n");
     api.apply(&svc("team", "badip", "10.96.1.999"));
-    api.apply_many((0..3000).map(|i| {
-        svc(
-            "team",
-            &format!("bulk-{i}"),
-            &format!("10.97.{}.{}", i / 250, i % 250 + 1),
-        )
-    }));
+    api.apply_many((0..3000).map(|i| svc("team", &format!("bulk-{i}"), &format!("10.97.{}.{}", i / 250, i % 250 + 1))));
     let dir = tempfile::tempdir().unwrap();
     let running = start(&api, dir.path(), PodMode::Disabled).await;
     let addr = running.addr();
     until(addr, "good.team.svc.cluster.local.", A, has("10.96.1.1")).await;
     until(addr, "newer.team.svc.cluster.local.", A, has("10.96.1.2")).await;
-    until(
-        addr,
-        "bulk-2999.team.svc.cluster.local.",
-        A,
-        has("10.97.11.250"),
-    )
-    .await;
+    until(addr, "bulk-2999.team.svc.cluster.local.", A, has("10.97.11.250")).await;
     until(addr, "broken.team.svc.cluster.local.", A, nx).await;
     until(addr, "badip.team.svc.cluster.local.", A, nx).await;
     // A malformed update is skipped too; a fixed one is taken.
-    api.apply(
-        "apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: team}\nspec: [1, 2]\n",
-    );
+    api.apply("apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: team}\nspec: [1, 2]\n");
     api.apply(&svc("team", "broken", "10.96.1.3"));
     until(addr, "broken.team.svc.cluster.local.", A, has("10.96.1.3")).await;
     let (rc, ans) = q(addr, "good.team.svc.cluster.local.", A);
-    assert!(
-        has("10.96.1.1")(rc, &ans),
-        "the malformed update replaced a good object: {rc:?} {ans:?}"
-    );
+    assert!(has("10.96.1.1")(rc, &ans), "the malformed update replaced a good object: {rc:?} {ans:?}");
     running.server.shutdown().await;
 }
 
@@ -438,18 +326,13 @@ async fn namespaces_and_labels_narrow_what_is_served() {
         labels: Some("expose=yes".into()),
         ..Default::default()
     };
-    let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen])
-        .await
-        .unwrap();
+    let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen]).await.unwrap();
     let addr = running.addr();
     until(addr, "shown.team.svc.cluster.local.", A, has("10.96.1.3")).await;
     until(addr, "web.team.svc.cluster.local.", A, nx).await; // no label
     until(addr, "web.hidden.svc.cluster.local.", A, nx).await; // other namespace
     until(addr, "hidden.svc.cluster.local.", A, nx).await;
-    until(addr, "team.svc.cluster.local.", A, |rc, a| {
-        rc == ResponseCode::NoError && a.is_empty()
-    })
-    .await;
+    until(addr, "team.svc.cluster.local.", A, |rc, a| rc == ResponseCode::NoError && a.is_empty()).await;
     running.server.shutdown().await;
 }
 
@@ -477,11 +360,8 @@ async fn dns_programming_latency_is_measured_like_coredns() {
     );
     api.apply(&with_trigger);
     until(addr, "db.team.svc.cluster.local.", A, has("10.244.3.1")).await;
-    let line = |m: &str, p: &str| {
-        m.lines()
-            .find(|l| l.starts_with(p))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-    };
+    let line =
+        |m: &str, p: &str| m.lines().find(|l| l.starts_with(p)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
     let count = "coredns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"headless_with_selector\"}";
     // The observation follows the answer by one updater batch at most.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -492,17 +372,8 @@ async fn dns_programming_latency_is_measured_like_coredns() {
     }
     let line = |p: &str| line(&m, p);
     let kind = "{service_kind=\"headless_with_selector\"}";
-    assert_eq!(
-        line(&format!(
-            "coredns_kubernetes_dns_programming_duration_seconds_count{kind}"
-        )),
-        Some(1.0),
-        "{m}"
-    );
-    let sum = line(&format!(
-        "coredns_kubernetes_dns_programming_duration_seconds_sum{kind}"
-    ))
-    .unwrap();
+    assert_eq!(line(&format!("coredns_kubernetes_dns_programming_duration_seconds_count{kind}")), Some(1.0), "{m}");
+    let sum = line(&format!("coredns_kubernetes_dns_programming_duration_seconds_sum{kind}")).unwrap();
     assert!((2.0..10.0).contains(&sum), "{sum}");
     running.server.shutdown().await;
 }
@@ -523,10 +394,7 @@ async fn a_hung_watch_is_replaced() {
     api.apply(&svc("team", "web", "10.96.1.2"));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
-        has("10.96.1.1")(
-            q(addr, "web.team.svc.cluster.local.", A).0,
-            &q(addr, "web.team.svc.cluster.local.", A).1
-        ),
+        has("10.96.1.1")(q(addr, "web.team.svc.cluster.local.", A).0, &q(addr, "web.team.svc.cluster.local.", A).1),
         "the last state keeps serving"
     );
     api.set_fault(Fault::None);

@@ -4,19 +4,11 @@
 use std::process::{Command, Output};
 
 fn clusterdns(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_clusterdns")).args(args).env_remove("RUST_LOG").output().unwrap()
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(String::from)
-        .collect()
+    String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()
 }
 
 fn fails_with_one_line(args: &[&str], code: i32, needle: &str) {
@@ -24,11 +16,7 @@ fn fails_with_one_line(args: &[&str], code: i32, needle: &str) {
     let lines = stderr_lines(&out);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {lines:?}");
     assert_eq!(lines.len(), 1, "{args:?}: want one line, got {lines:?}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: {:?} lacks {needle:?}",
-        lines[0]
-    );
+    assert!(lines[0].contains(needle), "{args:?}: {:?} lacks {needle:?}", lines[0]);
     assert!(!lines[0].contains("panicked"), "{args:?}: {lines:?}");
 }
 
@@ -36,85 +24,33 @@ fn fails_with_one_line(args: &[&str], code: i32, needle: &str) {
 fn wrong_flags_are_one_clear_line() {
     fails_with_one_line(&["serve", "--bogus"], 2, "--bogus");
     fails_with_one_line(&["serve", "--manifests", "x", "--ttl", "4000"], 2, "4000");
-    fails_with_one_line(
-        &["serve", "--manifests", "x", "--pods", "maybe"],
-        2,
-        "maybe",
-    );
-    fails_with_one_line(
-        &["serve", "--manifests", "x", "--listen", "nowhere"],
-        2,
-        "nowhere",
-    );
-    fails_with_one_line(
-        &["serve", "--manifests", "x", "--service-cidr", "10.0.0.0/99"],
-        2,
-        "10.0.0.0/99",
-    );
+    fails_with_one_line(&["serve", "--manifests", "x", "--pods", "maybe"], 2, "maybe");
+    fails_with_one_line(&["serve", "--manifests", "x", "--listen", "nowhere"], 2, "nowhere");
+    fails_with_one_line(&["serve", "--manifests", "x", "--service-cidr", "10.0.0.0/99"], 2, "10.0.0.0/99");
     fails_with_one_line(&["frobnicate"], 2, "frobnicate");
-    fails_with_one_line(
-        &["serve", "--manifests", "x", "--health", "nowhere"],
-        2,
-        "nowhere",
-    );
+    fails_with_one_line(&["serve", "--manifests", "x", "--health", "nowhere"], 2, "nowhere");
 }
 
 #[test]
 fn unreadable_path_and_port_in_use() {
+    fails_with_one_line(&["serve", "--manifests", "/no/such/dir", "--listen", "127.0.0.1:0"], 1, "/no/such/dir");
+    fails_with_one_line(&["zone", "--manifests", "/no/such/file.yaml"], 1, "/no/such/file.yaml");
     fails_with_one_line(
-        &[
-            "serve",
-            "--manifests",
-            "/no/such/dir",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        1,
-        "/no/such/dir",
-    );
-    fails_with_one_line(
-        &["zone", "--manifests", "/no/such/file.yaml"],
-        1,
-        "/no/such/file.yaml",
-    );
-    fails_with_one_line(
-        &[
-            "serve",
-            "--manifests",
-            ".",
-            "--zone",
-            "bad..zone",
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["serve", "--manifests", ".", "--zone", "bad..zone", "--listen", "127.0.0.1:0"],
         1,
         "bad..zone",
     );
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    fails_with_one_line(
-        &["serve", "--manifests", fixtures, "--listen", &addr],
-        1,
-        &addr,
-    );
+    fails_with_one_line(&["serve", "--manifests", fixtures, "--listen", &addr], 1, &addr);
 }
 
 #[test]
 fn no_source_names_both_ways() {
     // No manifests and no API configuration anywhere: one line naming both.
     let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--health",
-            "off",
-            "--ready",
-            "off",
-            "--metrics",
-            "off",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--health", "off", "--ready", "off", "--metrics", "off"])
         .env_remove("RUST_LOG")
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -124,10 +60,7 @@ fn no_source_names_both_ways() {
     let lines = stderr_lines(&out);
     assert_eq!(out.status.code(), Some(1), "{lines:?}");
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].contains("--manifests") && lines[0].contains("--kubeconfig"),
-        "{lines:?}"
-    );
+    assert!(lines[0].contains("--manifests") && lines[0].contains("--kubeconfig"), "{lines:?}");
 }
 
 #[test]
@@ -135,14 +68,7 @@ fn help_documents_every_flag() {
     let out = clusterdns(&["serve", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--manifests",
-        "--listen",
-        "--zone",
-        "--ttl",
-        "--pods",
-        "--service-cidr",
-    ] {
+    for flag in ["--manifests", "--listen", "--zone", "--ttl", "--pods", "--service-cidr"] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
     let out = clusterdns(&["--help"]);
@@ -155,11 +81,7 @@ fn help_documents_every_flag() {
 #[test]
 fn zone_prints_the_snapshot_and_reports_broken_documents() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = clusterdns(&[
-        "zone",
-        "--manifests",
-        &format!("{root}/tests/fixtures/seeds.yaml"),
-    ]);
+    let out = clusterdns(&["zone", "--manifests", &format!("{root}/tests/fixtures/seeds.yaml")]);
     assert!(out.status.success());
     let want = std::fs::read_to_string(format!("{root}/zones/seeds.zone")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
@@ -176,9 +98,6 @@ fn zone_prints_the_snapshot_and_reports_broken_documents() {
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].contains("mixed.yaml: document 2"), "{lines:?}");
-    assert!(
-        lines[1].contains("mixed.yaml: document 3") && lines[1].contains("Service default/bad"),
-        "{lines:?}"
-    );
+    assert!(lines[1].contains("mixed.yaml: document 3") && lines[1].contains("Service default/bad"), "{lines:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok.t.svc 5 IN A 10.96.9.9"));
 }

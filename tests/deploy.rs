@@ -16,15 +16,8 @@ use serde_json::Value;
 
 fn rendered() -> Vec<Value> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
-    let out = Command::new("kubectl")
-        .args(["kustomize", dir])
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("kubectl").args(["kustomize", dir]).output().expect("kubectl runs");
+    assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     serde_saphyr::from_multiple::<Value>(&text).unwrap()
 }
@@ -61,14 +54,7 @@ fn deploy_renders_and_parses() {
     kinds.sort();
     assert_eq!(
         kinds,
-        [
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Deployment",
-            "PodDisruptionBudget",
-            "Service",
-            "ServiceAccount"
-        ]
+        ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"]
     );
 
     // The kube-dns Service keeps its name, ClusterIP and label.
@@ -77,10 +63,7 @@ fn deploy_renders_and_parses() {
     assert_eq!(svc.metadata.namespace.as_deref(), Some("kube-system"));
     let spec = svc.spec.unwrap();
     assert_eq!(spec.cluster_ip.as_deref(), Some("10.96.0.10"));
-    assert_eq!(
-        spec.selector.unwrap().get("k8s-app").map(String::as_str),
-        Some("kube-dns")
-    );
+    assert_eq!(spec.selector.unwrap().get("k8s-app").map(String::as_str), Some("kube-dns"));
 
     // Only list and watch, on exactly what the watchers read.
     let mut granted: Vec<String> = Vec::new();
@@ -91,10 +74,7 @@ fn deploy_renders_and_parses() {
         }
     }
     granted.sort();
-    assert_eq!(
-        granted,
-        ["endpointslices", "namespaces", "pods", "services"]
-    );
+    assert_eq!(granted, ["endpointslices", "namespaces", "pods", "services"]);
 
     // The Deployment: labels the Service selects, hardening, probes on the
     // ports the binary's flags open, args the binary accepts.
@@ -102,20 +82,8 @@ fn deploy_renders_and_parses() {
     let spec = d.spec.unwrap();
     assert_eq!(spec.replicas, Some(2));
     let pod = spec.template.spec.unwrap();
-    assert_eq!(
-        spec.template
-            .metadata
-            .unwrap()
-            .labels
-            .unwrap()
-            .get("k8s-app")
-            .map(String::as_str),
-        Some("kube-dns")
-    );
-    assert_eq!(
-        pod.priority_class_name.as_deref(),
-        Some("system-cluster-critical")
-    );
+    assert_eq!(spec.template.metadata.unwrap().labels.unwrap().get("k8s-app").map(String::as_str), Some("kube-dns"));
+    assert_eq!(pod.priority_class_name.as_deref(), Some("system-cluster-critical"));
     assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
     let c = &pod.containers[0];
     let sc = c.security_context.clone().unwrap();
@@ -126,35 +94,18 @@ fn deploy_renders_and_parses() {
     assert_eq!(caps.add.unwrap(), ["NET_BIND_SERVICE"]);
     assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
     let limits = c.resources.clone().unwrap();
-    assert!(
-        limits.requests.unwrap().contains_key("memory")
-            && limits.limits.unwrap().contains_key("memory")
-    );
+    assert!(limits.requests.unwrap().contains_key("memory") && limits.limits.unwrap().contains_key("memory"));
     let mut argv = vec!["clusterdns".to_string()];
     argv.extend(c.args.clone().unwrap());
     let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("deployment args: {e}"));
-    let Sub::Serve(args) = cli.command else {
-        panic!("not serve")
-    };
+    let Sub::Serve(args) = cli.command else { panic!("not serve") };
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let port = |p: &Option<k8s_openapi::api::core::v1::Probe>| match &p
-        .as_ref()
-        .unwrap()
-        .http_get
-        .as_ref()
-        .unwrap()
-        .port
-    {
-        IntOrString::Int(n) => *n as u16,
-        IntOrString::String(s) => panic!("named probe port {s}"),
-    };
-    assert_eq!(
-        Some(port(&c.liveness_probe)),
-        args.health.0.map(|a| a.port())
-    );
-    assert_eq!(
-        Some(port(&c.readiness_probe)),
-        args.ready.0.map(|a| a.port())
-    );
+    let port =
+        |p: &Option<k8s_openapi::api::core::v1::Probe>| match &p.as_ref().unwrap().http_get.as_ref().unwrap().port {
+            IntOrString::Int(n) => *n as u16,
+            IntOrString::String(s) => panic!("named probe port {s}"),
+        };
+    assert_eq!(Some(port(&c.liveness_probe)), args.health.0.map(|a| a.port()));
+    assert_eq!(Some(port(&c.readiness_probe)), args.ready.0.map(|a| a.port()));
     assert!(args.lameduck < pod.termination_grace_period_seconds.unwrap() as u64);
 }

@@ -22,13 +22,7 @@ fn service(name: &str, ip: &str) -> String {
 }
 
 fn a_of(addr: SocketAddr, name: &str) -> (ResponseCode, Vec<String>) {
-    let msg = ask(
-        addr,
-        &format!("{name}.reload.svc.cluster.local."),
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(addr, &format!("{name}.reload.svc.cluster.local."), RecordType::A, Transport::Udp, None);
     (msg.metadata.response_code, answers(&msg))
 }
 
@@ -39,19 +33,13 @@ fn eventually(addr: SocketAddr, name: &str, want: Option<&str>) {
     loop {
         let (rc, ans) = a_of(addr, name);
         let ok = match want {
-            Some(ip) => {
-                rc == ResponseCode::NoError
-                    && ans == vec![format!("{name}.reload.svc.cluster.local. A {ip}")]
-            }
+            Some(ip) => rc == ResponseCode::NoError && ans == vec![format!("{name}.reload.svc.cluster.local. A {ip}")],
             None => rc == ResponseCode::NXDomain,
         };
         if ok {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: still {rc:?} {ans:?}, want {want:?}"
-        );
+        assert!(Instant::now() < deadline, "{name}: still {rc:?} {ans:?}, want {want:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -99,7 +87,11 @@ async fn reloads_keep_untouched_names_answering() {
         std::fs::rename(d.join(".web.yaml.swp"), d.join("web.yaml")).unwrap();
         eventually(addr, "web", Some("10.96.50.12"));
         // A half-written save that does not parse: the last good version stays.
-        write(&d, "web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: reload\nspec:\n  clusterIP: [");
+        write(
+            &d,
+            "web.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: reload\nspec:\n  clusterIP: [",
+        );
         std::thread::sleep(Duration::from_millis(1500));
         eventually(addr, "web", Some("10.96.50.12"));
         write(&d, "web.yaml", &service("web", "10.96.50.13"));
@@ -120,15 +112,8 @@ async fn reloads_keep_untouched_names_answering() {
     .unwrap();
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
-    assert!(
-        asked.load(Ordering::Relaxed) > 50,
-        "the watcher asked too little"
-    );
-    assert_eq!(
-        bad.load(Ordering::Relaxed),
-        0,
-        "the untouched name failed during reloads"
-    );
+    assert!(asked.load(Ordering::Relaxed) > 50, "the watcher asked too little");
+    assert_eq!(bad.load(Ordering::Relaxed), 0, "the untouched name failed during reloads");
     eventually(addr, "api", Some("10.96.50.2"));
     running.server.shutdown().await;
 }
@@ -143,15 +128,7 @@ async fn a_single_file_is_watched_through_its_directory() {
     // Another manifest beside it is not part of the source.
     std::fs::write(dir.path().join("other.yaml"), service("two", "10.96.51.2")).unwrap();
     let tmp = dir.path().join("cluster.yaml.new");
-    std::fs::write(
-        &tmp,
-        format!(
-            "{}---\n{}",
-            service("one", "10.96.51.1"),
-            service("three", "10.96.51.3")
-        ),
-    )
-    .unwrap();
+    std::fs::write(&tmp, format!("{}---\n{}", service("one", "10.96.51.1"), service("three", "10.96.51.3"))).unwrap();
     std::fs::rename(&tmp, &file).unwrap();
     tokio::task::spawn_blocking(move || {
         eventually(addr, "three", Some("10.96.51.3"));

@@ -33,42 +33,17 @@ const fn c(
 ) -> Case {
     // Negative answers (NXDOMAIN, and NODATA: no answer) carry the SOA.
     let soa = !matches!(rcode, ResponseCode::NoError) || ans.is_empty();
-    Case {
-        row,
-        q,
-        t,
-        rcode,
-        ans,
-        soa,
-    }
+    Case { row, q, t, rcode, ans, soa }
 }
 
 const CL: &str = "cluster.local.";
 
 fn cases() -> Vec<Case> {
     vec![
-        c(
-            "R1",
-            "dns-version.cluster.local.",
-            TXT,
-            OK,
-            &["dns-version.cluster.local. TXT \"1.1.0\""],
-        ),
+        c("R1", "dns-version.cluster.local.", TXT, OK, &["dns-version.cluster.local. TXT \"1.1.0\""]),
         // R2: ClusterIP, NodePort, LoadBalancer; dual-stack; with or without endpoints.
-        c(
-            "R2",
-            "dual.dual.svc.cluster.local.",
-            A,
-            OK,
-            &["dual.dual.svc.cluster.local. A 10.96.100.1"],
-        ),
-        c(
-            "R2",
-            "dual.dual.svc.cluster.local.",
-            AAAA,
-            OK,
-            &["dual.dual.svc.cluster.local. AAAA fd00:10:96::100"],
-        ),
+        c("R2", "dual.dual.svc.cluster.local.", A, OK, &["dual.dual.svc.cluster.local. A 10.96.100.1"]),
+        c("R2", "dual.dual.svc.cluster.local.", AAAA, OK, &["dual.dual.svc.cluster.local. AAAA fd00:10:96::100"]),
         c(
             "R2",
             "external-webserver-cka03-svcn.kube-public.svc.cluster.local.",
@@ -83,22 +58,10 @@ fn cases() -> Vec<Case> {
             OK,
             &["app-lb-service.default.svc.cluster.local. A 10.107.165.143"],
         ),
-        c(
-            "R2",
-            "bare.ports.svc.cluster.local.",
-            A,
-            OK,
-            &["bare.ports.svc.cluster.local. A 10.96.7.3"],
-        ),
+        c("R2", "bare.ports.svc.cluster.local.", A, OK, &["bare.ports.svc.cluster.local. A 10.96.7.3"]),
         c("R2", "two-ports.ports.svc.cluster.local.", AAAA, OK, &[]),
         // R2, stable allocation: a manifest Service without clusterIP.
-        c(
-            "R2",
-            "kafka.default.svc.cluster.local.",
-            A,
-            OK,
-            &["kafka.default.svc.cluster.local. A 10.101.170.191"],
-        ),
+        c("R2", "kafka.default.svc.cluster.local.", A, OK, &["kafka.default.svc.cluster.local. A 10.101.170.191"]),
         // R3: headless: ready endpoints of the family, deduplicated.
         c(
             "R3",
@@ -136,28 +99,16 @@ fn cases() -> Vec<Case> {
             "mixed.ready.svc.cluster.local.",
             A,
             OK,
-            &[
-                "mixed.ready.svc.cluster.local. A 10.244.6.1",
-                "mixed.ready.svc.cluster.local. A 10.244.6.4",
-            ],
+            &["mixed.ready.svc.cluster.local. A 10.244.6.1", "mixed.ready.svc.cluster.local. A 10.244.6.4"],
         ),
         c(
             "R3",
             "publish.ready.svc.cluster.local.",
             A,
             OK,
-            &[
-                "publish.ready.svc.cluster.local. A 10.244.6.20",
-                "publish.ready.svc.cluster.local. A 10.244.6.21",
-            ],
+            &["publish.ready.svc.cluster.local. A 10.244.6.20", "publish.ready.svc.cluster.local. A 10.244.6.21"],
         ),
-        c(
-            "R3",
-            "from-pods.ready.svc.cluster.local.",
-            A,
-            OK,
-            &["from-pods.ready.svc.cluster.local. A 10.244.6.30"],
-        ),
+        c("R3", "from-pods.ready.svc.cluster.local.", A, OK, &["from-pods.ready.svc.cluster.local. A 10.244.6.30"]),
         c("R3", "none-ready.ready.svc.cluster.local.", A, NX, &[]),
         c("R3", "none-ready.ready.svc.cluster.local.", SRV, NX, &[]),
         // Seed 000: Endpoints bind by equal name only.
@@ -206,13 +157,7 @@ fn cases() -> Vec<Case> {
             OK,
             &["example-job-2.headless-svc.jobs.svc.cluster.local. A 10.244.3.12"],
         ),
-        c(
-            "R4",
-            "web-1.nginx.web.svc.cluster.local.",
-            A,
-            OK,
-            &["web-1.nginx.web.svc.cluster.local. A 10.244.4.6"],
-        ),
+        c("R4", "web-1.nginx.web.svc.cluster.local.", A, OK, &["web-1.nginx.web.svc.cluster.local. A 10.244.4.6"]),
         c(
             "R4",
             "192-168-10-23.kafka.default.svc.cluster.local.",
@@ -228,13 +173,7 @@ fn cases() -> Vec<Case> {
             &["etcd-0.publish.ready.svc.cluster.local. A 10.244.6.20"],
         ),
         // A Pod's hostname counts only when its subdomain names the Service.
-        c(
-            "R4",
-            "stray-0.headless-svc.jobs.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
+        c("R4", "stray-0.headless-svc.jobs.svc.cluster.local.", A, NX, &[]),
         c(
             "R4",
             "10-244-3-20.headless-svc.jobs.svc.cluster.local.",
@@ -243,34 +182,10 @@ fn cases() -> Vec<Case> {
             &["10-244-3-20.headless-svc.jobs.svc.cluster.local. A 10.244.3.20"],
         ),
         // Not ready, terminating: no name.
-        c(
-            "R4",
-            "10-244-6-2.mixed.ready.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
-        c(
-            "R4",
-            "10-244-6-3.mixed.ready.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
-        c(
-            "R4",
-            "10-244-6-31.from-pods.ready.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
-        c(
-            "R4",
-            "10-244-6-33.from-pods.ready.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
+        c("R4", "10-244-6-2.mixed.ready.svc.cluster.local.", A, NX, &[]),
+        c("R4", "10-244-6-3.mixed.ready.svc.cluster.local.", A, NX, &[]),
+        c("R4", "10-244-6-31.from-pods.ready.svc.cluster.local.", A, NX, &[]),
+        c("R4", "10-244-6-33.from-pods.ready.svc.cluster.local.", A, NX, &[]),
         // R5: named ports.
         c(
             "R5",
@@ -327,31 +242,11 @@ fn cases() -> Vec<Case> {
             "_kafka._tcp.kafka.default.svc.cluster.local.",
             SRV,
             OK,
-            &[
-                "_kafka._tcp.kafka.default.svc.cluster.local. SRV 0 100 9092 kafka.default.svc.cluster.local.",
-            ],
+            &["_kafka._tcp.kafka.default.svc.cluster.local. SRV 0 100 9092 kafka.default.svc.cluster.local."],
         ),
-        c(
-            "R5",
-            "_http._udp.dual.dual.svc.cluster.local.",
-            SRV,
-            NX,
-            &[],
-        ),
-        c(
-            "R5",
-            "_nope._tcp.dual.dual.svc.cluster.local.",
-            SRV,
-            NX,
-            &[],
-        ),
-        c(
-            "R5",
-            "_dns._tcp.split.ports.svc.cluster.local.",
-            SRV,
-            NX,
-            &[],
-        ),
+        c("R5", "_http._udp.dual.dual.svc.cluster.local.", SRV, NX, &[]),
+        c("R5", "_nope._tcp.dual.dual.svc.cluster.local.", SRV, NX, &[]),
+        c("R5", "_dns._tcp.split.ports.svc.cluster.local.", SRV, NX, &[]),
         // R6: the Service name's SRV covers every port, named or not.
         c(
             "R6",
@@ -372,21 +267,9 @@ fn cases() -> Vec<Case> {
         ),
         c("R6", "portless.ports.svc.cluster.local.", SRV, OK, &[]),
         c("R6", "bare.ports.svc.cluster.local.", SRV, OK, &[]),
-        c(
-            "R6",
-            "portless.ports.svc.cluster.local.",
-            A,
-            OK,
-            &["portless.ports.svc.cluster.local. A 10.244.7.1"],
-        ),
+        c("R6", "portless.ports.svc.cluster.local.", A, OK, &["portless.ports.svc.cluster.local. A 10.244.7.1"]),
         // R7: reverse of ClusterIPs.
-        c(
-            "R7",
-            "1.100.96.10.in-addr.arpa.",
-            PTR,
-            OK,
-            &["1.100.96.10.in-addr.arpa. PTR dual.dual.svc.cluster.local."],
-        ),
+        c("R7", "1.100.96.10.in-addr.arpa.", PTR, OK, &["1.100.96.10.in-addr.arpa. PTR dual.dual.svc.cluster.local."]),
         c(
             "R7",
             "0.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.1.0.0.0.0.d.f.ip6.arpa.",
@@ -496,20 +379,8 @@ fn cases() -> Vec<Case> {
         // R10, pods disabled (default).
         c("R10", "10-244-3-10.jobs.pod.cluster.local.", A, NX, &[]),
         // R11, R12: the apex.
-        c(
-            "R12",
-            "cluster.local.",
-            NS,
-            OK,
-            &["cluster.local. NS ns.dns.cluster.local."],
-        ),
-        c(
-            "R12",
-            "ns.dns.cluster.local.",
-            A,
-            OK,
-            &["ns.dns.cluster.local. A 10.96.0.10"],
-        ),
+        c("R12", "cluster.local.", NS, OK, &["cluster.local. NS ns.dns.cluster.local."]),
+        c("R12", "ns.dns.cluster.local.", A, OK, &["ns.dns.cluster.local. A 10.96.0.10"]),
         // Section 3: NXDOMAIN versus NODATA.
         c("3", CL, A, OK, &[]),
         c("3", "svc.cluster.local.", A, OK, &[]),
@@ -528,27 +399,9 @@ fn cases() -> Vec<Case> {
         c("3", "_tcp.dual.dual.svc.cluster.local.", A, OK, &[]),
         c("3", "dns-version.cluster.local.", A, OK, &[]),
         c("3", "kafka.default.svc.cluster.local.", TXT, OK, &[]),
-        c(
-            "3",
-            "kafka.default.svc.cluster.local.default.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
-        c(
-            "3",
-            "kafka.default.svc.cluster.local.svc.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
-        c(
-            "3",
-            "kafka.default.svc.cluster.local.cluster.local.",
-            A,
-            NX,
-            &[],
-        ),
+        c("3", "kafka.default.svc.cluster.local.default.svc.cluster.local.", A, NX, &[]),
+        c("3", "kafka.default.svc.cluster.local.svc.cluster.local.", A, NX, &[]),
+        c("3", "kafka.default.svc.cluster.local.cluster.local.", A, NX, &[]),
         // Case-insensitive; the question's case is echoed.
         c(
             "notation",
@@ -577,19 +430,11 @@ fn check(addr: std::net::SocketAddr, cases: &[Case]) {
                 ));
             }
             if !msg.authorities.is_empty() && !case.soa {
-                failures.push(format!(
-                    "{} {}: authority section not empty on a positive answer",
-                    case.row, case.q
-                ));
+                failures.push(format!("{} {}: authority section not empty on a positive answer", case.row, case.q));
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,13 +448,8 @@ async fn every_spec_row_over_udp_and_tcp() {
 async fn ttls_follow_the_spec() {
     let running = start(vec![fixtures()], PodMode::Disabled).await;
     let addr = running.addr();
-    let ttl = |name: &str, t| {
-        ask(addr, name, t, Transport::Udp, None)
-            .answers
-            .iter()
-            .map(|r| r.ttl)
-            .collect::<Vec<_>>()
-    };
+    let ttl =
+        |name: &str, t| ask(addr, name, t, Transport::Udp, None).answers.iter().map(|r| r.ttl).collect::<Vec<_>>();
     assert_eq!(ttl("dns-version.cluster.local.", TXT), vec![28800], "R1");
     assert_eq!(ttl("kafka.default.svc.cluster.local.", A), vec![5]);
     // R11: serial = time of the last change; the SOA's own TTL is min(ttl, 300).
@@ -617,36 +457,18 @@ async fn ttls_follow_the_spec() {
     assert_eq!(soa.answers.len(), 1);
     let rec = &soa.answers[0];
     assert_eq!(rec.ttl, 5);
-    let hickory_proto::rr::RData::SOA(s) = &rec.data else {
-        panic!("not an SOA: {rec}")
-    };
+    let hickory_proto::rr::RData::SOA(s) = &rec.data else { panic!("not an SOA: {rec}") };
     assert_eq!(s.mname.to_ascii(), "ns.dns.cluster.local.");
     assert_eq!(s.rname.to_ascii(), "hostmaster.cluster.local.");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32;
-    assert!(
-        s.serial > now - 120 && s.serial <= now + 5,
-        "serial {} is not the time of the load ({now})",
-        s.serial
-    );
-    assert_eq!(
-        (s.refresh, s.retry, s.expire, s.minimum),
-        (7200, 1800, 86400, 5)
-    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
+    assert!(s.serial > now - 120 && s.serial <= now + 5, "serial {} is not the time of the load ({now})", s.serial);
+    assert_eq!((s.refresh, s.retry, s.expire, s.minimum), (7200, 1800, 86400, 5));
     // R12: the NS target's address in the additional section.
     let ns = ask(addr, "cluster.local.", NS, Transport::Udp, None);
     let glue: Vec<String> = ns.additionals.iter().map(common::show).collect();
     assert_eq!(glue, vec!["ns.dns.cluster.local. A 10.96.0.10"]);
     // R5: the SRV targets' addresses in the additional section.
-    let srv = ask(
-        addr,
-        "_http._tcp.dual-headless.dual.svc.cluster.local.",
-        SRV,
-        Transport::Udp,
-        Some(1232),
-    );
+    let srv = ask(addr, "_http._tcp.dual-headless.dual.svc.cluster.local.", SRV, Transport::Udp, Some(1232));
     let mut extra: Vec<String> = srv.additionals.iter().map(common::show).collect();
     extra.sort();
     assert_eq!(
@@ -658,21 +480,12 @@ async fn ttls_follow_the_spec() {
             "fd00-10-244--5-2.dual-headless.dual.svc.cluster.local. AAAA fd00:10:244::5:2",
         ]
     );
-    let srv = ask(
-        addr,
-        "_http._tcp.dual.dual.svc.cluster.local.",
-        SRV,
-        Transport::Udp,
-        Some(1232),
-    );
+    let srv = ask(addr, "_http._tcp.dual.dual.svc.cluster.local.", SRV, Transport::Udp, Some(1232));
     let mut extra: Vec<String> = srv.additionals.iter().map(common::show).collect();
     extra.sort();
     assert_eq!(
         extra,
-        vec![
-            "dual.dual.svc.cluster.local. A 10.96.100.1",
-            "dual.dual.svc.cluster.local. AAAA fd00:10:96::100"
-        ]
+        vec!["dual.dual.svc.cluster.local. A 10.96.100.1", "dual.dual.svc.cluster.local. AAAA fd00:10:96::100"]
     );
     running.server.shutdown().await;
 }
@@ -683,20 +496,8 @@ async fn pod_names_insecure() {
     check(
         running.addr(),
         &[
-            c(
-                "R10",
-                "10-1-2-3.jobs.pod.cluster.local.",
-                A,
-                OK,
-                &["10-1-2-3.jobs.pod.cluster.local. A 10.1.2.3"],
-            ),
-            c(
-                "R10",
-                "fd00--7.jobs.pod.cluster.local.",
-                AAAA,
-                OK,
-                &["fd00--7.jobs.pod.cluster.local. AAAA fd00::7"],
-            ),
+            c("R10", "10-1-2-3.jobs.pod.cluster.local.", A, OK, &["10-1-2-3.jobs.pod.cluster.local. A 10.1.2.3"]),
+            c("R10", "fd00--7.jobs.pod.cluster.local.", AAAA, OK, &["fd00--7.jobs.pod.cluster.local. AAAA fd00::7"]),
             c("R10", "10-1-2-3.jobs.pod.cluster.local.", AAAA, OK, &[]),
             c("R10", "10-1-2-3.nope.pod.cluster.local.", A, NX, &[]),
             c("R10", "not-an-ip.jobs.pod.cluster.local.", A, NX, &[]),

@@ -42,51 +42,28 @@ async fn truncation_drops_whole_records_and_tcp_gets_all() {
     ] {
         let packet = make_query(BIG, RecordType::A, edns);
         let raw = exchange(addr, &packet, transport).unwrap();
-        assert!(
-            raw.len() <= limit,
-            "{transport:?} {edns:?}: {} bytes > {limit}",
-            raw.len()
-        );
+        assert!(raw.len() <= limit, "{transport:?} {edns:?}: {} bytes > {limit}", raw.len());
         let msg = Message::from_vec(&raw).unwrap();
         assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
         if whole {
             assert!(!msg.metadata.truncation, "{transport:?} {edns:?}: TC set");
             assert_eq!(msg.answers.len(), 120, "{transport:?} {edns:?}");
         } else {
-            assert!(
-                msg.metadata.truncation,
-                "{transport:?} {edns:?}: TC not set"
-            );
+            assert!(msg.metadata.truncation, "{transport:?} {edns:?}: TC not set");
             assert!(!msg.answers.is_empty() && msg.answers.len() < 120);
             // Whole records only: every answer parsed and is an A of the set.
             assert!(msg.answers.iter().all(|r| r.record_type() == RecordType::A));
         }
-        assert_eq!(
-            msg.edns.is_some(),
-            edns.is_some(),
-            "EDNS echoed only when sent"
-        );
+        assert_eq!(msg.edns.is_some(), edns.is_some(), "EDNS echoed only when sent");
         if let Some(e) = &msg.edns {
             assert_eq!(e.max_payload(), 1232);
         }
     }
     // SRV with 120 targets and their addresses: the answer fits over TCP with
     // the additional section; over UDP the SRV records are truncated.
-    let srv = ask(
-        addr,
-        "_http._tcp.big.wide.svc.cluster.local.",
-        RecordType::SRV,
-        Transport::Tcp,
-        None,
-    );
+    let srv = ask(addr, "_http._tcp.big.wide.svc.cluster.local.", RecordType::SRV, Transport::Tcp, None);
     assert_eq!((srv.answers.len(), srv.additionals.len()), (120, 120));
-    let srv = ask(
-        addr,
-        "_http._tcp.big.wide.svc.cluster.local.",
-        RecordType::SRV,
-        Transport::Udp,
-        Some(1232),
-    );
+    let srv = ask(addr, "_http._tcp.big.wide.svc.cluster.local.", RecordType::SRV, Transport::Udp, Some(1232));
     assert!(srv.metadata.truncation);
     running.server.shutdown().await;
 }
@@ -127,51 +104,16 @@ async fn malformed_and_hostile_packets() {
 
     let formerr = [
         ("no question", header(1, 0x0100, [0, 0, 0, 0])),
-        (
-            "two questions",
-            [
-                header(2, 0x0100, [2, 0, 0, 0]),
-                question.to_vec(),
-                question.to_vec(),
-            ]
-            .concat(),
-        ),
-        (
-            "truncated question",
-            [header(3, 0x0100, [1, 0, 0, 0]), question[..10].to_vec()].concat(),
-        ),
-        (
-            "pointer loop in qname",
-            [
-                header(4, 0x0100, [1, 0, 0, 0]),
-                vec![0xC0, 0x0C, 0, 1, 0, 1],
-            ]
-            .concat(),
-        ),
+        ("two questions", [header(2, 0x0100, [2, 0, 0, 0]), question.to_vec(), question.to_vec()].concat()),
+        ("truncated question", [header(3, 0x0100, [1, 0, 0, 0]), question[..10].to_vec()].concat()),
+        ("pointer loop in qname", [header(4, 0x0100, [1, 0, 0, 0]), vec![0xC0, 0x0C, 0, 1, 0, 1]].concat()),
         (
             "pointer in qname",
-            [
-                header(5, 0x0100, [1, 0, 0, 0]),
-                vec![3, b'f', b'o', b'o', 0xC0, 0x0C, 0, 1, 0, 1],
-            ]
-            .concat(),
+            [header(5, 0x0100, [1, 0, 0, 0]), vec![3, b'f', b'o', b'o', 0xC0, 0x0C, 0, 1, 0, 1]].concat(),
         ),
-        (
-            "reserved label type",
-            [
-                header(6, 0x0100, [1, 0, 0, 0]),
-                vec![0x41, b'x', 0, 0, 1, 0, 1],
-            ]
-            .concat(),
-        ),
-        (
-            "answer count without answers",
-            [header(7, 0x0100, [1, 5, 0, 0]), question.to_vec()].concat(),
-        ),
-        (
-            "additional count without records",
-            [header(8, 0x0100, [1, 0, 0, 65535]), question.to_vec()].concat(),
-        ),
+        ("reserved label type", [header(6, 0x0100, [1, 0, 0, 0]), vec![0x41, b'x', 0, 0, 1, 0, 1]].concat()),
+        ("answer count without answers", [header(7, 0x0100, [1, 5, 0, 0]), question.to_vec()].concat()),
+        ("additional count without records", [header(8, 0x0100, [1, 0, 0, 65535]), question.to_vec()].concat()),
         (
             "two OPT records",
             [
@@ -184,12 +126,8 @@ async fn malformed_and_hostile_packets() {
         ),
         (
             "OPT not at the root",
-            [
-                header(10, 0x0100, [1, 0, 0, 1]),
-                question.to_vec(),
-                vec![1, b'a', 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0],
-            ]
-            .concat(),
+            [header(10, 0x0100, [1, 0, 0, 1]), question.to_vec(), vec![1, b'a', 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]]
+                .concat(),
         ),
         (
             "name longer than 255",
@@ -228,11 +166,7 @@ async fn malformed_and_hostile_packets() {
     let n = chaos.len();
     chaos[n - 1] = 3;
     assert_eq!(rcode_of(addr, &chaos), Some(5), "CH class");
-    assert_eq!(
-        rcode_of(addr, &make_query("cluster.local.", RecordType::AXFR, None)),
-        Some(5),
-        "AXFR"
-    );
+    assert_eq!(rcode_of(addr, &make_query("cluster.local.", RecordType::AXFR, None)), Some(5), "AXFR");
 
     // A burst of random packets: nothing crashes or stalls.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -242,9 +176,7 @@ async fn malformed_and_hostile_packets() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let len = (seed % 80) as usize;
-        let mut p: Vec<u8> = (0..len)
-            .map(|j| (seed >> (j % 56)) as u8 ^ j as u8)
-            .collect();
+        let mut p: Vec<u8> = (0..len).map(|j| (seed >> (j % 56)) as u8 ^ j as u8).collect();
         // Half of them look like queries, so that they get past the header.
         if i % 2 == 0 && p.len() > 12 {
             p[2] &= 0x07;
@@ -260,23 +192,14 @@ async fn malformed_and_hostile_packets() {
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         s.write_all(&[0, 3, 1, 2, 3]).unwrap();
         let mut buf = [0u8; 16];
-        assert!(
-            matches!(s.read(&mut buf), Ok(0) | Err(_)),
-            "connection closed"
-        );
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "connection closed");
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(&[0xFF, 0xFF, 1, 2]).unwrap(); // a length it never sends
         drop(s);
     }
     // Still serving, over both transports.
     for t in [Transport::Udp, Transport::Tcp] {
-        let msg = ask(
-            addr,
-            "kafka.default.svc.cluster.local.",
-            RecordType::A,
-            t,
-            None,
-        );
+        let msg = ask(addr, "kafka.default.svc.cluster.local.", RecordType::A, t, None);
         assert_eq!(msg.answers.len(), 1);
     }
     running.server.shutdown().await;
@@ -287,33 +210,17 @@ async fn any_is_minimal_and_outside_names_are_refused() {
     let running = start(vec![fixtures()], PodMode::Disabled).await;
     let addr = running.addr();
     // RFC 8482: one RRset, never the whole name.
-    let msg = ask(
-        addr,
-        "dual.dual.svc.cluster.local.",
-        RecordType::ANY,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(addr, "dual.dual.svc.cluster.local.", RecordType::ANY, Transport::Udp, None);
     assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
-    let types: std::collections::BTreeSet<RecordType> =
-        msg.answers.iter().map(|r| r.record_type()).collect();
+    let types: std::collections::BTreeSet<RecordType> = msg.answers.iter().map(|r| r.record_type()).collect();
     assert_eq!(types.len(), 1, "ANY answered with {types:?}");
     // Outside the served zones, with no upstream: REFUSED, not authoritative.
     let msg = ask(addr, "example.com.", RecordType::A, Transport::Udp, None);
     assert_eq!(msg.metadata.response_code, ResponseCode::Refused);
     assert!(!msg.metadata.authoritative);
     // The question is echoed as asked, case included (0x20 randomisation).
-    let msg = ask(
-        addr,
-        "KAFKA.default.SVC.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
-    assert_eq!(
-        msg.queries[0].name().to_ascii(),
-        "KAFKA.default.SVC.cluster.local."
-    );
+    let msg = ask(addr, "KAFKA.default.SVC.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.queries[0].name().to_ascii(), "KAFKA.default.SVC.cluster.local.");
     running.server.shutdown().await;
 }
 
@@ -321,58 +228,24 @@ async fn any_is_minimal_and_outside_names_are_refused() {
 async fn servfail_until_loaded_never_nxdomain() {
     let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
     let index = ZoneIndex::new(cfg);
-    let server = Server::bind(
-        index.clone(),
-        &["127.0.0.1:0".parse().unwrap()],
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let server = Server::bind(index.clone(), &["127.0.0.1:0".parse().unwrap()], &Default::default()).await.unwrap();
     let addr = server.local_addrs()[0];
     for t in [Transport::Udp, Transport::Tcp] {
         let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, t, None);
-        assert_eq!(
-            msg.metadata.response_code,
-            ResponseCode::ServFail,
-            "{t:?} before load"
-        );
+        assert_eq!(msg.metadata.response_code, ResponseCode::ServFail, "{t:?} before load");
     }
     let mut updater = Updater::new(index.clone());
     updater.apply(vec![Event::Reset {
         kinds: vec![Kind::Namespace],
-        objects: vec![Object::Namespace(Namespace {
-            name: "team".into(),
-        })],
+        objects: vec![Object::Namespace(Namespace { name: "team".into() })],
     }]);
     // Loaded into the index but not yet declared complete: still SERVFAIL.
-    let msg = ask(
-        addr,
-        "web.team.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
     assert_eq!(msg.metadata.response_code, ResponseCode::ServFail);
-    let msg = ask(
-        addr,
-        "team.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
-    assert_eq!(
-        msg.metadata.response_code,
-        ResponseCode::NoError,
-        "known names answer meanwhile"
-    );
+    let msg = ask(addr, "team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
+    assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "known names answer meanwhile");
     index.set_loaded();
-    let msg = ask(
-        addr,
-        "web.team.svc.cluster.local.",
-        RecordType::A,
-        Transport::Udp,
-        None,
-    );
+    let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
     assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
     server.shutdown().await;
 }

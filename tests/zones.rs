@@ -28,9 +28,7 @@ fn fixture_files() -> Vec<PathBuf> {
 
 fn zone_path(fixture: &std::path::Path) -> PathBuf {
     let stem = fixture.file_stem().unwrap().to_str().unwrap();
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("zones")
-        .join(format!("{stem}.zone"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zones").join(format!("{stem}.zone"))
 }
 
 fn diff(want: &str, got: &str) -> String {
@@ -58,8 +56,7 @@ fn fixtures_render_to_their_snapshots() {
     let update = std::env::var_os("UPDATE_ZONES").is_some();
     let mut failures = Vec::new();
     for fixture in fixture_files() {
-        let (got, errors) =
-            zone_snapshot(vec![fixture.clone()], &flags(PodMode::Disabled)).unwrap();
+        let (got, errors) = zone_snapshot(vec![fixture.clone()], &flags(PodMode::Disabled)).unwrap();
         assert!(errors.is_empty(), "{}: {errors:?}", fixture.display());
         let path = zone_path(&fixture);
         if update {
@@ -68,12 +65,7 @@ fn fixtures_render_to_their_snapshots() {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_default();
         if want != got {
-            failures.push(format!(
-                "{} differs from {}:\n{}",
-                fixture.display(),
-                path.display(),
-                diff(&want, &got)
-            ));
+            failures.push(format!("{} differs from {}:\n{}", fixture.display(), path.display(), diff(&want, &got)));
         }
     }
     assert!(
@@ -93,23 +85,13 @@ fn rrsets(zone: &str) -> BTreeMap<(String, String), Vec<String>> {
             continue;
         }
         let mut parts = line.splitn(5, ' ');
-        let (Some(rel), Some(_ttl), Some(_class), Some(ty), Some(rdata)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(rel), Some(_ttl), Some(_class), Some(ty), Some(rdata)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             panic!("bad snapshot line {line:?}");
         };
-        let owner = if rel == "@" {
-            origin.clone()
-        } else {
-            format!("{rel}.{origin}")
-        };
-        out.entry((owner.clone(), ty.to_string()))
-            .or_default()
-            .push(format!("{owner} {ty} {rdata}"));
+        let owner = if rel == "@" { origin.clone() } else { format!("{rel}.{origin}") };
+        out.entry((owner.clone(), ty.to_string())).or_default().push(format!("{owner} {ty} {rdata}"));
     }
     out
 }

@@ -31,11 +31,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Admin {
-            index,
-            metrics,
-            lame_duck: AtomicBool::new(false),
-        })
+        Arc::new(Admin { index, metrics, lame_duck: AtomicBool::new(false) })
     }
 
     pub fn ready(&self) -> bool {
@@ -46,29 +42,15 @@ impl Admin {
         let (code, body, ctype) = match path {
             // Healthy while DNS can answer with current data: a dead
             // updater would leave every answer stale, so restart then.
-            "/health" if self.index.writer_alive() => {
-                (StatusCode::OK, "OK".to_string(), "text/plain")
-            }
-            "/health" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "updater stopped".to_string(),
-                "text/plain",
-            ),
+            "/health" if self.index.writer_alive() => (StatusCode::OK, "OK".to_string(), "text/plain"),
+            "/health" => (StatusCode::SERVICE_UNAVAILABLE, "updater stopped".to_string(), "text/plain"),
             "/ready" if self.ready() => (StatusCode::OK, "OK".to_string(), "text/plain"),
-            "/ready" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready".to_string(),
-                "text/plain",
-            ),
+            "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string(), "text/plain"),
             "/metrics" => {
                 let st = &self.metrics.state;
                 st.names.store(self.index.len() as u64, Ordering::Relaxed);
                 st.ready.store(u64::from(self.ready()), Ordering::Relaxed);
-                (
-                    StatusCode::OK,
-                    self.metrics.render(),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
+                (StatusCode::OK, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             }
             _ => (StatusCode::NOT_FOUND, "not found".to_string(), "text/plain"),
         };
@@ -97,14 +79,8 @@ pub async fn serve(
 ) -> Result<Vec<SocketAddr>, AdminBindError> {
     let mut bound = Vec::new();
     for &addr in addrs {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|error| AdminBindError { addr, error })?;
-        bound.push(
-            listener
-                .local_addr()
-                .map_err(|error| AdminBindError { addr, error })?,
-        );
+        let listener = TcpListener::bind(addr).await.map_err(|error| AdminBindError { addr, error })?;
+        bound.push(listener.local_addr().map_err(|error| AdminBindError { addr, error })?);
         let (admin, cancel) = (admin.clone(), cancel.clone());
         tokio::spawn(async move {
             loop {
@@ -119,9 +95,7 @@ pub async fn serve(
                         let r = admin.respond(req.uri().path());
                         async move { Ok::<_, Infallible>(r) }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });

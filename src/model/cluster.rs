@@ -57,16 +57,10 @@ pub struct Cluster {
 }
 
 fn index_add(map: &mut HashMap<String, BTreeSet<String>>, ns: &str, name: &str) {
-    map.entry(ns.to_string())
-        .or_default()
-        .insert(name.to_string());
+    map.entry(ns.to_string()).or_default().insert(name.to_string());
 }
 
-fn index_remove<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, BTreeSet<String>>,
-    key: &K,
-    name: &str,
-) {
+fn index_remove<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: &K, name: &str) {
     if let Some(set) = map.get_mut(key) {
         set.remove(name);
         if set.is_empty() {
@@ -129,38 +123,16 @@ impl Cluster {
 
     /// Every object, in no particular order (tests, debugging).
     pub fn objects(&self) -> Vec<Object> {
-        let kinds = [
-            Kind::Namespace,
-            Kind::Service,
-            Kind::EndpointSlice,
-            Kind::Endpoints,
-            Kind::Pod,
-        ];
-        kinds
-            .iter()
-            .flat_map(|k| self.keys_of(*k))
-            .filter_map(|key| self.get(&key))
-            .collect()
+        let kinds = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
+        kinds.iter().flat_map(|k| self.keys_of(*k)).filter_map(|key| self.get(&key)).collect()
     }
 
     /// Every owner the current state has names for.
     pub fn owners(&self) -> Vec<Owner> {
         let mut out = vec![Owner::Static];
-        out.extend(
-            self.namespaces
-                .iter()
-                .map(|ns| Owner::Namespace(ns.as_str().into())),
-        );
-        out.extend(
-            self.services
-                .keys()
-                .map(|(ns, n)| Owner::Service(ns.as_str().into(), n.as_str().into())),
-        );
-        out.extend(
-            self.pods
-                .keys()
-                .map(|(ns, n)| Owner::Pod(ns.as_str().into(), n.as_str().into())),
-        );
+        out.extend(self.namespaces.iter().map(|ns| Owner::Namespace(ns.as_str().into())));
+        out.extend(self.services.keys().map(|(ns, n)| Owner::Service(ns.as_str().into(), n.as_str().into())));
+        out.extend(self.pods.keys().map(|(ns, n)| Owner::Pod(ns.as_str().into(), n.as_str().into())));
         out
     }
 
@@ -190,10 +162,7 @@ impl Cluster {
             }
             Kind::Endpoints => out.push(Owner::Service(ns, key.name.as_str().into())),
             Kind::EndpointSlice => {
-                let old = self
-                    .slices
-                    .get(&nsn(&key.namespace, &key.name))
-                    .and_then(|s| s.service.clone());
+                let old = self.slices.get(&nsn(&key.namespace, &key.name)).and_then(|s| s.service.clone());
                 let new = match new {
                     Some(Object::EndpointSlice(s)) => s.service.clone(),
                     _ => None,
@@ -239,10 +208,7 @@ impl Cluster {
                     index_remove(&mut self.slices_by_service, &nsn(&k.0, &old), &k.1);
                 }
                 if let Some(svc) = &s.service {
-                    self.slices_by_service
-                        .entry(nsn(&k.0, svc))
-                        .or_default()
-                        .insert(k.1.clone());
+                    self.slices_by_service.entry(nsn(&k.0, svc)).or_default().insert(k.1.clone());
                 }
                 self.slices.insert(k, s);
                 true
@@ -292,11 +258,7 @@ impl Cluster {
     }
 
     fn keys_of(&self, kind: Kind) -> Vec<ObjectKey> {
-        let mk = |ns: &str, name: &str| ObjectKey {
-            kind,
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        };
+        let mk = |ns: &str, name: &str| ObjectKey { kind, namespace: ns.to_string(), name: name.to_string() };
         match kind {
             Kind::Namespace => self.namespaces.iter().map(|n| mk("", n)).collect(),
             Kind::Service => self.services.keys().map(|(ns, n)| mk(ns, n)).collect(),
@@ -309,10 +271,7 @@ impl Cluster {
     fn get(&self, key: &ObjectKey) -> Option<Object> {
         let k = nsn(&key.namespace, &key.name);
         match key.kind {
-            Kind::Namespace => self
-                .namespaces
-                .get(&key.name)
-                .map(|n| Object::Namespace(Namespace { name: n.clone() })),
+            Kind::Namespace => self.namespaces.get(&key.name).map(|n| Object::Namespace(Namespace { name: n.clone() })),
             Kind::Service => self.services.get(&k).cloned().map(Object::Service),
             Kind::EndpointSlice => self.slices.get(&k).cloned().map(Object::EndpointSlice),
             Kind::Endpoints => self.endpoints.get(&k).cloned().map(Object::Endpoints),

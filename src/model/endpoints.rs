@@ -55,25 +55,11 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
                 None => p.port,
                 Some(TargetPort::Number(n)) => *n,
                 Some(TargetPort::Name(name)) => {
-                    pod.container_ports
-                        .iter()
-                        .find(|c| c.name == *name && c.protocol == p.protocol)?
-                        .port
+                    pod.container_ports.iter().find(|c| c.name == *name && c.protocol == p.protocol)?.port
                 }
             };
-            Some(EndpointPort {
-                name: p.name.clone(),
-                protocol: p.protocol,
-                port,
-            })
+            Some(EndpointPort { name: p.name.clone(), protocol: p.protocol, port })
         })
         .collect();
-    EndpointGroup {
-        endpoints: vec![Endpoint {
-            addresses: pod.ips.clone(),
-            ready: pod.ready,
-            hostname,
-        }],
-        ports,
-    }
+    EndpointGroup { endpoints: vec![Endpoint { addresses: pod.ips.clone(), ready: pod.ready, hostname }], ports }
 }

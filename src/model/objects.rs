@@ -58,17 +58,11 @@ impl Object {
         let (kind, namespace, name) = match self {
             Object::Namespace(n) => (Kind::Namespace, "", n.name.as_str()),
             Object::Service(s) => (Kind::Service, s.namespace.as_str(), s.name.as_str()),
-            Object::EndpointSlice(s) => {
-                (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str())
-            }
+            Object::EndpointSlice(s) => (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str()),
             Object::Endpoints(e) => (Kind::Endpoints, e.namespace.as_str(), e.name.as_str()),
             Object::Pod(p) => (Kind::Pod, p.namespace.as_str(), p.name.as_str()),
         };
-        ObjectKey {
-            kind,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        }
+        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
     }
 
     /// The namespace the object lives in (a Namespace lives in itself).
@@ -223,10 +217,7 @@ pub struct Labels(Box<[(Box<str>, Box<str>)]>);
 
 impl Labels {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &*self.0[i].1)
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -245,10 +236,7 @@ impl Labels {
 
 impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut pairs: Vec<(Box<str>, Box<str>)> = iter
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let mut pairs: Vec<(Box<str>, Box<str>)> = iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         pairs.sort();
         pairs.dedup_by(|a, b| a.0 == b.0);
         Labels(pairs.into_boxed_slice())
@@ -274,25 +262,16 @@ fn ns_or_default(ns: Option<String>) -> String {
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
-    s.trim()
-        .parse()
-        .map_err(|_| TrimError::BadIp(s.to_string()))
+    s.trim().parse().map_err(|_| TrimError::BadIp(s.to_string()))
 }
 
 fn port(p: i32) -> Result<u16, TrimError> {
-    u16::try_from(p)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or(TrimError::BadPort(p))
+    u16::try_from(p).ok().filter(|p| *p != 0).ok_or(TrimError::BadPort(p))
 }
 
 impl Namespace {
-    pub fn from_meta(
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) -> Result<Self, TrimError> {
-        Ok(Namespace {
-            name: meta.name.clone().ok_or(TrimError::NoName)?,
-        })
+    pub fn from_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Self, TrimError> {
+        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)? })
     }
 }
 
@@ -315,11 +294,7 @@ impl Service {
             if ips.iter().any(|ip| ip == "None") {
                 ServiceKind::Headless
             } else {
-                let ips = ips
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| parse_ip(s))
-                    .collect::<Result<_, _>>()?;
+                let ips = ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
                 ServiceKind::ClusterIp(ips)
             }
         };
@@ -346,10 +321,7 @@ impl Service {
             name,
             kind,
             ports,
-            selector: spec
-                .selector
-                .filter(|s| !s.is_empty())
-                .map(|s| s.into_iter().collect()),
+            selector: spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect()),
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         })
     }
@@ -366,26 +338,13 @@ impl EndpointSlice {
         if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
             return Ok(None);
         }
-        let service = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            .cloned();
+        let service = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
         let mut endpoints = Vec::with_capacity(slice.endpoints.len());
         for ep in slice.endpoints {
-            let addresses = ep
-                .addresses
-                .iter()
-                .map(|a| parse_ip(a))
-                .collect::<Result<Vec<_>, _>>()?;
+            let addresses = ep.addresses.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
-            endpoints.push(Endpoint {
-                addresses,
-                ready,
-                hostname: ep.hostname.filter(|h| !h.is_empty()),
-            });
+            endpoints.push(Endpoint { addresses, ready, hostname: ep.hostname.filter(|h| !h.is_empty()) });
         }
         let mut ports = Vec::new();
         for p in slice.ports.unwrap_or_default() {
@@ -397,12 +356,7 @@ impl EndpointSlice {
                 port: port(n)?,
             });
         }
-        Ok(Some(EndpointSlice {
-            namespace,
-            name,
-            service,
-            group: EndpointGroup { endpoints, ports },
-        }))
+        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports } }))
     }
 }
 
@@ -415,10 +369,7 @@ impl Endpoints {
         let mut groups = Vec::new();
         for subset in ep.subsets.unwrap_or_default() {
             let mut endpoints = Vec::new();
-            let lists = [
-                (subset.addresses, true),
-                (subset.not_ready_addresses, false),
-            ];
+            let lists = [(subset.addresses, true), (subset.not_ready_addresses, false)];
             for (list, ready) in lists {
                 for a in list.unwrap_or_default() {
                     endpoints.push(Endpoint {
@@ -438,11 +389,7 @@ impl Endpoints {
             }
             groups.push(EndpointGroup { endpoints, ports });
         }
-        Ok(Endpoints {
-            namespace,
-            name,
-            groups,
-        })
+        Ok(Endpoints { namespace, name, groups })
     }
 }
 
@@ -451,12 +398,7 @@ impl Pod {
         let name = pod.metadata.name.ok_or(TrimError::NoName)?;
         let namespace = ns_or_default(pod.metadata.namespace);
         let deleting = pod.metadata.deletion_timestamp.is_some();
-        let labels: Labels = pod
-            .metadata
-            .labels
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let labels: Labels = pod.metadata.labels.unwrap_or_default().into_iter().collect();
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
         let mut ips: Vec<IpAddr> = Vec::new();
@@ -473,11 +415,7 @@ impl Pod {
             }
         }
         let terminal = matches!(status.phase.as_deref(), Some("Succeeded") | Some("Failed"));
-        let not_ready = status
-            .conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "False");
+        let not_ready = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Ready" && c.status == "False");
         let mut container_ports = Vec::new();
         for c in &spec.containers {
             for p in c.ports.iter().flatten() {

@@ -52,22 +52,10 @@ pub struct Answer {
 
 impl Answer {
     fn plain(rcode: Rcode, authoritative: bool) -> Self {
-        Answer {
-            rcode,
-            authoritative,
-            steps: SmallVec::new(),
-            soa: None,
-            soa_zone: 0,
-        }
+        Answer { rcode, authoritative, steps: SmallVec::new(), soa: None, soa_zone: 0 }
     }
     fn negative(index: &ZoneIndex, rcode: Rcode, zone: usize, steps: SmallVec<[Step; 1]>) -> Self {
-        Answer {
-            rcode,
-            authoritative: true,
-            steps,
-            soa: Some(index.negative_soas()),
-            soa_zone: zone,
-        }
+        Answer { rcode, authoritative: true, steps, soa: Some(index.negative_soas()), soa_zone: zone }
     }
 }
 
@@ -96,10 +84,7 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
         return Answer::negative(index, Rcode::NoError, zone, SmallVec::new());
     };
     let mut steps: SmallVec<[Step; 1]> = SmallVec::new();
-    steps.push(Step {
-        data: node,
-        rrset: first,
-    });
+    steps.push(Step { data: node, rrset: first });
     // R9: follow a CNAME to a target this server answers.
     while qtype != TYPE_CNAME && qtype != TYPE_ANY && steps.len() <= MAX_CHAIN {
         let last = &steps[steps.len() - 1];
@@ -115,20 +100,11 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
             return miss(index, tzone, steps);
         };
         match pick(&tnode, qtype) {
-            Some(i) => steps.push(Step {
-                data: tnode,
-                rrset: i,
-            }),
+            Some(i) => steps.push(Step { data: tnode, rrset: i }),
             None => return Answer::negative(index, Rcode::NoError, tzone, steps),
         }
     }
-    Answer {
-        rcode: Rcode::NoError,
-        authoritative: true,
-        steps,
-        soa: None,
-        soa_zone: zone,
-    }
+    Answer { rcode: Rcode::NoError, authoritative: true, steps, soa: None, soa_zone: zone }
 }
 
 fn miss(index: &ZoneIndex, zone: usize, steps: SmallVec<[Step; 1]>) -> Answer {
@@ -136,13 +112,7 @@ fn miss(index: &ZoneIndex, zone: usize, steps: SmallVec<[Step; 1]>) -> Answer {
         Answer::negative(index, Rcode::NxDomain, zone, steps)
     } else {
         // SPEC.md 3: never a false NXDOMAIN before the state is loaded.
-        Answer {
-            rcode: Rcode::ServFail,
-            authoritative: false,
-            steps,
-            soa: None,
-            soa_zone: zone,
-        }
+        Answer { rcode: Rcode::ServFail, authoritative: false, steps, soa: None, soa_zone: zone }
     }
 }
 
@@ -175,12 +145,6 @@ fn pod_name(index: &ZoneIndex, key: &[u8]) -> Option<NodeData> {
     answer.extend_from_slice(&cfg.ttl.to_be_bytes());
     answer.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     answer.extend_from_slice(&rdata);
-    let rrset = Rrset {
-        rtype,
-        count: 1,
-        answer,
-        ar_count: 0,
-        additional: Vec::new(),
-    };
+    let rrset = Rrset { rtype, count: 1, answer, ar_count: 0, additional: Vec::new() };
     Some(NodeData::new(&[rrset], None))
 }

@@ -49,10 +49,7 @@ impl Nodes {
         }
     }
     fn into_vec(self) -> Vec<Node> {
-        self.0
-            .into_iter()
-            .map(|(name, records)| Node { name, records })
-            .collect()
+        self.0.into_iter().map(|(name, records)| Node { name, records }).collect()
     }
 }
 
@@ -117,11 +114,7 @@ fn static_nodes(cluster: &Cluster, cfg: &ZoneConfig, serial: u32, nodes: &mut No
         nodes.add(apex, cfg.ttl, RData::NS(NS(cfg.ns_name.clone())));
     }
     if let Some(v) = child(&cfg.zone, "dns-version") {
-        nodes.add(
-            &v,
-            VERSION_TTL,
-            RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])),
-        );
+        nodes.add(&v, VERSION_TTL, RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])));
     }
     nodes.touch(&cfg.svc);
     nodes.touch(&cfg.pod);
@@ -214,10 +207,7 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
                 for ep in eps {
                     all.insert((ep.name.clone(), p.port));
                     if !p.name.is_empty() {
-                        named
-                            .entry((p.name.clone(), p.protocol))
-                            .or_default()
-                            .insert((ep.name.clone(), p.port));
+                        named.entry((p.name.clone(), p.protocol)).or_default().insert((ep.name.clone(), p.port));
                     }
                 }
             }
@@ -226,21 +216,14 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
         for p in &svc.ports {
             all.insert((svc_name.clone(), p.port));
             if !p.name.is_empty() {
-                named
-                    .entry((p.name.clone(), p.protocol))
-                    .or_default()
-                    .insert((svc_name.clone(), p.port));
+                named.entry((p.name.clone(), p.protocol)).or_default().insert((svc_name.clone(), p.port));
             }
         }
     }
     let srv = |nodes: &mut Nodes, owner: &Name, set: &BTreeSet<(Name, u16)>| {
         let weight = (100 / set.len().max(1)).max(1) as u16;
         for (target, port) in set {
-            nodes.add(
-                owner,
-                ttl,
-                RData::SRV(SRV::new(0, weight, *port, target.clone())),
-            );
+            nodes.add(owner, ttl, RData::SRV(SRV::new(0, weight, *port, target.clone())));
         }
     };
     if !all.is_empty() {

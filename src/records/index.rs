@@ -43,12 +43,7 @@ struct Slot {
 
 impl Slot {
     fn new(empty: &NodeData) -> Self {
-        Slot {
-            descendants: 0,
-            owner: NO_OWNER,
-            merged: empty.clone(),
-            more: None,
-        }
+        Slot { descendants: 0, owner: NO_OWNER, merged: empty.clone(), more: None }
     }
 
     fn has_owners(&self) -> bool {
@@ -158,8 +153,7 @@ impl ZoneIndex {
     }
 
     fn soas(cfg: &ZoneConfig, serial: u32) -> [Box<[u8]>; 3] {
-        cfg.apexes()
-            .map(|apex| full_record(&soa(cfg, apex, serial)).into_boxed_slice())
+        cfg.apexes().map(|apex| full_record(&soa(cfg, apex, serial)).into_boxed_slice())
     }
 
     pub fn config(&self) -> &ZoneConfig {
@@ -173,9 +167,7 @@ impl ZoneIndex {
 
     /// Which served zone `key` lies in (index into [`ZoneConfig::apexes`]).
     pub fn zone_of(&self, key: &[u8]) -> Option<usize> {
-        let suffixes = label_starts(key)
-            .map(|i| &key[i..])
-            .chain(std::iter::once(&key[key.len() - 1..]));
+        let suffixes = label_starts(key).map(|i| &key[i..]).chain(std::iter::once(&key[key.len() - 1..]));
         for suffix in suffixes {
             if let Some(z) = self.apex_keys.iter().position(|a| &a[..] == suffix) {
                 return Some(z);
@@ -255,12 +247,7 @@ impl ZoneIndex {
                     Some(mut e) => e.descendants += 1,
                     // `entry` holds the shard lock from check to insert, so
                     // two writers adding below one new name count both.
-                    None => {
-                        self.nodes
-                            .entry(anc.into())
-                            .or_insert_with(|| self.ent())
-                            .descendants += 1
-                    }
+                    None => self.nodes.entry(anc.into()).or_insert_with(|| self.ent()).descendants += 1,
                 }
                 continue;
             }
@@ -341,12 +328,7 @@ pub struct Updater {
 
 impl Updater {
     pub fn new(index: Arc<ZoneIndex>) -> Self {
-        Updater {
-            cluster: Cluster::new(),
-            index,
-            ids: HashMap::new(),
-            free_ids: Vec::new(),
-        }
+        Updater { cluster: Cluster::new(), index, ids: HashMap::new(), free_ids: Vec::new() }
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -366,21 +348,13 @@ impl Updater {
         id
     }
 
-    fn prepared(
-        cluster: &Cluster,
-        index: &ZoneIndex,
-        owner: &Owner,
-        serial: u32,
-    ) -> Vec<(Key, NodeData)> {
+    fn prepared(cluster: &Cluster, index: &ZoneIndex, owner: &Owner, serial: u32) -> Vec<(Key, NodeData)> {
         let nodes = owner_nodes(cluster, &index.cfg, owner, serial);
         prepare(&nodes, |n| index.zone_of(&key_of(n)).is_some())
     }
 
     fn keys(&self, owner: &Owner) -> Vec<Key> {
-        owner_nodes(&self.cluster, &self.index.cfg, owner, 0)
-            .iter()
-            .map(|n| key_of(&n.name))
-            .collect()
+        owner_nodes(&self.cluster, &self.index.cfg, owner, 0).iter().map(|n| key_of(&n.name)).collect()
     }
 
     /// Applies a batch of events to the model and the index.
@@ -391,9 +365,7 @@ impl Updater {
         let mut queue: Vec<Event> = Vec::new();
         for ev in events {
             match ev {
-                Event::Reset { kinds, objects } => {
-                    queue.extend(self.cluster.diff_reset(&kinds, objects))
-                }
+                Event::Reset { kinds, objects } => queue.extend(self.cluster.diff_reset(&kinds, objects)),
                 other => queue.push(other),
             }
             // Apply as we go so that a later Reset diffs against the state
@@ -426,8 +398,7 @@ impl Updater {
             let mut all = self.cluster.owners();
             all.retain(|o| *o != Owner::Static);
             stats.owners = all.len() + 1;
-            let work: Vec<(Owner, OwnerId)> =
-                all.into_iter().map(|o| (o.clone(), self.id(&o))).collect();
+            let work: Vec<(Owner, OwnerId)> = all.into_iter().map(|o| (o.clone(), self.id(&o))).collect();
             let changed = self.bulk(&work, serial);
             let static_id = self.id(&Owner::Static);
             changed
@@ -454,19 +425,14 @@ impl Updater {
         };
         if changed {
             // R11: the serial is the time of the last change of any answer.
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as u32)
-                .unwrap_or(0);
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
             let serial = now.max(serial.wrapping_add(1));
             self.index.serial.store(serial, Ordering::Relaxed);
             let keys = self.keys(&Owner::Static);
             let id = self.id(&Owner::Static);
             let prepared = Self::prepared(&self.cluster, &self.index, &Owner::Static, serial);
             self.index.set_owner(id, &keys, prepared);
-            self.index
-                .negative_soa
-                .store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
+            self.index.negative_soa.store(Arc::new(ZoneIndex::soas(&self.index.cfg, serial)));
         }
         stats.changed = changed;
         stats
@@ -475,10 +441,7 @@ impl Updater {
     /// The first load: every owner, on every core (the index takes
     /// concurrent writers for different owners).
     fn bulk(&self, work: &[(Owner, OwnerId)], serial: u32) -> bool {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(8);
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
         let chunk = work.len().div_ceil(threads).max(1);
         let (cluster, index) = (&self.cluster, &*self.index);
         std::thread::scope(|s| {
@@ -488,11 +451,7 @@ impl Updater {
                     s.spawn(move || {
                         let mut changed = false;
                         for (owner, id) in part {
-                            changed |= index.set_owner(
-                                *id,
-                                &[],
-                                Self::prepared(cluster, index, owner, serial),
-                            );
+                            changed |= index.set_owner(*id, &[], Self::prepared(cluster, index, owner, serial));
                         }
                         changed
                     })
@@ -500,10 +459,7 @@ impl Updater {
                 .collect();
             // A panic in a worker is a bug; count it as a change so the
             // serial moves, and let the rest of the load stand.
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(true))
-                .fold(false, |a, b| a | b)
+            handles.into_iter().map(|h| h.join().unwrap_or(true)).fold(false, |a, b| a | b)
         })
     }
 }
@@ -535,11 +491,8 @@ mod tests {
     fn random_object(r: &mut Rng) -> Object {
         let ns = ["a", "b"][r.next(2) as usize].to_string();
         let svc = ["s1", "s2", "s3"][r.next(3) as usize].to_string();
-        let ports = vec![EndpointPort {
-            name: ["http", ""][r.next(2) as usize].into(),
-            protocol: Protocol::Tcp,
-            port: 80,
-        }];
+        let ports =
+            vec![EndpointPort { name: ["http", ""][r.next(2) as usize].into(), protocol: Protocol::Tcp, port: 80 }];
         match r.next(5) {
             0 => Object::Namespace(Namespace { name: ns }),
             1 => Object::Service(Arc::new(Service {
@@ -547,25 +500,11 @@ mod tests {
                 name: svc.clone(),
                 kind: match r.next(3) {
                     0 => ServiceKind::Headless,
-                    1 => ServiceKind::ExternalName(format!(
-                        "{}.a.svc.cluster.local",
-                        ["s1", "s2"][r.next(2) as usize]
-                    )),
-                    _ => ServiceKind::ClusterIp(vec![
-                        format!("10.96.0.{}", r.next(4) + 1).parse().unwrap(),
-                    ]),
+                    1 => ServiceKind::ExternalName(format!("{}.a.svc.cluster.local", ["s1", "s2"][r.next(2) as usize])),
+                    _ => ServiceKind::ClusterIp(vec![format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()]),
                 },
-                ports: vec![ServicePort {
-                    name: "http".into(),
-                    protocol: Protocol::Tcp,
-                    port: 80,
-                    target_port: None,
-                }],
-                selector: if r.next(2) == 0 {
-                    Some([("app".to_string(), svc)].into_iter().collect())
-                } else {
-                    None
-                },
+                ports: vec![ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }],
+                selector: if r.next(2) == 0 { Some([("app".to_string(), svc)].into_iter().collect()) } else { None },
                 publish_not_ready: r.next(4) == 0,
             })),
             2 => Object::EndpointSlice(Arc::new(EndpointSlice {
@@ -577,11 +516,7 @@ mod tests {
                         .map(|_| Endpoint {
                             addresses: vec![ip(r)],
                             ready: r.next(3) > 0,
-                            hostname: if r.next(2) == 0 {
-                                Some(format!("h{}", r.next(2)))
-                            } else {
-                                None
-                            },
+                            hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2))) } else { None },
                         })
                         .collect(),
                     ports,
@@ -591,11 +526,7 @@ mod tests {
                 namespace: ns,
                 name: svc,
                 groups: vec![EndpointGroup {
-                    endpoints: vec![Endpoint {
-                        addresses: vec![ip(r)],
-                        ready: true,
-                        hostname: None,
-                    }],
+                    endpoints: vec![Endpoint { addresses: vec![ip(r)], ready: true, hostname: None }],
                     ports,
                 }],
             })),
@@ -615,10 +546,7 @@ mod tests {
     fn fresh(cfg: &ZoneConfig, objects: Vec<Object>) -> BTreeMap<Vec<u8>, NodeData> {
         let index = ZoneIndex::new(cfg.clone());
         let mut u = Updater::new(index.clone());
-        u.apply(vec![Event::Reset {
-            kinds: vec![],
-            objects: vec![],
-        }]);
+        u.apply(vec![Event::Reset { kinds: vec![], objects: vec![] }]);
         u.apply(objects.into_iter().map(Event::Apply).collect());
         index.dump()
     }
@@ -648,27 +576,14 @@ mod tests {
                 if step % 40 == 39 {
                     let objects = current_objects(u.cluster());
                     let (got, want) = (index.dump(), fresh(&cfg, objects));
-                    let show = |k: &Vec<u8>| {
-                        String::from_utf8_lossy(k).replace(|c: char| c.is_control(), ".")
-                    };
+                    let show = |k: &Vec<u8>| String::from_utf8_lossy(k).replace(|c: char| c.is_control(), ".");
                     let diff: Vec<String> = got
                         .keys()
                         .chain(want.keys())
                         .filter(|k| got.get(*k) != want.get(*k))
-                        .map(|k| {
-                            format!(
-                                "{}: incremental {:?} rebuild {:?}",
-                                show(k),
-                                got.get(k),
-                                want.get(k)
-                            )
-                        })
+                        .map(|k| format!("{}: incremental {:?} rebuild {:?}", show(k), got.get(k), want.get(k)))
                         .collect();
-                    assert!(
-                        diff.is_empty(),
-                        "after step {step} ({pods:?}):\n{}",
-                        diff.join("\n")
-                    );
+                    assert!(diff.is_empty(), "after step {step} ({pods:?}):\n{}", diff.join("\n"));
                 }
             }
         }

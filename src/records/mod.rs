@@ -54,9 +54,7 @@ pub struct BadZone(String);
 impl ZoneConfig {
     pub fn new(zone: &str, ttl: u32, pods: PodMode) -> Result<Self, BadZone> {
         let bad = || BadZone(zone.to_string());
-        let mut z = Name::from_ascii(zone.trim_end_matches('.'))
-            .map_err(|_| bad())?
-            .to_lowercase();
+        let mut z = Name::from_ascii(zone.trim_end_matches('.')).map_err(|_| bad())?.to_lowercase();
         z.set_fqdn(true);
         if z.is_root() {
             return Err(bad());
@@ -67,16 +65,7 @@ impl ZoneConfig {
         in_addr.set_fqdn(true);
         let mut ip6 = Name::from_ascii("ip6.arpa.").map_err(|_| bad())?;
         ip6.set_fqdn(true);
-        Ok(ZoneConfig {
-            svc: c(&z, "svc")?,
-            pod: c(&z, "pod")?,
-            zone: z,
-            ns_name,
-            in_addr,
-            ip6,
-            ttl,
-            pods,
-        })
+        Ok(ZoneConfig { svc: c(&z, "svc")?, pod: c(&z, "pod")?, zone: z, ns_name, in_addr, ip6, ttl, pods })
     }
 
     /// The SOA's own TTL: min(ttl, 300) (SPEC.md R11).

@@ -80,11 +80,7 @@ pub fn ip_label(ip: &IpAddr) -> String {
 /// The IP a pod-name label spells (`10-244-1-5`, `fd00--5`), SPEC.md R10.
 pub fn parse_ip_label(label: &str) -> Option<IpAddr> {
     let parts: Vec<&str> = label.split('-').collect();
-    if parts.len() == 4
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
         return label.replace('-', ".").parse().ok();
     }
     let v6 = label.replace('-', ":");
@@ -97,12 +93,8 @@ mod tests {
 
     #[test]
     fn ip_labels_round_trip() {
-        let cases = [
-            ("10.244.1.5", "10-244-1-5"),
-            ("fd00::5", "fd00--5"),
-            ("2001:db8::", "2001-db8--0"),
-            ("::1", "0--1"),
-        ];
+        let cases =
+            [("10.244.1.5", "10-244-1-5"), ("fd00::5", "fd00--5"), ("2001:db8::", "2001-db8--0"), ("::1", "0--1")];
         for (ip, label) in cases {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(ip_label(&ip), label);

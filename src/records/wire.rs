@@ -64,10 +64,7 @@ impl NodeData {
     /// Packs RRsets (sorted by type) and the key of an in-zone CNAME target.
     pub fn new(rrsets: &[Rrset], cname: Option<&[u8]>) -> Self {
         let cname = cname.unwrap_or(&[]);
-        let body: usize = rrsets
-            .iter()
-            .map(|r| r.answer.len() + r.additional.len())
-            .sum();
+        let body: usize = rrsets.iter().map(|r| r.answer.len() + r.additional.len()).sum();
         let mut out = Vec::with_capacity(3 + cname.len() + HEAD * rrsets.len() + body);
         out.push(rrsets.len().min(255) as u8);
         out.extend_from_slice(&(cname.len() as u16).to_be_bytes());
@@ -187,12 +184,7 @@ fn push_rr(out: &mut Vec<u8>, rtype: RecordType, ttl: u32, rdata: &[u8]) {
 pub fn full_record(rec: &Record) -> Vec<u8> {
     let mut out = Vec::new();
     push_name(&mut out, &rec.name);
-    push_rr(
-        &mut out,
-        rec.record_type(),
-        rec.ttl,
-        &rdata_bytes(&rec.data),
-    );
+    push_rr(&mut out, rec.record_type(), rec.ttl, &rdata_bytes(&rec.data));
     out
 }
 
@@ -202,11 +194,7 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
     let address_of = |target: &Name, out: &mut Vec<u8>, count: &mut u16| {
         if let Some(t) = by_name.get(target) {
-            for r in t
-                .records
-                .iter()
-                .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-            {
+            for r in t.records.iter().filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)) {
                 out.extend_from_slice(&full_record(r));
                 *count += 1;
             }
@@ -220,12 +208,8 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
         let mut rrsets = Vec::with_capacity(types.len());
         let mut cname = None;
         for rtype in types {
-            let mut rdatas: Vec<(Vec<u8>, &Record)> = node
-                .records
-                .iter()
-                .filter(|r| r.record_type() == rtype)
-                .map(|r| (rdata_bytes(&r.data), r))
-                .collect();
+            let mut rdatas: Vec<(Vec<u8>, &Record)> =
+                node.records.iter().filter(|r| r.record_type() == rtype).map(|r| (rdata_bytes(&r.data), r)).collect();
             rdatas.sort_by(|a, b| a.0.cmp(&b.0));
             rdatas.dedup_by(|a, b| a.0 == b.0);
             let mut answer = Vec::new();
@@ -253,13 +237,7 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
                     address_of(t, &mut additional, &mut ar_count);
                 }
             }
-            rrsets.push(Rrset {
-                rtype: rtype.into(),
-                count: rdatas.len() as u16,
-                answer,
-                ar_count,
-                additional,
-            });
+            rrsets.push(Rrset { rtype: rtype.into(), count: rdatas.len() as u16, answer, ar_count, additional });
         }
         out.push((key_of(&node.name), NodeData::new(&rrsets, cname.as_deref())));
     }

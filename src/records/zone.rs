@@ -38,12 +38,7 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
                         .txt_data
                         .iter()
                         .map(|s| {
-                            format!(
-                                "\"{}\"",
-                                String::from_utf8_lossy(s)
-                                    .replace('\\', "\\\\")
-                                    .replace('"', "\\\"")
-                            )
+                            format!("\"{}\"", String::from_utf8_lossy(s).replace('\\', "\\\\").replace('"', "\\\""))
                         })
                         .collect::<Vec<_>>()
                         .join(" "),
@@ -55,12 +50,7 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
         }
         // Apex SOA/NS, then canonical name order, type number, record text.
         lines.sort_by(|a, b| {
-            (a.0, a.1, if a.2 == 6 { 0 } else { a.2 }, &a.3).cmp(&(
-                b.0,
-                b.1,
-                if b.2 == 6 { 0 } else { b.2 },
-                &b.3,
-            ))
+            (a.0, a.1, if a.2 == 6 { 0 } else { a.2 }, &a.3).cmp(&(b.0, b.1, if b.2 == 6 { 0 } else { b.2 }, &b.3))
         });
         lines.dedup_by(|a, b| a.3 == b.3);
         for (_, _, _, line) in lines {
@@ -77,10 +67,6 @@ fn relative(name: &Name, apex: &Name) -> String {
         return "@".to_string();
     }
     let keep = (name.num_labels() - apex.num_labels()) as usize;
-    let labels: Vec<String> = name
-        .iter()
-        .take(keep)
-        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
-        .collect();
+    let labels: Vec<String> = name.iter().take(keep).map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
     labels.join(".")
 }

@@ -86,18 +86,10 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
     if b.len() < 12 || flags & FLAG_QR != 0 {
         return Parsed::Drop;
     }
-    let formerr = Parsed::Error {
-        id,
-        flags,
-        rcode: RCODE_FORMERR,
-    };
+    let formerr = Parsed::Error { id, flags, rcode: RCODE_FORMERR };
     let opcode = (flags >> 11) & 0xF;
     if opcode != 0 {
-        return Parsed::Error {
-            id,
-            flags,
-            rcode: RCODE_NOTIMP,
-        };
+        return Parsed::Error { id, flags, rcode: RCODE_NOTIMP };
     }
     let counts = [4, 6, 8, 10].map(|i| u16_at(b, i).unwrap_or(0));
     if counts[0] != 1 {
@@ -129,9 +121,7 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
             return formerr;
         };
         i = after;
-        let (Some(rtype), Some(class), Some(rdlen)) =
-            (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8))
-        else {
+        let (Some(rtype), Some(class), Some(rdlen)) = (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8)) else {
             return formerr;
         };
         let additional = n >= counts[1] as usize + counts[2] as usize;
@@ -140,24 +130,14 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
             if !additional || edns.is_some() || b[start] != 0 {
                 return formerr;
             }
-            edns = Some(Edns {
-                payload: class,
-                version: b[i + 5],
-            });
+            edns = Some(Edns { payload: class, version: b[i + 5] });
         }
         i += 10 + rdlen as usize;
         if i > b.len() {
             return formerr;
         }
     }
-    Parsed::Query(Query {
-        id,
-        flags,
-        qname,
-        qtype,
-        qclass,
-        edns,
-    })
+    Parsed::Query(Query { id, flags, qname, qtype, qclass, edns })
 }
 
 /// What was answered, for the metrics.
@@ -175,16 +155,8 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
     let q = match parse(query) {
         Parsed::Drop => return None,
         Parsed::Error { id, flags, rcode } => {
-            header(
-                out,
-                id,
-                FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16,
-                [0, 0, 0, 0],
-            );
-            return Some(Done {
-                qtype: 0,
-                rcode: rcode.into(),
-            });
+            header(out, id, FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16, [0, 0, 0, 0]);
+            return Some(Done { qtype: 0, rcode: rcode.into() });
         }
         Parsed::Query(q) => q,
     };
@@ -207,20 +179,13 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
         // RFC 6891 6.1.3: BADVERS, and say which version we speak.
         push_opt(out, BADVERS_HIGH);
         set_counts(out, [1, 0, 0, 1]);
-        return Some(Done {
-            qtype: q.qtype,
-            rcode: 16,
-        });
+        return Some(Done { qtype: q.qtype, rcode: 16 });
     }
     let refuse = (q.qclass != CLASS_IN && q.qclass != CLASS_ANY)
         // Zone transfers and other meta queries are not served.
         || matches!(q.qtype, 251..=254)
         || klen == 0;
-    let ans = if refuse {
-        None
-    } else {
-        Some(answer(index, &key[..klen], q.qtype))
-    };
+    let ans = if refuse { None } else { Some(answer(index, &key[..klen], q.qtype)) };
     let rcode = match &ans {
         None => RCODE_REFUSED,
         Some(a) => encode_answer(out, a, max, q.edns.is_some()),
@@ -236,10 +201,7 @@ pub fn respond(index: &ZoneIndex, query: &[u8], udp: bool, out: &mut Vec<u8>) ->
     }
     let old = u16_at(out, 2).unwrap_or(0);
     out[2..4].copy_from_slice(&(flags | (old & FLAG_TC)).to_be_bytes());
-    Some(Done {
-        qtype: q.qtype,
-        rcode: rcode.into(),
-    })
+    Some(Done { qtype: q.qtype, rcode: rcode.into() })
 }
 
 fn header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {

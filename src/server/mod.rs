@@ -57,14 +57,8 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
     /// and starts answering from `index`. Must be called within a tokio runtime.
-    pub async fn bind(
-        index: Arc<ZoneIndex>,
-        listen: &[SocketAddr],
-        metrics: &Metrics,
-    ) -> Result<Server, ServeError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+    pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
         let mut addrs = Vec::new();
@@ -103,34 +97,20 @@ impl Server {
         for (n, socket) in sockets.into_iter().enumerate() {
             let index = index.clone();
             let stop = stop.clone();
-            let server = socket
-                .local_addr()
-                .map(|a| format!("dns://{a}"))
-                .unwrap_or_default();
+            let server = socket.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("udp", server);
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
                 .spawn(move || udp_loop(socket, &index, &stop, &stats))
-                .map_err(|error| ServeError::Bind {
-                    addr: addrs[0],
-                    error,
-                })?;
+                .map_err(|error| ServeError::Bind { addr: addrs[0], error })?;
             udp_threads.push(handle);
         }
         for listener in tcp {
-            let server = listener
-                .local_addr()
-                .map(|a| format!("dns://{a}"))
-                .unwrap_or_default();
+            let server = listener.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
             tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone(), stats));
         }
-        Ok(Server {
-            addrs,
-            stop,
-            cancel,
-            udp_threads,
-        })
+        Ok(Server { addrs, stop, cancel, udp_threads })
     }
 
     /// The bound addresses, in the order given (ports resolved).
@@ -158,12 +138,7 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &Que
     while !stop.load(Ordering::Acquire) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 continue;
             }
             Err(e) => {
@@ -181,12 +156,7 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &Que
     }
 }
 
-async fn tcp_accept(
-    listener: TcpListener,
-    index: Arc<ZoneIndex>,
-    cancel: CancellationToken,
-    stats: Arc<QueryStats>,
-) {
+async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: CancellationToken, stats: Arc<QueryStats>) {
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -216,12 +186,7 @@ async fn tcp_accept(
 }
 
 /// RFC 7766: queries on one connection, each with a two-byte length.
-async fn tcp_conn(
-    mut stream: TcpStream,
-    index: &ZoneIndex,
-    stats: &QueryStats,
-    v6: bool,
-) -> io::Result<()> {
+async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex, stats: &QueryStats, v6: bool) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);

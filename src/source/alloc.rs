@@ -11,9 +11,7 @@ use ipnet::IpNet;
 use crate::model::{Object, ServiceKind};
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 fn nth(net: &IpNet, offset: u128) -> IpAddr {
@@ -42,23 +40,14 @@ pub fn allocate(objects: &mut [Object], cidr: &IpNet) {
         Object::Service(s) => format!("{}/{}", s.namespace, s.name),
         _ => String::new(),
     };
-    let mut pending: Vec<(String, usize)> =
-        pending.into_iter().map(|i| (key(&objects[i]), i)).collect();
+    let mut pending: Vec<(String, usize)> = pending.into_iter().map(|i| (key(&objects[i]), i)).collect();
     pending.sort();
     let bits = cidr.max_prefix_len() - cidr.prefix_len();
     // Usable offsets: 1 .. size-2 (no network or broadcast address); the
     // first one is the `kubernetes` Service's and the tenth the DNS one's by
     // convention, so leave the first 16 alone.
-    let size: u128 = if bits >= 127 {
-        u128::MAX
-    } else {
-        1u128 << bits
-    };
-    let (low, span) = if size > 64 {
-        (16u128, size - 17)
-    } else {
-        (1, size.saturating_sub(2))
-    };
+    let size: u128 = if bits >= 127 { u128::MAX } else { 1u128 << bits };
+    let (low, span) = if size > 64 { (16u128, size - 17) } else { (1, size.saturating_sub(2)) };
     if span == 0 {
         return;
     }

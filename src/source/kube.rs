@@ -32,10 +32,7 @@ use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("cannot read kubeconfig {path}: {error}")]
-    Kubeconfig {
-        path: PathBuf,
-        error: kube::config::KubeconfigError,
-    },
+    Kubeconfig { path: PathBuf, error: kube::config::KubeconfigError },
     #[error(
         "no cluster state to serve: give --manifests PATH, or run in a pod (service account), \
          or point --kubeconfig, KUBECONFIG or ~/.kube/config at a cluster ({0})"
@@ -71,20 +68,13 @@ impl KubeOptions {
 pub async fn client(opts: &KubeOptions) -> Result<Client, KubeError> {
     let config = match &opts.kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|error| KubeError::Kubeconfig {
-                path: path.clone(),
-                error,
-            })?;
+            let kc =
+                Kubeconfig::read_from(path).map_err(|error| KubeError::Kubeconfig { path: path.clone(), error })?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|error| KubeError::Kubeconfig {
-                    path: path.clone(),
-                    error,
-                })?
+                .map_err(|error| KubeError::Kubeconfig { path: path.clone(), error })?
         }
-        None => Config::infer()
-            .await
-            .map_err(|e| KubeError::NoConfig(e.to_string()))?,
+        None => Config::infer().await.map_err(|e| KubeError::NoConfig(e.to_string()))?,
     };
     Client::try_from(config).map_err(KubeError::Client)
 }
@@ -105,58 +95,37 @@ impl SyncState {
 }
 
 /// Starts the watchers on the current tokio runtime.
-pub fn spawn_watchers(
-    client: Client,
-    opts: &KubeOptions,
-    tx: mpsc::Sender<SourceMsg>,
-    metrics: Arc<Metrics>,
-) {
+pub fn spawn_watchers(client: Client, opts: &KubeOptions, tx: mpsc::Sender<SourceMsg>, metrics: Arc<Metrics>) {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if opts.pods {
         kinds.push(Kind::Pod);
     }
-    let sync = Arc::new(SyncState {
-        pending: Mutex::new(kinds.iter().copied().collect()),
-    });
+    let sync = Arc::new(SyncState { pending: Mutex::new(kinds.iter().copied().collect()) });
     let filter = Arc::new(opts.namespaces.iter().cloned().collect::<HashSet<String>>());
     // The safe list: paginated, from any cached version (CRATES.md).
-    let base = watcher::Config::default()
-        .any_semantic()
-        .page_size(500)
-        .timeout(opts.watch_timeout.max(1));
+    let base = watcher::Config::default().any_semantic().page_size(500).timeout(opts.watch_timeout.max(1));
     let labelled = match &opts.labels {
         Some(sel) => base.clone().labels(sel),
         None => base.clone(),
     };
-    let ctx = |kind| Watch {
-        kind,
-        tx: tx.clone(),
-        sync: sync.clone(),
-        metrics: metrics.clone(),
-        namespaces: filter.clone(),
-    };
+    let ctx =
+        |kind| Watch { kind, tx: tx.clone(), sync: sync.clone(), metrics: metrics.clone(), namespaces: filter.clone() };
     tokio::spawn(ctx(Kind::Namespace).run(
         Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
         base.clone(),
         |n: PartialObjectMeta<core::Namespace>| {
-            Namespace::from_meta(&n.metadata)
-                .map(|n| Some(Object::Namespace(n)))
-                .map_err(|e| e.to_string())
+            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))).map_err(|e| e.to_string())
         },
     ));
     // The other kinds arrive as DynamicObject and are parsed one by one: a
     // typed list fails whole on one malformed object, and the watcher would
     // then relist forever instead of skipping that object.
     let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(client.clone(), &ar);
-    tokio::spawn(ctx(Kind::Service).run(
-        dynamic(ApiResource::erase::<core::Service>(&())),
-        labelled.clone(),
-        |o| {
-            parse::<core::Service>(o)
-                .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
-                .map(|s| Some(Object::Service(s.into())))
-        },
-    ));
+    tokio::spawn(ctx(Kind::Service).run(dynamic(ApiResource::erase::<core::Service>(&())), labelled.clone(), |o| {
+        parse::<core::Service>(o)
+            .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
+            .map(|s| Some(Object::Service(s.into())))
+    }));
     tokio::spawn(ctx(Kind::EndpointSlice).run(
         dynamic(ApiResource::erase::<discovery::EndpointSlice>(&())),
         labelled,
@@ -167,27 +136,18 @@ pub fn spawn_watchers(
         },
     ));
     if opts.pods {
-        tokio::spawn(ctx(Kind::Pod).run(
-            dynamic(ApiResource::erase::<core::Pod>(&())),
-            base,
-            |o| {
-                parse::<core::Pod>(o)
-                    .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
-                    .map(|p| Some(Object::Pod(p.into())))
-            },
-        ));
+        tokio::spawn(ctx(Kind::Pod).run(dynamic(ApiResource::erase::<core::Pod>(&())), base, |o| {
+            parse::<core::Pod>(o)
+                .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
+                .map(|p| Some(Object::Pod(p.into())))
+        }));
     }
 }
 
 /// When the cluster changed the endpoints this slice reflects (set by the
 /// EndpointSlice controller).
-fn trigger_time(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<std::time::SystemTime> {
-    let text = meta
-        .annotations
-        .as_ref()?
-        .get("endpoints.kubernetes.io/last-change-trigger-time")?;
+fn trigger_time(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<std::time::SystemTime> {
+    let text = meta.annotations.as_ref()?.get("endpoints.kubernetes.io/last-change-trigger-time")?;
     let ts: jiff::Timestamp = text.parse().ok()?;
     Some(std::time::SystemTime::from(ts))
 }
@@ -212,19 +172,11 @@ impl Watch {
             Kind::Namespace => String::new(),
             _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
         };
-        ObjectKey {
-            kind: self.kind,
-            namespace,
-            name: meta.name.clone().unwrap_or_default(),
-        }
+        ObjectKey { kind: self.kind, namespace, name: meta.name.clone().unwrap_or_default() }
     }
 
     fn wanted(&self, key: &ObjectKey) -> bool {
-        let ns = if self.kind == Kind::Namespace {
-            &key.name
-        } else {
-            &key.namespace
-        };
+        let ns = if self.kind == Kind::Namespace { &key.name } else { &key.namespace };
         self.namespaces.is_empty() || self.namespaces.contains(ns)
     }
 
@@ -281,10 +233,7 @@ impl Watch {
                 Ok(WatchEvent::InitDone) => {
                     let objects = listing.take().unwrap_or_default();
                     tracing::debug!(kind = ?self.kind, objects = objects.len(), "listed");
-                    let sent = self.send(vec![Event::Reset {
-                        kinds: vec![self.kind],
-                        objects,
-                    }]);
+                    let sent = self.send(vec![Event::Reset { kinds: vec![self.kind], objects }]);
                     if self.sync.done(self.kind) {
                         tracing::info!("every kind listed: serving the cluster state");
                         let _ = self.tx.send(SourceMsg::Synced);
@@ -297,8 +246,7 @@ impl Watch {
                         if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
                             && let Some(svc) = &slice.service
                         {
-                            let msg =
-                                SourceMsg::Triggered(slice.namespace.clone(), svc.clone(), at);
+                            let msg = SourceMsg::Triggered(slice.namespace.clone(), svc.clone(), at);
                             let _ = self.tx.send(msg);
                         }
                         sent
@@ -313,10 +261,7 @@ impl Watch {
                 Err(e) => {
                     // The last known state keeps serving; the stream backs
                     // off (jittered, 800 ms to 30 s) and resumes or relists.
-                    self.metrics
-                        .state
-                        .watch_restarts
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.state.watch_restarts.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(kind = ?self.kind, error = %e, "watch failed; retrying");
                     true
                 }

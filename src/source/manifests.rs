@@ -15,10 +15,7 @@ use crate::model::{Namespace, Object};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifests at {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
 }
 
 /// Every object of the manifests, and the problems found in the files read.
@@ -44,14 +41,8 @@ pub struct Manifests {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    let hidden = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'));
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     !hidden && matches!(ext.as_deref(), Some("yaml" | "yml" | "json"))
 }
 
@@ -64,10 +55,7 @@ fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
     }
     for entry in std::fs::read_dir(root)? {
         let path = entry?.path();
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
         if path.is_dir() && !hidden {
             // A subdirectory that vanishes mid-walk is simply not there.
             let _ = walk(&path, out);
@@ -80,11 +68,7 @@ fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
 
 impl Manifests {
     pub fn new(roots: Vec<PathBuf>, cidr: IpNet) -> Self {
-        Manifests {
-            roots,
-            cidr,
-            files: HashMap::new(),
-        }
+        Manifests { roots, cidr, files: HashMap::new() }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -102,10 +86,7 @@ impl Manifests {
             if let Err(error) = walk(root, &mut paths)
                 && strict
             {
-                return Err(ManifestError::Read {
-                    path: root.clone(),
-                    error,
-                });
+                return Err(ManifestError::Read { path: root.clone(), error });
             }
         }
         let mut errors = Vec::new();
@@ -116,20 +97,14 @@ impl Manifests {
             let Ok(meta) = std::fs::metadata(path) else {
                 continue;
             };
-            let stamp = Stamp {
-                modified: meta.modified().ok(),
-                len: meta.len(),
-            };
+            let stamp = Stamp { modified: meta.modified().ok(), len: meta.len() };
             if self.files.get(path).is_some_and(|f| f.stamp == stamp) {
                 continue;
             }
             let text = match std::fs::read(path) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Err(error) if strict => {
-                    return Err(ManifestError::Read {
-                        path: path.clone(),
-                        error,
-                    });
+                    return Err(ManifestError::Read { path: path.clone(), error });
                 }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e, "cannot read manifest file");
@@ -145,8 +120,7 @@ impl Manifests {
                 // (no data lost on reload); its new stamp avoids re-reporting.
                 Some(old) if broken => old.stamp = stamp,
                 _ => {
-                    self.files
-                        .insert(path.clone(), FileState { stamp, objects });
+                    self.files.insert(path.clone(), FileState { stamp, objects });
                 }
             }
         }
@@ -166,11 +140,7 @@ impl Manifests {
                 namespaces.insert(obj.namespace().to_string());
             }
         }
-        all.extend(
-            namespaces
-                .into_iter()
-                .map(|name| Object::Namespace(Namespace { name })),
-        );
+        all.extend(namespaces.into_iter().map(|name| Object::Namespace(Namespace { name })));
         allocate(&mut all, &self.cidr);
         Ok(Some((all, errors)))
     }

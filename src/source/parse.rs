@@ -32,19 +32,14 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let bare = line.trim_end_matches(['\n', '\r']);
-        let marker =
-            bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
+        let marker = bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
         if marker || bare.trim_end() == "..." {
             if !text[start..offset].trim().is_empty() {
                 docs.push((n, start, offset));
             }
             n += 1;
             // `--- key: value` starts a document on the marker line.
-            start = if marker && !bare[3..].trim().is_empty() {
-                offset + 3
-            } else {
-                offset + line.len()
-            };
+            start = if marker && !bare[3..].trim().is_empty() { offset + 3 } else { offset + line.len() };
         }
         offset += line.len();
     }
@@ -72,58 +67,28 @@ fn yaml_value(doc: &str) -> Result<Value, String> {
     };
     // The parser's message comes with a source snippet; its first line has
     // the position, which is what a log line needs.
-    serde_saphyr::from_str_with_options::<Value>(doc, options).map_err(|e| {
-        e.to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .to_string()
-    })
+    serde_saphyr::from_str_with_options::<Value>(doc, options)
+        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string())
 }
 
 /// Parses one file's text into objects and per-document errors.
 pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
     let file = path.display().to_string();
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     // One document at a time: a parsed document is many times its text, so
     // a big file is never held parsed as a whole. Big files are split over
     // the cores; results keep the file's order.
-    let docs: Vec<(usize, usize, &str)> = if is_json {
-        vec![(1, 1, text)]
-    } else {
-        documents(text).collect()
-    };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
+    let docs: Vec<(usize, usize, &str)> = if is_json { vec![(1, 1, text)] } else { documents(text).collect() };
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     let parse_part = |part: &[(usize, usize, &str)]| {
         let mut objects = Vec::new();
         let mut errors = Vec::new();
         for &(doc, line, body) in part {
-            let value = if is_json {
-                serde_json::from_str(body).map_err(|e| e.to_string())
-            } else {
-                yaml_value(body)
-            };
+            let value = if is_json { serde_json::from_str(body).map_err(|e| e.to_string()) } else { yaml_value(body) };
             match value {
-                Err(message) => errors.push(DocError {
-                    file: file.clone(),
-                    doc,
-                    line,
-                    message,
-                    syntax: true,
-                }),
+                Err(message) => errors.push(DocError { file: file.clone(), doc, line, message, syntax: true }),
                 Ok(v) => objects_of(v, &mut objects, &mut |message| {
-                    errors.push(DocError {
-                        file: file.clone(),
-                        doc,
-                        line,
-                        message,
-                        syntax: false,
-                    })
+                    errors.push(DocError { file: file.clone(), doc, line, message, syntax: false })
                 }),
             }
         }
@@ -134,9 +99,7 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
     }
     let parts: Vec<(Vec<Object>, Vec<DocError>)> = std::thread::scope(|s| {
         let chunks = docs.chunks(docs.len().div_ceil(threads));
-        let handles: Vec<_> = chunks
-            .map(|part| (part[0], s.spawn(move || parse_part(part))))
-            .collect();
+        let handles: Vec<_> = chunks.map(|part| (part[0], s.spawn(move || parse_part(part)))).collect();
         handles
             .into_iter()
             .map(|((doc, line, _), h)| {
@@ -144,16 +107,7 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
                 // broken file, which keeps the file's last good version.
                 h.join().unwrap_or_else(|_| {
                     let message = "the YAML parser failed on these documents".to_string();
-                    (
-                        Vec::new(),
-                        vec![DocError {
-                            file: file.clone(),
-                            doc,
-                            line,
-                            message,
-                            syntax: true,
-                        }],
-                    )
+                    (Vec::new(), vec![DocError { file: file.clone(), doc, line, message, syntax: true }])
                 })
             })
             .collect()
@@ -170,14 +124,8 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
 fn describe(v: &Value) -> String {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("object");
     let meta = v.get("metadata");
-    let ns = meta
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let name = meta
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("?");
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("?");
     format!("{kind} {ns}/{name}")
 }
 
@@ -186,16 +134,8 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     if v.is_null() {
         return;
     }
-    let kind = v
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let api = v
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
     if kind == "List" || (kind.ends_with("List") && v.get("items").is_some()) {
         if let Value::Object(mut map) = v
             && let Some(Value::Array(items)) = map.remove("items")
@@ -208,23 +148,19 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     }
     let what = describe(&v);
     let result: Result<Option<Object>, String> = match (kind.as_str(), api.as_str()) {
-        ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| {
-            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n)))
-        }),
-        ("Service", "v1") => convert::<core::Service, _>(v, |s| {
-            Service::trim(s).map(|s| Some(Object::Service(s.into())))
-        }),
-        ("Endpoints", "v1") => convert::<core::Endpoints, _>(v, |e| {
-            Endpoints::trim(e).map(|e| Some(Object::Endpoints(e.into())))
-        }),
-        ("Pod", "v1") => {
-            convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p.into()))))
+        ("Namespace", "v1") => {
+            convert::<core::Namespace, _>(v, |n| Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))))
         }
-        ("EndpointSlice", "discovery.k8s.io/v1") => {
-            convert::<discovery::EndpointSlice, _>(v, |s| {
-                EndpointSlice::trim(s).map(|s| s.map(|s| Object::EndpointSlice(s.into())))
-            })
+        ("Service", "v1") => {
+            convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s.into()))))
         }
+        ("Endpoints", "v1") => {
+            convert::<core::Endpoints, _>(v, |e| Endpoints::trim(e).map(|e| Some(Object::Endpoints(e.into()))))
+        }
+        ("Pod", "v1") => convert::<core::Pod, _>(v, |p| Pod::trim(p).map(|p| Some(Object::Pod(p.into())))),
+        ("EndpointSlice", "discovery.k8s.io/v1") => convert::<discovery::EndpointSlice, _>(v, |s| {
+            EndpointSlice::trim(s).map(|s| s.map(|s| Object::EndpointSlice(s.into())))
+        }),
         _ => {
             tracing::debug!(kind, api, "skipping a kind DNS does not use");
             Ok(None)
@@ -258,11 +194,7 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!((errs[0].doc, errs[0].line, errs[0].syntax), (2, 6, true));
         assert_eq!((errs[1].doc, errs[1].syntax), (3, false));
-        assert!(
-            errs[1].message.contains("Service default/s"),
-            "{}",
-            errs[1].message
-        );
+        assert!(errs[1].message.contains("Service default/s"), "{}", errs[1].message);
     }
 
     #[test]

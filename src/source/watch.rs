@@ -20,20 +20,11 @@ const MAX_DELAY: Duration = Duration::from_millis(500);
 /// Rescan this often even without notifications.
 const POLL: Duration = Duration::from_secs(5);
 
-pub const ALL_KINDS: [Kind; 5] = [
-    Kind::Namespace,
-    Kind::Service,
-    Kind::EndpointSlice,
-    Kind::Endpoints,
-    Kind::Pod,
-];
+pub const ALL_KINDS: [Kind; 5] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
 
 /// After the first load (done by the caller), sends the manifests' objects
 /// as a reset whenever a file changes. Runs on its own thread until the updater is gone.
-pub fn watch_manifests(
-    mut manifests: Manifests,
-    tx: mpsc::Sender<SourceMsg>,
-) -> std::io::Result<()> {
+pub fn watch_manifests(mut manifests: Manifests, tx: mpsc::Sender<SourceMsg>) -> std::io::Result<()> {
     let (ntx, nrx) = mpsc::channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.is_ok() {
@@ -49,12 +40,7 @@ pub fn watch_manifests(
             } else {
                 // Watch a file's directory: editors replace the file itself.
                 let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
-                (
-                    parent
-                        .map(PathBuf::from)
-                        .unwrap_or_else(|| PathBuf::from(".")),
-                    RecursiveMode::NonRecursive,
-                )
+                (parent.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")), RecursiveMode::NonRecursive)
             }
         })
         .collect();
@@ -68,36 +54,31 @@ pub fn watch_manifests(
         }
         Err(e) => tracing::warn!(error = %e, "no file notifications; polling every {POLL:?}"),
     }
-    std::thread::Builder::new()
-        .name("manifests".into())
-        .spawn(move || {
-            let _keep = watcher;
-            loop {
-                // Wait for a change, then for its burst of events to settle.
-                match nrx.recv_timeout(POLL) {
-                    Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
-                    _ => {
-                        let start = Instant::now();
-                        while start.elapsed() < MAX_DELAY && nrx.recv_timeout(QUIET).is_ok() {}
-                    }
-                }
-                match manifests.load(false) {
-                    Ok(None) => {}
-                    Ok(Some((objects, errors))) => {
-                        for e in errors {
-                            tracing::warn!("{e}");
-                        }
-                        let reset = Event::Reset {
-                            kinds: ALL_KINDS.to_vec(),
-                            objects,
-                        };
-                        if tx.send(SourceMsg::Events(vec![reset])).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::warn!("{e}"),
+    std::thread::Builder::new().name("manifests".into()).spawn(move || {
+        let _keep = watcher;
+        loop {
+            // Wait for a change, then for its burst of events to settle.
+            match nrx.recv_timeout(POLL) {
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
+                _ => {
+                    let start = Instant::now();
+                    while start.elapsed() < MAX_DELAY && nrx.recv_timeout(QUIET).is_ok() {}
                 }
             }
-        })?;
+            match manifests.load(false) {
+                Ok(None) => {}
+                Ok(Some((objects, errors))) => {
+                    for e in errors {
+                        tracing::warn!("{e}");
+                    }
+                    let reset = Event::Reset { kinds: ALL_KINDS.to_vec(), objects };
+                    if tx.send(SourceMsg::Events(vec![reset])).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    })?;
     Ok(())
 }

@@ -26,12 +26,7 @@ use tokio::sync::{Notify, watch};
 /// The four resources clusterdns watches: (plural, list path, kind, apiVersion).
 const RESOURCES: [(&str, &str, &str, &str); 4] = [
     ("services", "/api/v1/services", "Service", "v1"),
-    (
-        "endpointslices",
-        "/apis/discovery.k8s.io/v1/endpointslices",
-        "EndpointSlice",
-        "discovery.k8s.io/v1",
-    ),
+    ("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice", "discovery.k8s.io/v1"),
     ("namespaces", "/api/v1/namespaces", "Namespace", "v1"),
     ("pods", "/api/v1/pods", "Pod", "v1"),
 ];
@@ -73,16 +68,8 @@ pub struct FakeApi {
 
 fn key_of(plural: &str, obj: &Value) -> (String, String, String) {
     let meta = &obj["metadata"];
-    let ns = if plural == "namespaces" {
-        ""
-    } else {
-        meta["namespace"].as_str().unwrap_or("default")
-    };
-    (
-        plural.to_string(),
-        ns.to_string(),
-        meta["name"].as_str().unwrap_or("").to_string(),
-    )
+    let ns = if plural == "namespaces" { "" } else { meta["namespace"].as_str().unwrap_or("default") };
+    (plural.to_string(), ns.to_string(), meta["name"].as_str().unwrap_or("").to_string())
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -95,8 +82,7 @@ type Body = BoxBody<Bytes, Infallible>;
 fn full(code: StatusCode, v: &Value) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())).boxed());
     *r.status_mut() = code;
-    r.headers_mut()
-        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
     r
 }
 
@@ -116,23 +102,13 @@ impl FakeApi {
         }));
         let (generation, _) = watch::channel(0u64);
         let (up, _) = watch::channel(true);
-        let api = FakeApi {
-            addr,
-            state,
-            changed: Arc::new(Notify::new()),
-            generation,
-            up,
-        };
+        let api = FakeApi { addr, state, changed: Arc::new(Notify::new()), generation, up };
         api.serve(listener);
         api
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (state, changed, generation) = (
-            self.state.clone(),
-            self.changed.clone(),
-            self.generation.clone(),
-        );
+        let (state, changed, generation) = (self.state.clone(), self.changed.clone(), self.generation.clone());
         let mut up = self.up.subscribe();
         tokio::spawn(async move {
             loop {
@@ -141,13 +117,11 @@ impl FakeApi {
                     _ = up.wait_for(|u| !*u) => return, // listener dropped: refused
                 };
                 let Ok((stream, _)) = conn else { continue };
-                let (state, changed, generation) =
-                    (state.clone(), changed.clone(), generation.clone());
+                let (state, changed, generation) = (state.clone(), changed.clone(), generation.clone());
                 let mut up = up.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        let (state, changed, generation) =
-                            (state.clone(), changed.clone(), generation.clone());
+                        let (state, changed, generation) = (state.clone(), changed.clone(), generation.clone());
                         async move { Ok::<_, Infallible>(handle(req, state, changed, generation).await) }
                     });
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
@@ -174,11 +148,7 @@ impl FakeApi {
     /// Creates or replaces an object (YAML or JSON text of one object).
     pub fn apply(&self, yaml: &str) {
         let mut obj: Value = serde_saphyr::from_str(yaml).unwrap();
-        let plural = RESOURCES
-            .iter()
-            .find(|r| r.2 == obj["kind"].as_str().unwrap_or(""))
-            .unwrap()
-            .0;
+        let plural = RESOURCES.iter().find(|r| r.2 == obj["kind"].as_str().unwrap_or("")).unwrap().0;
         let mut s = self.state.lock().unwrap();
         s.rv += 1;
         let rv = s.rv;
@@ -187,11 +157,7 @@ impl FakeApi {
             obj["metadata"]["namespace"] = json!("default");
         }
         let key = key_of(plural, &obj);
-        let kind = if s.objects.contains_key(&key) {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
+        let kind = if s.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
         s.objects.insert(key, obj.clone());
         s.log.push((rv, plural.to_string(), kind, obj));
         drop(s);
@@ -228,11 +194,7 @@ impl FakeApi {
         let mut s = self.state.lock().unwrap();
         for yaml in docs {
             let mut obj: Value = serde_saphyr::from_str(&yaml).unwrap();
-            let plural = RESOURCES
-                .iter()
-                .find(|r| r.2 == obj["kind"].as_str().unwrap_or(""))
-                .unwrap()
-                .0;
+            let plural = RESOURCES.iter().find(|r| r.2 == obj["kind"].as_str().unwrap_or("")).unwrap().0;
             s.rv += 1;
             let rv = s.rv;
             obj["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -297,11 +259,7 @@ fn percent_decode(v: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
-        ) {
+        match (b[i], b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
             (b'%', Some(byte)) => {
                 out.push(byte);
                 i += 3;
@@ -324,19 +282,13 @@ async fn handle(
     let path = req.uri().path().to_string();
     let q = query(&req);
     let Some(&(plural, _, kind, api_version)) = RESOURCES.iter().find(|r| r.1 == path) else {
-        return full(
-            StatusCode::NOT_FOUND,
-            &status(404, "NotFound", &format!("no route {path}")),
-        );
+        return full(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("no route {path}")));
     };
     {
         let mut s = state.lock().unwrap();
         s.requests += 1;
         if s.fault == Fault::ServerError {
-            return full(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &status(503, "ServiceUnavailable", "etcd is sad"),
-            );
+            return full(StatusCode::SERVICE_UNAVAILABLE, &status(503, "ServiceUnavailable", "etcd is sad"));
         }
     }
     let selector = q.get("labelSelector").cloned();
@@ -349,26 +301,16 @@ async fn handle(
     };
     let hang = state.lock().unwrap().fault == Fault::HangWatches;
     if std::env::var_os("FAKE_API_LOG").is_some() {
-        eprintln!(
-            "fake api: {} {:?} hang={hang}",
-            req.uri(),
-            std::time::SystemTime::now()
-        );
+        eprintln!("fake api: {} {:?} hang={hang}", req.uri(), std::time::SystemTime::now());
     }
     if hang && q.get("watch").is_some_and(|w| w == "true" || w == "1") {
         let stream = futures::stream::pending::<Result<Frame<Bytes>, Infallible>>();
         return Response::new(BodyExt::boxed(StreamBody::new(stream)));
     }
     if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-        let from: u64 = q
-            .get("resourceVersion")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let from: u64 = q.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
-        let timeout = q
-            .get("timeoutSeconds")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(290u64);
+        let timeout = q.get("timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(290u64);
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
         let mut gen_rx = generation.subscribe();
         tokio::spawn(async move {
@@ -381,9 +323,7 @@ async fn handle(
             };
             if expired {
                 let gone = status(410, "Expired", &format!("too old resource version: {from}"));
-                let _ = tx
-                    .send(line(json!({"type": "ERROR", "object": gone})))
-                    .await;
+                let _ = tx.send(line(json!({"type": "ERROR", "object": gone}))).await;
                 return;
             }
             let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
@@ -420,27 +360,17 @@ async fn handle(
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+            rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
         });
         let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-        r.headers_mut()
-            .insert("content-type", "application/json".parse().unwrap());
+        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
         return r;
     }
     // A list: a page of what is stored now. The continue token is the last
     // key sent (namespace/name), so a page costs its own size, not the list's.
     let s = state.lock().unwrap();
-    let limit: usize = q
-        .get("limit")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
-        .min(s.page);
-    let after = q
-        .get("continue")
-        .and_then(|c| c.split_once('/'))
-        .map(|(ns, n)| (ns.to_string(), n.to_string()));
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX).min(s.page);
+    let after = q.get("continue").and_then(|c| c.split_once('/')).map(|(ns, n)| (ns.to_string(), n.to_string()));
     let from = match &after {
         Some((ns, n)) => std::ops::Bound::Excluded((plural.to_string(), ns.clone(), n.clone())),
         None => std::ops::Bound::Included((plural.to_string(), String::new(), String::new())),

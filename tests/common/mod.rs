@@ -20,24 +20,14 @@ pub fn fixtures() -> PathBuf {
 }
 
 pub fn flags(pods: PodMode) -> ZoneFlags {
-    ZoneFlags {
-        zone: "cluster.local".into(),
-        ttl: 5,
-        pods,
-        service_cidr: "10.96.0.0/12".parse().unwrap(),
-    }
+    ZoneFlags { zone: "cluster.local".into(), ttl: 5, pods, service_cidr: "10.96.0.0/12".parse().unwrap() }
 }
 
 /// Serves `paths` on 127.0.0.1 (port chosen by the kernel), loaded.
 pub async fn start(paths: Vec<PathBuf>, pods: PodMode) -> Running {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let running = serve_manifests(paths, &flags(pods), &[listen])
-        .await
-        .expect("server starts");
-    assert!(
-        running.wait_loaded(Duration::from_secs(30)).await,
-        "manifests load"
-    );
+    let running = serve_manifests(paths, &flags(pods), &[listen]).await.expect("server starts");
+    assert!(running.wait_loaded(Duration::from_secs(30)).await, "manifests load");
     running
 }
 
@@ -92,43 +82,23 @@ pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option
     }
 }
 
-pub fn ask(
-    addr: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    transport: Transport,
-    edns: Option<u16>,
-) -> Message {
+pub fn ask(addr: SocketAddr, name: &str, qtype: RecordType, transport: Transport, edns: Option<u16>) -> Message {
     let packet = make_query(name, qtype, edns);
-    let reply =
-        exchange(addr, &packet, transport).unwrap_or_else(|| panic!("no answer to {name} {qtype}"));
-    let msg =
-        Message::from_vec(&reply).unwrap_or_else(|e| panic!("bad reply to {name} {qtype}: {e}"));
-    assert_eq!(
-        msg.metadata.id,
-        u16::from_be_bytes([packet[0], packet[1]]),
-        "reply id"
-    );
+    let reply = exchange(addr, &packet, transport).unwrap_or_else(|| panic!("no answer to {name} {qtype}"));
+    let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("bad reply to {name} {qtype}: {e}"));
+    assert_eq!(msg.metadata.id, u16::from_be_bytes([packet[0], packet[1]]), "reply id");
     msg
 }
 
 /// A record as `name TYPE rdata`, lower case, for comparing with tables.
 pub fn show(r: &hickory_proto::rr::Record) -> String {
     let rdata = match &r.data {
-        RData::TXT(t) => t
-            .txt_data
-            .iter()
-            .map(|s| format!("\"{}\"", String::from_utf8_lossy(s)))
-            .collect::<Vec<_>>()
-            .join(" "),
+        RData::TXT(t) => {
+            t.txt_data.iter().map(|s| format!("\"{}\"", String::from_utf8_lossy(s))).collect::<Vec<_>>().join(" ")
+        }
         other => other.to_string(),
     };
-    format!(
-        "{} {} {}",
-        r.name.to_ascii().to_ascii_lowercase(),
-        r.record_type(),
-        rdata
-    )
+    format!("{} {} {}", r.name.to_ascii().to_ascii_lowercase(), r.record_type(), rdata)
 }
 
 pub fn answers(msg: &Message) -> Vec<String> {
