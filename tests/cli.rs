@@ -68,7 +68,22 @@ fn help_documents_every_flag() {
     let out = clusterdns(&["serve", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--manifests", "--listen", "--zone", "--ttl", "--pods", "--service-cidr"] {
+    let flags = [
+        "--manifests",
+        "--listen",
+        "--zone",
+        "--ttl",
+        "--pods",
+        "--service-cidr",
+        "--kubeconfig",
+        "--namespaces",
+        "--labels",
+        "--health",
+        "--ready",
+        "--metrics",
+        "--lameduck",
+    ];
+    for flag in flags {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
     let out = clusterdns(&["--help"]);
