@@ -81,6 +81,15 @@ async fn until(addr: SocketAddr, name: &str, t: RecordType, want: impl Fn(Respon
     }
 }
 
+/// Waits until every watched kind has been listed once.
+async fn synced(running: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !running.index.is_loaded() {
+        assert!(Instant::now() < deadline, "never synced");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn has(ip: &'static str) -> impl Fn(ResponseCode, &[String]) -> bool {
     move |rc, ans| rc == ResponseCode::NoError && ans.len() == 1 && ans[0].ends_with(&format!(" {ip}"))
 }
@@ -117,11 +126,7 @@ async fn sync_then_every_kind_changes() {
     })
     .await;
     // Every kind listed (the Synced message may trail the last list's answers).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !running.index.is_loaded() {
-        assert!(Instant::now() < deadline, "never synced");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    synced(&running).await;
 
     // Modify a Service, a slice; delete a slice, a Service; a Namespace.
     api.apply(&svc("team", "web", "10.96.1.2"));
@@ -346,11 +351,7 @@ async fn dns_programming_latency_is_measured_like_coredns() {
     let addr = running.addr();
     // Every kind listed: the slice below arrives as a watch event, not in
     // the initial list (which the metric, like CoreDNS's, leaves out).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !running.index.is_loaded() {
-        assert!(Instant::now() < deadline, "never synced");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    synced(&running).await;
     // The slice controller stamps when the change happened: 2 s ago.
     let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(2);
     let with_trigger = slice("team", "db-1", "db", &["10.244.3.1"]).replacen(
