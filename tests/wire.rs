@@ -249,3 +249,37 @@ async fn servfail_until_loaded_never_nxdomain() {
     assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_are_capped_and_udp_keeps_serving() {
+    use std::io::{Read, Write};
+    let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
+    let index = ZoneIndex::new(cfg);
+    Updater::new(index.clone()).apply(vec![]); // the apex records
+    index.set_loaded();
+    let server = Server::bind_with(index, &["127.0.0.1:0".parse().unwrap()], &Default::default(), 4).await.unwrap();
+    let addr = server.local_addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        // Four idle connections take every slot.
+        let idle: Vec<std::net::TcpStream> = (0..4).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        // A fifth is closed at once.
+        let mut extra = std::net::TcpStream::connect(addr).unwrap();
+        extra.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let packet = make_query("cluster.local.", RecordType::SOA, None);
+        let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&packet);
+        let _ = extra.write_all(&framed);
+        let mut buf = [0u8; 2];
+        assert!(matches!(extra.read(&mut buf), Ok(0) | Err(_)), "over the limit: closed");
+        // UDP is not affected.
+        assert_eq!(ask(addr, "cluster.local.", RecordType::SOA, Transport::Udp, None).answers.len(), 1);
+        // A freed slot serves the next connection.
+        drop(idle);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(ask(addr, "cluster.local.", RecordType::SOA, Transport::Tcp, None).answers.len(), 1);
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -25,6 +25,10 @@ use crate::records::ZoneIndex;
 
 /// How long an idle TCP connection is kept (RFC 7766 suggests seconds).
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// TCP connections served at once. Each costs a task and a 64 KiB buffer;
+/// past this, new connections are closed at once (clients retry or stay on
+/// UDP) so that idle or slow clients cannot exhaust memory or descriptors.
+pub const TCP_CONNECTIONS: usize = 1024;
 /// How often a UDP thread looks at the stop flag when no query comes.
 const UDP_POLL: Duration = Duration::from_millis(200);
 
@@ -58,6 +62,16 @@ impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
     /// and starts answering from `index`. Must be called within a tokio runtime.
     pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
+        Self::bind_with(index, listen, metrics, TCP_CONNECTIONS).await
+    }
+
+    /// [`Server::bind`] with a chosen limit of concurrent TCP connections.
+    pub async fn bind_with(
+        index: Arc<ZoneIndex>,
+        listen: &[SocketAddr],
+        metrics: &Metrics,
+        tcp_connections: usize,
+    ) -> Result<Server, ServeError> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
@@ -108,7 +122,8 @@ impl Server {
         for listener in tcp {
             let server = listener.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
-            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone(), stats));
+            let slots = Arc::new(tokio::sync::Semaphore::new(tcp_connections));
+            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone(), stats, slots));
         }
         Ok(Server { addrs, stop, cancel, udp_threads })
     }
@@ -156,7 +171,13 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &Que
     }
 }
 
-async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: CancellationToken, stats: Arc<QueryStats>) {
+async fn tcp_accept(
+    listener: TcpListener,
+    index: Arc<ZoneIndex>,
+    cancel: CancellationToken,
+    stats: Arc<QueryStats>,
+    slots: Arc<tokio::sync::Semaphore>,
+) {
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -164,10 +185,16 @@ async fn tcp_accept(listener: TcpListener, index: Arc<ZoneIndex>, cancel: Cancel
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "tcp connection refused: too many open");
+                    drop(stream);
+                    continue;
+                };
                 let index = index.clone();
                 let cancel = cancel.clone();
                 let stats = stats.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
                         r = tcp_conn(stream, &index, &stats, peer.is_ipv6()) => if let Err(e) = r {
