@@ -2,63 +2,76 @@
 //! master-file form, names in canonical order (RFC 4034 6.1), the serial
 //! replaced by 0, reverse records as their own zones.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::ZoneConfig;
 use super::build::owner_nodes;
 use crate::model::Cluster;
 
-/// Renders every record the cluster answers.
+/// One line of the snapshot with what orders it: the zone, apex SOA/NS
+/// first, canonical name order, type (SOA first), then the text.
+type Line = (usize, bool, Box<[u8]>, u16, String);
+
+/// Renders every record the cluster answers. Lines are built owner by
+/// owner and sorted once, so a 100k-Service cluster costs its text, not a
+/// second model.
 pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
-    let mut names: BTreeMap<Name, Vec<Record>> = BTreeMap::new();
+    let apexes = cfg.apexes();
+    let mut lines: Vec<Line> = Vec::new();
     for owner in cluster.owners() {
         for node in owner_nodes(cluster, cfg, &owner, 0) {
-            names.entry(node.name).or_default().extend(node.records);
-        }
-    }
-    let mut out = String::new();
-    for apex in cfg.apexes() {
-        let _ = writeln!(out, "$ORIGIN {apex}");
-        let mut lines: Vec<(bool, &Name, u16, String)> = Vec::new();
-        for (name, records) in names.range(apex.clone()..) {
-            if !apex.zone_of(name) {
-                continue;
-            }
-            for r in records {
-                let rel = relative(name, apex);
+            let Some(zone) = apexes.iter().position(|a| a.zone_of(&node.name)) else { continue };
+            let key = canonical_key(&node.name);
+            let rel = relative(&node.name, apexes[zone]);
+            for r in &node.records {
                 let ty = r.record_type();
                 // SOA and NS of the apex first (SPEC.md 5).
-                let head = name == apex && matches!(ty, RecordType::SOA | RecordType::NS);
-                let rdata = match &r.data {
-                    // Character strings are quoted in master files (RFC 1035 5.1).
-                    hickory_proto::rr::RData::TXT(txt) => txt
-                        .txt_data
-                        .iter()
-                        .map(|s| {
-                            format!("\"{}\"", String::from_utf8_lossy(s).replace('\\', "\\\\").replace('"', "\\\""))
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    other => other.to_string(),
-                };
-                let text = format!("{rel} {} IN {ty} {rdata}", r.ttl);
-                lines.push((!head, name, u16::from(ty), text));
+                let head = node.name == *apexes[zone] && matches!(ty, RecordType::SOA | RecordType::NS);
+                let order = if ty == RecordType::SOA { 0 } else { u16::from(ty) };
+                let text = format!("{rel} {} IN {ty} {}", r.ttl, rdata_text(&r.data));
+                lines.push((zone, !head, key.clone(), order, text));
             }
         }
-        // Apex SOA/NS, then canonical name order, type number, record text.
-        lines.sort_by(|a, b| {
-            (a.0, a.1, if a.2 == 6 { 0 } else { a.2 }, &a.3).cmp(&(b.0, b.1, if b.2 == 6 { 0 } else { b.2 }, &b.3))
-        });
-        lines.dedup_by(|a, b| a.3 == b.3);
-        for (_, _, _, line) in lines {
-            out.push_str(&line);
+    }
+    lines.sort_unstable();
+    lines.dedup_by(|a, b| a.0 == b.0 && a.4 == b.4);
+    let mut out = String::new();
+    for (zone, apex) in apexes.iter().enumerate() {
+        let _ = writeln!(out, "$ORIGIN {apex}");
+        for line in lines.iter().filter(|l| l.0 == zone) {
+            out.push_str(&line.4);
             out.push('\n');
         }
     }
     out
+}
+
+/// RDATA in master-file form; character strings quoted (RFC 1035 5.1).
+fn rdata_text(data: &RData) -> String {
+    match data {
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| format!("\"{}\"", String::from_utf8_lossy(s).replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
+/// A byte string whose order is the canonical name order (RFC 4034 6.1):
+/// labels from the root down, lower case, each ended by a zero byte (so a
+/// shorter label sorts before a longer one it begins).
+fn canonical_key(name: &Name) -> Box<[u8]> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let mut key = Vec::with_capacity(name.len() + 2);
+    for label in labels.iter().rev() {
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+        key.push(0);
+    }
+    key.into_boxed_slice()
 }
 
 /// `name` relative to `apex` (`@` for the apex itself).
