@@ -480,6 +480,18 @@ async fn ttls_follow_the_spec() {
             "fd00-10-244--5-2.dual-headless.dual.svc.cluster.local. AAAA fd00:10:244::5:2",
         ]
     );
+    // An endpoint in two slices of a Service: one SRV record, one address.
+    let srv = ask(addr, "_dns._udp.split.ports.svc.cluster.local.", SRV, Transport::Udp, Some(1232));
+    let mut extra: Vec<String> = srv.additionals.iter().map(common::show).collect();
+    extra.sort();
+    assert_eq!(
+        extra,
+        vec![
+            "10-244-7-10.split.ports.svc.cluster.local. A 10.244.7.10",
+            "10-244-7-11.split.ports.svc.cluster.local. A 10.244.7.11",
+            "10-244-7-12.split.ports.svc.cluster.local. A 10.244.7.12",
+        ]
+    );
     let srv = ask(addr, "_http._tcp.dual.dual.svc.cluster.local.", SRV, Transport::Udp, Some(1232));
     let mut extra: Vec<String> = srv.additionals.iter().map(common::show).collect();
     extra.sort();

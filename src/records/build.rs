@@ -4,7 +4,7 @@
 //! responsible for out. The server's index and the zone snapshot are both
 //! made from this one function, so the snapshot states what is served.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
@@ -27,17 +27,14 @@ const VERSION_TTL: u32 = 28800;
 /// The schema version this server implements.
 pub const SCHEMA_VERSION: &str = "1.1.0";
 
-/// Collects records per owner name, keeping the first-seen name order.
+/// Collects records per owner name (in canonical name order).
 #[derive(Default)]
 struct Nodes(BTreeMap<Name, Vec<Record>>);
 
 impl Nodes {
+    /// Adds a record; duplicates go in [`Nodes::into_vec`].
     fn add(&mut self, name: &Name, ttl: u32, rdata: RData) {
-        let recs = self.0.entry(name.clone()).or_default();
-        let rec = Record::from_rdata(name.clone(), ttl, rdata);
-        if !recs.iter().any(|r| r.data == rec.data) {
-            recs.push(rec);
-        }
+        self.0.entry(name.clone()).or_default().push(Record::from_rdata(name.clone(), ttl, rdata));
     }
     fn touch(&mut self, name: &Name) {
         self.0.entry(name.clone()).or_default();
@@ -48,8 +45,22 @@ impl Nodes {
             IpAddr::V6(v6) => self.add(name, ttl, RData::AAAA(AAAA(v6))),
         }
     }
+    /// The nodes, each record once (an address in two slices, a hostname
+    /// shared by endpoints): a hash set, not a scan per record, so a Service
+    /// with thousands of endpoints costs linear time.
     fn into_vec(self) -> Vec<Node> {
-        self.0.into_iter().map(|(name, records)| Node { name, records }).collect()
+        self.0
+            .into_iter()
+            .map(|(name, mut records)| {
+                let keep: Vec<bool> = {
+                    let mut seen = HashSet::with_capacity(records.len());
+                    records.iter().map(|r| seen.insert(&r.data)).collect()
+                };
+                let mut keep = keep.into_iter();
+                records.retain(|_| keep.next().unwrap_or(true));
+                Node { name, records }
+            })
+            .collect()
     }
 }
 

@@ -5,7 +5,7 @@
 //! the bytes can be copied into any response as they are. A query is then a
 //! lookup and a copy, with no `Record` built or encoded per query.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -215,7 +215,7 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
             let mut answer = Vec::new();
             let mut additional = Vec::new();
             let mut ar_count = 0;
-            let mut seen_targets: Vec<&Name> = Vec::new();
+            let mut seen_targets: HashSet<&Name> = HashSet::new();
             for (bytes, rec) in &rdatas {
                 answer.extend_from_slice(&QNAME_PTR);
                 push_rr(&mut answer, rtype, rec.ttl, bytes);
@@ -231,9 +231,8 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
                     _ => None,
                 };
                 if let Some(t) = target
-                    && !seen_targets.contains(&t)
+                    && seen_targets.insert(t)
                 {
-                    seen_targets.push(t);
                     address_of(t, &mut additional, &mut ar_count);
                 }
             }
