@@ -51,6 +51,15 @@ fn bucket_bound(i: usize) -> f64 {
     0.00025 * f64::from(1u32 << i)
 }
 
+/// The first bucket whose bound holds `took` (`le` semantics), or
+/// `BUCKETS` for +Inf: integer arithmetic, as this runs for every query.
+fn bucket_of(took: Duration) -> usize {
+    // Bounds are 250 µs * 2^i: the bucket is ceil(log2(ceil(ns / 250 µs))).
+    let q = took.as_nanos().div_ceil(250_000);
+    let i = if q <= 1 { 0 } else { (u128::BITS - (q - 1).leading_zeros()) as usize };
+    i.min(BUCKETS)
+}
+
 fn type_index(qtype: u16) -> usize {
     TYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(TYPES.len() - 1)
 }
@@ -89,9 +98,7 @@ impl QueryStats {
         let t = type_index(qtype);
         self.requests[usize::from(v6)][t].fetch_add(1, Ordering::Relaxed);
         self.responses[rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        let b = (0..BUCKETS).find(|i| secs <= bucket_bound(*i)).unwrap_or(BUCKETS);
-        self.duration[t][b].fetch_add(1, Ordering::Relaxed);
+        self.duration[t][bucket_of(took)].fetch_add(1, Ordering::Relaxed);
         self.duration_sum_ns[t].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 }
@@ -105,9 +112,7 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let b = (0..BUCKETS).find(|i| secs <= bucket_bound(*i)).unwrap_or(BUCKETS);
-        self.counts[b].fetch_add(1, Ordering::Relaxed);
+        self.counts[bucket_of(took)].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
@@ -323,5 +328,26 @@ impl Collector for Metrics {
             &[(vec![], st.ready.load(Ordering::Relaxed) as i64)],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_hold_their_upper_bound() {
+        let us = Duration::from_micros;
+        let cases = [(us(0), 0), (us(1), 0), (us(250), 0), (us(251), 1), (us(500), 1), (us(501), 2), (us(1000), 2)];
+        for (took, want) in cases {
+            assert_eq!(bucket_of(took), want, "{took:?}");
+        }
+        // Every bucket against the float bounds it is printed with.
+        for i in 0..BUCKETS {
+            let bound = Duration::from_secs_f64(bucket_bound(i));
+            assert_eq!(bucket_of(bound), i, "bound {i}");
+            assert_eq!(bucket_of(bound + Duration::from_nanos(1)), i + 1, "above bound {i}");
+        }
+        assert_eq!(bucket_of(Duration::from_secs(60)), BUCKETS);
     }
 }

@@ -86,10 +86,6 @@ impl Cluster {
         self.pods.get(&nsn(ns, name)).map(|p| &**p)
     }
 
-    pub fn services(&self) -> impl Iterator<Item = &Service> {
-        self.services.values().map(|s| &**s)
-    }
-
     pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
         let key = nsn(ns, svc);
         self.slices_by_service

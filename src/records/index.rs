@@ -335,10 +335,6 @@ impl Updater {
         &self.cluster
     }
 
-    pub fn index(&self) -> &Arc<ZoneIndex> {
-        &self.index
-    }
-
     fn id(&mut self, owner: &Owner) -> OwnerId {
         if let Some(id) = self.ids.get(owner) {
             return *id;

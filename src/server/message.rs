@@ -20,6 +20,7 @@ const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const TYPE_OPT: u16 = 41;
+const TYPE_CNAME: u16 = 5;
 const CLASS_IN: u16 = 1;
 const CLASS_ANY: u16 = 255;
 
@@ -240,6 +241,7 @@ fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
     let mut owner_ptr: Option<u16> = None;
     'steps: for step in &a.steps {
         let rr = step.rrset();
+        let start = out.len();
         if owner_ptr.is_none() && out.len() + rr.answer.len() + tail <= max {
             out.extend_from_slice(rr.answer);
             an += rr.count;
@@ -257,13 +259,14 @@ fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
                 an += 1;
             }
         }
-        // The CNAME's rdata (its target name) follows the 12-byte record head.
+        // A CNAME RRset is one record: its target name (the next step's
+        // owner) follows the record's 2-byte owner and 10-byte head.
         owner_ptr = match rr.rtype {
-            5 => Some((out.len() - rr.answer.len().min(out.len()) + 12) as u16),
+            TYPE_CNAME => u16::try_from(start + 12).ok().filter(|p| *p < 0x4000),
             _ => None,
         };
-        if owner_ptr.is_some_and(|p| p >= 0x3FFF) {
-            break;
+        if rr.rtype == TYPE_CNAME && owner_ptr.is_none() {
+            break; // past what a pointer can reach: stop the chain here
         }
     }
     if !truncated {
