@@ -116,3 +116,24 @@ fn zone_prints_the_snapshot_and_reports_broken_documents() {
     assert!(lines[1].contains("mixed.yaml: document 3") && lines[1].contains("Service default/bad"), "{lines:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok.t.svc 5 IN A 10.96.9.9"));
 }
+
+#[test]
+fn zone_ttl_and_service_cidr_flags_shape_the_answers() {
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seeds.yaml");
+    let args =
+        ["zone", "--manifests", seeds, "--zone", "Corp.Example.", "--ttl", "600", "--service-cidr", "172.20.0.0/16"];
+    let out = clusterdns(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let zone = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = zone.lines().collect();
+    assert_eq!(lines[0], "$ORIGIN corp.example.");
+    // SPEC.md R11: the SOA's own TTL is min(ttl, 300), its minimum the TTL.
+    assert_eq!(lines[1], "@ 300 IN SOA ns.dns.corp.example. hostmaster.corp.example. 0 7200 1800 86400 600");
+    assert_eq!(lines[2], "@ 600 IN NS ns.dns.corp.example.");
+    assert!(lines.contains(&"dns-version 28800 IN TXT \"1.1.0\""), "{zone}");
+    // Services without a clusterIP get one from the given CIDR.
+    let kafka = lines.iter().find(|l| l.starts_with("kafka.default.svc 600 IN A ")).expect("kafka's address");
+    let ip: std::net::Ipv4Addr = kafka.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(ip.octets()[..2], [172, 20], "{kafka}");
+    assert!(lines.contains(&"_kafka._tcp.kafka.default.svc 600 IN SRV 0 100 9092 kafka.default.svc.corp.example."));
+}
