@@ -309,6 +309,9 @@ impl ZoneIndex {
     }
 }
 
+/// Batches of at least this many owners are rebuilt on every core.
+const PARALLEL_FROM: usize = 256;
+
 /// Counts of one update, for logs and metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UpdateStats {
@@ -388,37 +391,38 @@ impl Updater {
             }
         }
         let serial = self.index.serial();
-        let changed = if first {
+        let work: Vec<(Owner, Vec<Key>)> = if first {
             // The apex and dns-version go in last: a client that probes
             // them (as readiness checks do) sees the whole first load.
             let mut all = self.cluster.owners();
             all.retain(|o| *o != Owner::Static);
-            stats.owners = all.len() + 1;
-            let work: Vec<(Owner, OwnerId)> = all.into_iter().map(|o| (o.clone(), self.id(&o))).collect();
-            let changed = self.bulk(&work, serial);
-            let static_id = self.id(&Owner::Static);
-            changed
-                | self.index.set_owner(
-                    static_id,
-                    &[],
-                    Self::prepared(&self.cluster, &self.index, &Owner::Static, serial),
-                )
+            all.into_iter().map(|o| (o, Vec::new())).collect()
         } else {
-            stats.owners = old.len();
-            let mut changed = false;
-            for (owner, old_keys) in old {
-                let id = self.id(&owner);
-                let prepared = Self::prepared(&self.cluster, &self.index, &owner, serial);
-                let gone = prepared.is_empty();
-                changed |= self.index.set_owner(id, &old_keys, prepared);
-                if gone {
-                    // No name refers to the id any more: reuse it.
-                    self.ids.remove(&owner);
-                    self.free_ids.push(id);
-                }
-            }
-            changed
+            old.into_iter().collect()
         };
+        stats.owners = work.len();
+        let work: Vec<(Owner, OwnerId, Vec<Key>)> = work
+            .into_iter()
+            .map(|(o, keys)| {
+                let id = self.id(&o);
+                (o, id, keys)
+            })
+            .collect();
+        let mut changed = false;
+        for (i, (diff, gone)) in self.rebuild(&work, serial).into_iter().enumerate() {
+            changed |= diff;
+            if gone {
+                // No name refers to the id any more: reuse it.
+                let (owner, id, _) = &work[i];
+                self.ids.remove(owner);
+                self.free_ids.push(*id);
+            }
+        }
+        if first {
+            let id = self.id(&Owner::Static);
+            let prepared = Self::prepared(&self.cluster, &self.index, &Owner::Static, serial);
+            changed |= self.index.set_owner(id, &[], prepared);
+        }
         if changed {
             // R11: the serial is the time of the last change of any answer.
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
@@ -434,28 +438,36 @@ impl Updater {
         stats
     }
 
-    /// The first load: every owner, on every core (the index takes
-    /// concurrent writers for different owners).
-    fn bulk(&self, work: &[(Owner, OwnerId)], serial: u32) -> bool {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-        let chunk = work.len().div_ceil(threads).max(1);
+    /// Rebuilds each owner's names: (answers changed, owner has no names
+    /// left). Big batches (the first load, a relist) run on every core: the
+    /// index takes concurrent writers for different owners. Small ones stay
+    /// on this thread, where a single change costs no thread start.
+    fn rebuild(&self, work: &[(Owner, OwnerId, Vec<Key>)], serial: u32) -> Vec<(bool, bool)> {
         let (cluster, index) = (&self.cluster, &*self.index);
+        let one = |(owner, id, old): &(Owner, OwnerId, Vec<Key>)| {
+            let prepared = Self::prepared(cluster, index, owner, serial);
+            let gone = prepared.is_empty();
+            (index.set_owner(*id, old, prepared), gone)
+        };
+        if work.len() < PARALLEL_FROM {
+            return work.iter().map(one).collect();
+        }
+        // Asked only here: on Linux it reads the cgroup's CPU quota files.
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+        if threads == 1 {
+            return work.iter().map(one).collect();
+        }
+        let chunk = work.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let handles: Vec<_> = work
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut changed = false;
-                        for (owner, id) in part {
-                            changed |= index.set_owner(*id, &[], Self::prepared(cluster, index, owner, serial));
-                        }
-                        changed
-                    })
-                })
-                .collect();
-            // A panic in a worker is a bug; count it as a change so the
-            // serial moves, and let the rest of the load stand.
-            handles.into_iter().map(|h| h.join().unwrap_or(true)).fold(false, |a, b| a | b)
+            let handles: Vec<_> =
+                work.chunks(chunk).map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>())).collect();
+            // A panic in a worker is a bug; count its part as changed (so the
+            // serial moves) and not gone, and let the rest stand.
+            handles
+                .into_iter()
+                .zip(work.chunks(chunk))
+                .flat_map(|(h, part)| h.join().unwrap_or_else(|_| vec![(true, false); part.len()]))
+                .collect()
         })
     }
 }
