@@ -118,19 +118,21 @@ impl Histogram {
 
     fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let counts: Vec<u64> = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        cumulative(&counts, self.sum_ns.load(Ordering::Relaxed))
+        per_bucket(&counts, self.sum_ns.load(Ordering::Relaxed))
     }
 }
 
-fn cumulative(counts: &[u64], sum_ns: u64) -> (f64, u64, Vec<(f64, u64)>) {
-    let mut acc = 0;
-    let mut buckets = Vec::with_capacity(BUCKETS + 1);
-    for (i, c) in counts.iter().enumerate() {
-        acc += c;
-        let bound = if i < BUCKETS { bucket_bound(i) } else { f64::INFINITY };
-        buckets.push((bound, acc));
-    }
-    (sum_ns as f64 / 1e9, acc, buckets)
+/// (sum in seconds, count, (upper bound, count in that bucket alone)):
+/// prometheus-client accumulates the buckets itself when it encodes them,
+/// so they must not be cumulative here (they were, and `+Inf` read 3,558
+/// for a `_count` of 212).
+fn per_bucket(counts: &[u64], sum_ns: u64) -> (f64, u64, Vec<(f64, u64)>) {
+    let buckets = counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (if i < BUCKETS { bucket_bound(i) } else { f64::INFINITY }, *c))
+        .collect();
+    (sum_ns as f64 / 1e9, counts.iter().sum(), buckets)
 }
 
 /// Values the rest of the server sets; read at scrape time.
@@ -271,7 +273,7 @@ impl Collector for Metrics {
             &requests,
         )?;
         counter(&mut enc, "coredns_dns_responses", "Counter of response status codes.", &responses)?;
-        let rows: Vec<HistogramRow> = durations.into_iter().map(|(l, c, s)| (l, cumulative(&c, s))).collect();
+        let rows: Vec<HistogramRow> = durations.into_iter().map(|(l, c, s)| (l, per_bucket(&c, s))).collect();
         histogram(
             &mut enc,
             "coredns_dns_request_duration_seconds",

@@ -74,6 +74,27 @@ async fn health_ready_and_coredns_metrics() {
     let count =
         format!("coredns_dns_request_duration_seconds_count{{server=\"{server}\",zone=\".\",view=\"\",type=\"A\"}}");
     assert_eq!(metric(&m, &count), Some(4.0), "{m}");
+    // The histogram line by line: 16 bounds and +Inf, cumulative (never
+    // falling), every one of the 4 A queries under the last bound (8.192 s),
+    // +Inf equal to _count (buckets were once accumulated twice: +Inf read
+    // far more than _count).
+    let prefix = format!(
+        "coredns_dns_request_duration_seconds_bucket{{server=\"{server}\",zone=\".\",view=\"\",type=\"A\",le=\""
+    );
+    let buckets: Vec<(String, f64)> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (le, value) = rest.split_once("\"} ").unwrap();
+            (le.to_string(), value.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(buckets.len(), 17, "{m}");
+    assert_eq!(buckets[0].0, "0.00025", "{m}");
+    assert_eq!(buckets[15].0, "8.192", "{m}");
+    assert_eq!(buckets[16], ("+Inf".to_string(), 4.0), "{m}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "not cumulative: {buckets:?}");
+    assert_eq!(buckets[15].1, 4.0, "{buckets:?}");
     assert!(metric(&m, "clusterdns_objects{kind=\"Service\"}").unwrap() > 10.0, "{m}");
     assert!(metric(&m, "clusterdns_names ").unwrap() > 100.0, "{m}");
     assert_eq!(metric(&m, "clusterdns_ready "), Some(1.0), "{m}");
