@@ -16,9 +16,11 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod corefile;
 pub mod demo;
 pub mod metrics;
 pub mod model;
+pub mod plugins;
 pub mod records;
 pub mod server;
 pub mod source;

@@ -155,11 +155,70 @@ pub struct State {
     pub programming_no_selector: Histogram,
 }
 
+/// One upstream of `forward` (CoreDNS's `to` label).
+#[derive(Debug, Default)]
+pub struct UpstreamStats {
+    pub to: String,
+    pub requests: AtomicU64,
+    /// [rcode] of the replies, with their durations.
+    responses: [Histogram; RCODES.len()],
+    pub healthcheck_failures: AtomicU64,
+    /// Replies dropped: another source address, ID or question.
+    pub mismatched: AtomicU64,
+}
+
+impl UpstreamStats {
+    pub fn observe(&self, rcode: u16, took: Duration) {
+        self.responses[rcode_index(rcode)].observe(took);
+    }
+}
+
+/// Every `forward` of every block: CoreDNS's metrics are per upstream.
+#[derive(Debug, Default)]
+pub struct ForwardStats {
+    upstreams: Mutex<Vec<Arc<UpstreamStats>>>,
+    pub healthcheck_broken: AtomicU64,
+    pub max_concurrent_rejects: AtomicU64,
+}
+
+impl ForwardStats {
+    /// The counters of upstream `to` (shared by every forwarder using it).
+    pub fn upstream(&self, to: &str) -> Arc<UpstreamStats> {
+        let Ok(mut ups) = self.upstreams.lock() else {
+            return Arc::new(UpstreamStats { to: to.to_string(), ..Default::default() });
+        };
+        if let Some(u) = ups.iter().find(|u| u.to == to) {
+            return u.clone();
+        }
+        let u = Arc::new(UpstreamStats { to: to.to_string(), ..Default::default() });
+        ups.push(u.clone());
+        u
+    }
+}
+
+/// One `cache` (CoreDNS labels: server, zones, type).
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub server: String,
+    pub zones: String,
+    pub hits_success: AtomicU64,
+    pub hits_denial: AtomicU64,
+    pub misses: AtomicU64,
+    pub served_stale: AtomicU64,
+    pub prefetch: AtomicU64,
+    pub evictions_success: Arc<AtomicU64>,
+    pub evictions_denial: Arc<AtomicU64>,
+    pub entries_success: AtomicU64,
+    pub entries_denial: AtomicU64,
+}
+
 /// Every metric: the query paths' stats and the shared state.
 #[derive(Debug, Default)]
 pub struct Metrics {
     queries: Mutex<Vec<Arc<QueryStats>>>,
     pub state: State,
+    pub forward: Arc<ForwardStats>,
+    caches: Mutex<Vec<Arc<CacheStats>>>,
 }
 
 impl Metrics {
@@ -168,6 +227,15 @@ impl Metrics {
         let stats = Arc::new(QueryStats::new(proto, server));
         if let Ok(mut q) = self.queries.lock() {
             q.push(stats.clone());
+        }
+        stats
+    }
+
+    /// The counters of a new `cache` (one per block that has one).
+    pub fn cache_stats(&self, server: String, zones: String) -> Arc<CacheStats> {
+        let stats = Arc::new(CacheStats { server, zones, ..Default::default() });
+        if let Ok(mut c) = self.caches.lock() {
+            c.push(stats.clone());
         }
         stats
     }
@@ -280,6 +348,8 @@ impl Collector for Metrics {
             "Histogram of the time (in seconds) each request took.",
             &rows,
         )?;
+        self.encode_forward(&mut enc)?;
+        self.encode_cache(&mut enc)?;
         let st = &self.state;
         histogram(
             &mut enc,
@@ -330,6 +400,109 @@ impl Collector for Metrics {
             &[(vec![], st.ready.load(Ordering::Relaxed) as i64)],
         )?;
         Ok(())
+    }
+}
+
+impl Metrics {
+    fn encode_forward(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let ups: Vec<Arc<UpstreamStats>> = self.forward.upstreams.lock().map(|u| u.clone()).unwrap_or_default();
+        let to = |u: &UpstreamStats| vec![("to", u.to.clone())];
+        let per =
+            |f: &dyn Fn(&UpstreamStats) -> u64| -> Vec<(Labels, u64)> { ups.iter().map(|u| (to(u), f(u))).collect() };
+        counter(
+            enc,
+            "coredns_forward_requests",
+            "Counter of requests made per upstream.",
+            &per(&|u| u.requests.load(Ordering::Relaxed)),
+        )?;
+        let mut responses = Vec::new();
+        let mut durations = Vec::new();
+        for u in &ups {
+            for (r, (_, rname)) in RCODES.iter().enumerate() {
+                let (sum, count, buckets) = u.responses[r].snapshot();
+                if count > 0 {
+                    let mut l = to(u);
+                    l.push(("rcode", rname.to_string()));
+                    responses.push((l.clone(), count));
+                    durations.push((l, (sum, count, buckets)));
+                }
+            }
+        }
+        counter(enc, "coredns_forward_responses", "Counter of responses received per upstream.", &responses)?;
+        histogram(
+            enc,
+            "coredns_forward_request_duration_seconds",
+            "Histogram of the time each request took.",
+            &durations,
+        )?;
+        counter(
+            enc,
+            "coredns_forward_healthcheck_failures",
+            "Counter of the number of failed healthchecks.",
+            &per(&|u| u.healthcheck_failures.load(Ordering::Relaxed)),
+        )?;
+        counter(
+            enc,
+            "clusterdns_forward_mismatched_replies",
+            "Upstream replies dropped: wrong source address, ID or question.",
+            &per(&|u| u.mismatched.load(Ordering::Relaxed)),
+        )?;
+        counter(
+            enc,
+            "coredns_forward_healthcheck_broken",
+            "Counter of the number of complete failures of the healthchecks.",
+            &[(vec![], self.forward.healthcheck_broken.load(Ordering::Relaxed))],
+        )?;
+        counter(
+            enc,
+            "coredns_forward_max_concurrent_rejects",
+            "Counter of the number of queries rejected because the concurrent queries were at maximum.",
+            &[(vec![], self.forward.max_concurrent_rejects.load(Ordering::Relaxed))],
+        )
+    }
+
+    fn encode_cache(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let caches: Vec<Arc<CacheStats>> = self.caches.lock().map(|c| c.clone()).unwrap_or_default();
+        if caches.is_empty() {
+            return Ok(());
+        }
+        let base =
+            |c: &CacheStats| vec![("server", c.server.clone()), ("zones", c.zones.clone()), ("view", String::new())];
+        let typed = |c: &CacheStats, t: &str| {
+            let mut l = base(c);
+            l.insert(1, ("type", t.to_string()));
+            l
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut entries = Vec::new();
+        let mut hits = Vec::new();
+        let mut evictions = Vec::new();
+        for c in &caches {
+            entries.push((typed(c, "success"), load(&c.entries_success) as i64));
+            entries.push((typed(c, "denial"), load(&c.entries_denial) as i64));
+            hits.push((typed(c, "success"), load(&c.hits_success)));
+            hits.push((typed(c, "denial"), load(&c.hits_denial)));
+            evictions.push((typed(c, "success"), load(&c.evictions_success)));
+            evictions.push((typed(c, "denial"), load(&c.evictions_denial)));
+        }
+        let each =
+            |f: &dyn Fn(&CacheStats) -> u64| -> Vec<(Labels, u64)> { caches.iter().map(|c| (base(c), f(c))).collect() };
+        gauge(enc, "coredns_cache_entries", "The number of elements in the cache.", &entries)?;
+        counter(enc, "coredns_cache_hits", "The count of cache hits.", &hits)?;
+        counter(enc, "coredns_cache_misses", "The count of cache misses.", &each(&|c| load(&c.misses)))?;
+        counter(
+            enc,
+            "coredns_cache_prefetch",
+            "The number of times the cache has prefetched a cached item.",
+            &each(&|c| load(&c.prefetch)),
+        )?;
+        counter(
+            enc,
+            "coredns_cache_served_stale",
+            "The number of requests served from stale cache entries.",
+            &each(&|c| load(&c.served_stale)),
+        )?;
+        counter(enc, "coredns_cache_evictions", "The count of cache evictions.", &evictions)
     }
 }
 

@@ -228,7 +228,8 @@ async fn any_is_minimal_and_outside_names_are_refused() {
 async fn servfail_until_loaded_never_nxdomain() {
     let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
     let index = ZoneIndex::new(cfg);
-    let server = Server::bind(index.clone(), &["127.0.0.1:0".parse().unwrap()], &Default::default()).await.unwrap();
+    let routes = clusterdns::app::single_zone_routes(&index);
+    let server = Server::bind(routes, &["127.0.0.1:0".parse().unwrap()], &Default::default()).await.unwrap();
     let addr = server.local_addrs()[0];
     for t in [Transport::Udp, Transport::Tcp] {
         let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, t, None);
@@ -257,7 +258,8 @@ async fn tcp_connections_are_capped_and_udp_keeps_serving() {
     let index = ZoneIndex::new(cfg);
     Updater::new(index.clone()).apply(vec![]); // the apex records
     index.set_loaded();
-    let server = Server::bind_with(index, &["127.0.0.1:0".parse().unwrap()], &Default::default(), 4).await.unwrap();
+    let routes = clusterdns::app::single_zone_routes(&index);
+    let server = Server::bind_with(routes, &["127.0.0.1:0".parse().unwrap()], &Default::default(), 4).await.unwrap();
     let addr = server.local_addrs()[0];
     tokio::task::spawn_blocking(move || {
         // Four idle connections take every slot.

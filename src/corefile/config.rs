@@ -193,18 +193,34 @@ pub enum AnswerRewrite {
     /// question name is restored in the answer (CoreDNS's default reversal).
     Default,
     Auto,
-    Name { from: regex::Regex, to: String },
-    Value { from: regex::Regex, to: String },
+    Name {
+        from: regex::Regex,
+        to: String,
+    },
+    Value {
+        from: regex::Regex,
+        to: String,
+    },
 }
 
 /// One `rewrite` rule.
 #[derive(Clone, Debug)]
 pub enum RewriteRule {
-    Name { matcher: NameMatch, to: String, answer: Vec<AnswerRewrite> },
+    Name {
+        matcher: NameMatch,
+        to: String,
+        answer: Vec<AnswerRewrite>,
+    },
     /// `rewrite type FROM TO` (RR type numbers).
-    Type { from: u16, to: u16 },
+    Type {
+        from: u16,
+        to: u16,
+    },
     /// `rewrite class FROM TO`
-    Class { from: u16, to: u16 },
+    Class {
+        from: u16,
+        to: u16,
+    },
 }
 
 /// `rewrite [continue|stop] RULE`

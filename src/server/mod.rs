@@ -1,12 +1,17 @@
-//! The DNS front: UDP and TCP listeners around [`message::respond`]. The
-//! only part of clusterdns that touches sockets.
+//! The DNS front: UDP and TCP listeners around [`plugins::handle`]. The
+//! only part of clusterdns that listens on sockets.
 //!
 //! UDP runs one blocking thread per core, each on its own `SO_REUSEPORT`
-//! socket (the kernel spreads datagrams over them); a query is parsed, looked
-//! up and answered in place, with no task spawned and no allocation once the
-//! buffers are warm. TCP runs on tokio, one task per connection.
-
-pub mod message;
+//! socket (the kernel spreads datagrams over them); a question the chain
+//! answers in place (the cluster zone, a cache hit) is parsed, looked up and
+//! answered on that thread, with no task spawned and no allocation once the
+//! buffers are warm. A question that goes upstream continues as a task on
+//! the runtime, which sends its reply from the same socket. TCP runs on
+//! tokio, one task per connection.
+//!
+//! Each listener reads its [`Router`] (the server blocks on its address)
+//! through an `ArcSwap`, so a reloaded Corefile takes effect between two
+//! questions without dropping any.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,8 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use arc_swap::ArcSwap;
+
 use crate::metrics::{Metrics, QueryStats};
-use crate::records::ZoneIndex;
+use crate::plugins::{self, Flow, Router};
+
+/// The server blocks a listener answers with; swapped on reload.
+pub type Routes = Arc<ArcSwap<Router>>;
 
 /// How long an idle TCP connection is kept (RFC 7766 suggests seconds).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -60,18 +70,19 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
-    /// and starts answering from `index`. Must be called within a tokio runtime.
-    pub async fn bind(index: Arc<ZoneIndex>, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
-        Self::bind_with(index, listen, metrics, TCP_CONNECTIONS).await
+    /// and starts answering with `routes`. Must be called within a tokio runtime.
+    pub async fn bind(routes: Routes, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
+        Self::bind_with(routes, listen, metrics, TCP_CONNECTIONS).await
     }
 
     /// [`Server::bind`] with a chosen limit of concurrent TCP connections.
     pub async fn bind_with(
-        index: Arc<ZoneIndex>,
+        routes: Routes,
         listen: &[SocketAddr],
         metrics: &Metrics,
         tcp_connections: usize,
     ) -> Result<Server, ServeError> {
+        let runtime = tokio::runtime::Handle::current();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
@@ -109,13 +120,14 @@ impl Server {
         }
         let mut udp_threads = Vec::new();
         for (n, socket) in sockets.into_iter().enumerate() {
-            let index = index.clone();
+            let routes = routes.clone();
             let stop = stop.clone();
             let server = socket.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("udp", server);
+            let runtime = runtime.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
-                .spawn(move || udp_loop(socket, &index, &stop, &stats))
+                .spawn(move || udp_loop(Arc::new(socket), &routes, &stop, &stats, &runtime))
                 .map_err(|error| ServeError::Bind { addr: addrs[0], error })?;
             udp_threads.push(handle);
         }
@@ -123,7 +135,7 @@ impl Server {
             let server = listener.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
             let slots = Arc::new(tokio::sync::Semaphore::new(tcp_connections));
-            tokio::spawn(tcp_accept(listener, index.clone(), cancel.clone(), stats, slots));
+            tokio::spawn(tcp_accept(listener, routes.clone(), cancel.clone(), stats, slots));
         }
         Ok(Server { addrs, stop, cancel, udp_threads })
     }
@@ -147,9 +159,17 @@ impl Server {
     }
 }
 
-fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &QueryStats) {
+fn udp_loop(
+    socket: Arc<UdpSocket>,
+    routes: &Routes,
+    stop: &AtomicBool,
+    stats: &Arc<QueryStats>,
+    runtime: &tokio::runtime::Handle,
+) {
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
+    // Reads the current router with a pointer comparison per question.
+    let mut router = arc_swap::Cache::new(routes.clone());
     while !stop.load(Ordering::Acquire) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
@@ -162,18 +182,33 @@ fn udp_loop(socket: UdpSocket, index: &ZoneIndex, stop: &AtomicBool, stats: &Que
             }
         };
         let started = std::time::Instant::now();
-        if let Some(done) = message::respond(index, &buf[..len], true, &mut out) {
-            if let Err(e) = socket.send_to(&out, peer) {
-                tracing::debug!(error = %e, %peer, "udp send");
+        match plugins::handle(router.load(), &buf[..len], true, peer, &mut out) {
+            None => {}
+            Some(Flow::Done(done)) => {
+                if let Err(e) = socket.send_to(&out, peer) {
+                    tracing::debug!(error = %e, %peer, "udp send");
+                }
+                stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
             }
-            stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+            Some(Flow::Forward(pending)) => {
+                let (socket, stats) = (socket.clone(), stats.clone());
+                runtime.spawn(async move {
+                    let mut out = Vec::new();
+                    if let Some(done) = pending.run(&mut out).await {
+                        if let Err(e) = socket.send_to(&out, peer) {
+                            tracing::debug!(error = %e, %peer, "udp send");
+                        }
+                        stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+                    }
+                });
+            }
         }
     }
 }
 
 async fn tcp_accept(
     listener: TcpListener,
-    index: Arc<ZoneIndex>,
+    routes: Routes,
     cancel: CancellationToken,
     stats: Arc<QueryStats>,
     slots: Arc<tokio::sync::Semaphore>,
@@ -190,14 +225,14 @@ async fn tcp_accept(
                     drop(stream);
                     continue;
                 };
-                let index = index.clone();
+                let routes = routes.clone();
                 let cancel = cancel.clone();
                 let stats = stats.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        r = tcp_conn(stream, &index, &stats, peer.is_ipv6()) => if let Err(e) = r {
+                        r = tcp_conn(stream, &routes, &stats, peer) => if let Err(e) = r {
                             tracing::debug!(error = %e, "tcp connection");
                         }
                     }
@@ -213,7 +248,7 @@ async fn tcp_accept(
 }
 
 /// RFC 7766: queries on one connection, each with a two-byte length.
-async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex, stats: &QueryStats, v6: bool) -> io::Result<()> {
+async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, peer: SocketAddr) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
@@ -231,14 +266,20 @@ async fn tcp_conn(mut stream: TcpStream, index: &ZoneIndex, stats: &QueryStats, 
             Err(_) => return Ok(()),
         };
         let started = std::time::Instant::now();
-        let Some(done) = message::respond(index, &buf[..len], false, &mut out) else {
+        let flow = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out);
+        let done = match flow {
             // Not a query: a stream that carries garbage is closed.
-            return Ok(());
+            None => return Ok(()),
+            Some(Flow::Done(done)) => done,
+            Some(Flow::Forward(pending)) => match pending.run(&mut out).await {
+                Some(done) => done,
+                None => return Ok(()),
+            },
         };
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         stream.write_all(&framed).await?;
-        stats.record(v6, done.qtype, done.rcode, started.elapsed());
+        stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
     }
 }

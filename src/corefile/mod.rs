@@ -1,0 +1,3 @@
+//! Placeholder until the parser lands: the typed configuration only.
+mod config;
+pub use config::*;

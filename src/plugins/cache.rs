@@ -1,0 +1,219 @@
+//! `cache [TTL] [ZONES...] { success CAP [TTL] [MINTTL]; denial CAP [TTL]
+//! [MINTTL]; serve_stale [DUR] [immediate|verify]; servfail DUR; disable
+//! success|denial [ZONES...]; keepttl }`: whole upstream replies kept by
+//! (name, type, class, DO, CD), as CoreDNS's `cache` plugin keeps them.
+//!
+//! Positive replies live min(record TTLs) clamped to [MINTTL, TTL];
+//! negative ones (NXDOMAIN, NODATA) min(SOA TTL, SOA MINIMUM) clamped the
+//! same way (RFC 2308); SERVFAIL `servfail` (5 s); truncated replies never.
+//! TTLs count down on the way out (unless `keepttl`). Each class is a
+//! capacity-bounded `quick_cache` (S3-FIFO eviction). With `serve_stale`,
+//! an expired reply is kept `DURATION` longer and served, TTL 0, when no
+//! upstream answers.
+//!
+//! Only what `forward` brings is cached: the cluster zone's answers are
+//! prepared already and always current (see the module map).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::forward::{Reply, Ttl, relay_with};
+use super::message::{self, Done, TYPE_SOA, Walk};
+use super::{Request, in_zones, zone_key};
+use crate::corefile;
+use crate::metrics::CacheStats;
+
+/// (lowercase name, type, class, DO/CD bits): at most 255 + 5 bytes.
+const KEY_MAX: usize = 261;
+/// Where CoreDNS has no TTL to go by (a negative reply without SOA).
+const FALLBACK_TTL: u32 = 5;
+
+struct Entry {
+    bytes: Vec<u8>,
+    walk: Walk,
+    stored: Instant,
+    /// Seconds the entry is fresh.
+    ttl: u32,
+}
+
+#[derive(Clone)]
+struct Evictions(Arc<AtomicU64>);
+
+impl quick_cache::Lifecycle<Box<[u8]>, Arc<Entry>> for Evictions {
+    type RequestState = ();
+    fn on_evict(&self, _: &mut (), _: Box<[u8]>, _: Arc<Entry>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Store = quick_cache::sync::Cache<
+    Box<[u8]>,
+    Arc<Entry>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    Evictions,
+>;
+
+struct Class {
+    store: Store,
+    disabled: Vec<Box<[u8]>>,
+    min_ttl: u32,
+    max_ttl: u32,
+}
+
+impl Class {
+    fn new(cfg: &corefile::CacheClass, evictions: Arc<AtomicU64>) -> Self {
+        let cap = cfg.capacity.max(1);
+        Class {
+            store: Store::with(cap, cap as u64, Default::default(), Default::default(), Evictions(evictions)),
+            disabled: cfg.disabled.iter().filter_map(|z| zone_key(z)).collect(),
+            min_ttl: cfg.min_ttl.as_secs() as u32,
+            max_ttl: cfg.max_ttl.as_secs() as u32,
+        }
+    }
+}
+
+pub struct Cache {
+    zones: Vec<Box<[u8]>>,
+    success: Class,
+    denial: Class,
+    /// Seconds an expired entry may still be served when upstreams fail.
+    stale: Option<u32>,
+    servfail: u32,
+    keepttl: bool,
+    stats: Arc<CacheStats>,
+}
+
+fn cache_key<'k>(req: &Request, buf: &'k mut [u8; KEY_MAX]) -> &'k [u8] {
+    let n = req.key.len();
+    buf[..n].copy_from_slice(req.key);
+    buf[n..n + 2].copy_from_slice(&req.q.qtype.to_be_bytes());
+    buf[n + 2..n + 4].copy_from_slice(&req.q.qclass.to_be_bytes());
+    buf[n + 4] = u8::from(req.q.dnssec_ok()) | (u8::from(req.q.flags & message::FLAG_CD != 0) << 1);
+    &buf[..n + 5]
+}
+
+impl Cache {
+    pub fn new(cfg: &corefile::Cache, stats: Arc<CacheStats>) -> Self {
+        Cache {
+            zones: cfg.zones.iter().filter_map(|z| zone_key(z)).collect(),
+            success: Class::new(&cfg.success, stats.evictions_success.clone()),
+            denial: Class::new(&cfg.denial, stats.evictions_denial.clone()),
+            stale: cfg.serve_stale.as_ref().map(|s| s.duration.as_secs() as u32),
+            servfail: cfg.servfail.as_secs() as u32,
+            keepttl: cfg.keepttl,
+            stats,
+        }
+    }
+
+    /// Entries now: (success, denial), for the metrics.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.success.store.len(), self.denial.store.len())
+    }
+
+    /// The entry of `key`, and whether it is a success (not a denial).
+    fn find(&self, key: &[u8]) -> Option<(Arc<Entry>, bool)> {
+        match self.success.store.get(key) {
+            Some(e) => Some((e, true)),
+            None => self.denial.store.get(key).map(|e| (e, false)),
+        }
+    }
+
+    /// A fresh cached reply, written as the response to `req`.
+    pub fn lookup(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
+        if !in_zones(req.key, &self.zones) {
+            return None;
+        }
+        let mut buf = [0u8; KEY_MAX];
+        let key = cache_key(req, &mut buf);
+        let hit = self.find(key).and_then(|(e, success)| {
+            let age = e.stored.elapsed().as_secs() as u32;
+            (age < e.ttl).then_some((e, age, success))
+        });
+        let Some((entry, age, success)) = hit else {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let hits = if success { &self.stats.hits_success } else { &self.stats.hits_denial };
+        hits.fetch_add(1, Ordering::Relaxed);
+        let ttl = if self.keepttl { Ttl::Keep } else { Ttl::Age(age) };
+        let mut done = relay_with(req, &entry.bytes, &entry.walk, ttl, out);
+        done.plugin = "cache";
+        Some(done)
+    }
+
+    /// An expired reply still within `serve_stale`, served with TTL 0, for
+    /// when no upstream answers.
+    pub fn stale(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
+        let limit = self.stale?;
+        if !in_zones(req.key, &self.zones) {
+            return None;
+        }
+        let mut buf = [0u8; KEY_MAX];
+        let (entry, _) = self.find(cache_key(req, &mut buf))?;
+        if entry.stored.elapsed().as_secs() >= u64::from(entry.ttl) + u64::from(limit) {
+            return None;
+        }
+        self.stats.served_stale.fetch_add(1, Ordering::Relaxed);
+        let mut done = relay_with(req, &entry.bytes, &entry.walk, Ttl::Fixed(0), out);
+        done.plugin = "cache";
+        Some(done)
+    }
+
+    /// Keeps an upstream reply, if it may be kept.
+    pub fn store(&self, req: &Request, reply: &Reply) {
+        if !in_zones(req.key, &self.zones) || reply.walk.truncated() {
+            return;
+        }
+        let walk = &reply.walk;
+        let answers = walk.section(0).count();
+        let (class, ttl) = match walk.rcode() {
+            message::RCODE_NOERROR if answers > 0 => {
+                let ttl = walk.section(0).chain(walk.section(1)).map(|r| r.ttl).min().unwrap_or(FALLBACK_TTL);
+                (&self.success, ttl)
+            }
+            message::RCODE_NOERROR | message::RCODE_NXDOMAIN => (&self.denial, negative_ttl(&reply.bytes, walk)),
+            message::RCODE_SERVFAIL if self.servfail > 0 => {
+                // Kept briefly, as given: never clamped up to MINTTL.
+                self.insert(&self.denial, req, reply, self.servfail);
+                return;
+            }
+            _ => return,
+        };
+        if in_zones(req.key, &class.disabled) {
+            return;
+        }
+        let ttl = ttl.clamp(class.min_ttl.min(class.max_ttl), class.max_ttl);
+        self.insert(class, req, reply, ttl);
+    }
+
+    fn insert(&self, class: &Class, req: &Request, reply: &Reply, ttl: u32) {
+        if ttl == 0 && self.stale.is_none() {
+            return;
+        }
+        let mut buf = [0u8; KEY_MAX];
+        let key: Box<[u8]> = cache_key(req, &mut buf).into();
+        let entry = Entry { bytes: reply.bytes.clone(), walk: reply.walk.clone(), stored: Instant::now(), ttl };
+        // One class per key: a name that turns from NXDOMAIN to an answer
+        // must not keep its old denial beside it.
+        let other = if std::ptr::eq(class, &self.success) { &self.denial } else { &self.success };
+        other.store.remove(&key[..]);
+        class.store.insert(key, Arc::new(entry));
+        self.stats.entries_success.store(self.success.store.len() as u64, Ordering::Relaxed);
+        self.stats.entries_denial.store(self.denial.store.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// RFC 2308 5: a negative reply lives min(SOA TTL, SOA MINIMUM).
+fn negative_ttl(bytes: &[u8], walk: &Walk) -> u32 {
+    walk.section(1)
+        .filter(|r| r.rtype == TYPE_SOA)
+        .filter_map(|r| {
+            // MINIMUM is the last 4 bytes of the SOA's RDATA.
+            let min = bytes.get(r.end - 4..r.end)?;
+            Some(r.ttl.min(u32::from_be_bytes([min[0], min[1], min[2], min[3]])))
+        })
+        .min()
+        .unwrap_or(FALLBACK_TTL)
+}

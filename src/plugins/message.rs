@@ -1,0 +1,467 @@
+//! The wire: parse a query strictly, write responses with the rules of
+//! SPEC.md section 4 (512 bytes without EDNS, EDNS capped at 1232, whole
+//! records dropped and TC set, FORMERR/NOTIMP/BADVERS, EDNS echoed with the
+//! DO bit), and walk the records of a message without decoding them (for
+//! upstream replies: validation, TTL offsets for the cache, truncation).
+
+use crate::records::wire::records;
+use crate::records::{Answer, Rcode};
+
+pub const RCODE_NOERROR: u8 = 0;
+pub const RCODE_FORMERR: u8 = 1;
+pub const RCODE_SERVFAIL: u8 = 2;
+pub const RCODE_NXDOMAIN: u8 = 3;
+pub const RCODE_NOTIMP: u8 = 4;
+pub const RCODE_REFUSED: u8 = 5;
+/// Extended rcode 16 (BADVERS), carried as 1 in the OPT's upper bits.
+const BADVERS_HIGH: u8 = 1;
+
+pub const FLAG_QR: u16 = 0x8000;
+pub const FLAG_AA: u16 = 0x0400;
+pub const FLAG_TC: u16 = 0x0200;
+pub const FLAG_RD: u16 = 0x0100;
+pub const FLAG_RA: u16 = 0x0080;
+pub const FLAG_CD: u16 = 0x0010;
+pub const TYPE_A: u16 = 1;
+pub const TYPE_NS: u16 = 2;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_SOA: u16 = 6;
+pub const TYPE_PTR: u16 = 12;
+pub const TYPE_HINFO: u16 = 13;
+pub const TYPE_TXT: u16 = 16;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_ANY: u16 = 255;
+pub const CLASS_IN: u16 = 1;
+pub const CLASS_CH: u16 = 3;
+pub const CLASS_ANY: u16 = 255;
+
+/// The UDP size without EDNS (RFC 1035) and the most we send with it
+/// (the DNS flag day 2020 value), SPEC.md 4.
+pub const UDP_PLAIN: usize = 512;
+pub const UDP_EDNS_MAX: u16 = 1232;
+/// Over TCP the two-byte length prefix is the only limit.
+pub const TCP_MAX: usize = 65535;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    /// DNSSEC OK (RFC 3225): copied into the response's OPT.
+    pub dnssec_ok: bool,
+}
+
+/// A query that parsed: the question as the client wrote it.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub id: u16,
+    pub flags: u16,
+    /// The question name in wire form, as sent (case kept for the echo).
+    pub qname: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query<'_> {
+    /// The DO bit of the question's OPT.
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.is_some_and(|e| e.dnssec_ok)
+    }
+
+    /// The offset just past the question section of a message carrying it.
+    pub fn question_end(&self) -> usize {
+        12 + self.qname.len() + 4
+    }
+}
+
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    Query(Query<'a>),
+    /// Answer with a bare header carrying this rcode.
+    Error {
+        id: u16,
+        flags: u16,
+        rcode: u8,
+    },
+    /// Not a DNS query header at all, or a response: say nothing.
+    Drop,
+}
+
+pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
+fn u32_at(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_be_bytes([*b.get(i)?, *b.get(i + 1)?, *b.get(i + 2)?, *b.get(i + 3)?]))
+}
+
+/// Skips a possibly compressed name without following pointers.
+pub fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let len = *b.get(i)? as usize;
+        match len & 0xC0 {
+            0x00 if len == 0 => return Some(i + 1),
+            0x00 => i += len + 1,
+            0xC0 => return Some(i + 2).filter(|end| *end <= b.len()),
+            _ => return None, // reserved label types
+        }
+    }
+}
+
+/// Parses a query. Never panics, never loops: every step moves forward.
+pub fn parse(b: &[u8]) -> Parsed<'_> {
+    let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else {
+        return Parsed::Drop;
+    };
+    if b.len() < 12 || flags & FLAG_QR != 0 {
+        return Parsed::Drop;
+    }
+    let formerr = Parsed::Error { id, flags, rcode: RCODE_FORMERR };
+    let opcode = (flags >> 11) & 0xF;
+    if opcode != 0 {
+        return Parsed::Error { id, flags, rcode: RCODE_NOTIMP };
+    }
+    let counts = [4, 6, 8, 10].map(|i| u16_at(b, i).unwrap_or(0));
+    if counts[0] != 1 {
+        return formerr;
+    }
+    // The question name: plain labels only (a pointer can point nowhere
+    // valid this early), at most 255 bytes.
+    let mut i = 12;
+    loop {
+        let Some(&len) = b.get(i) else { return formerr };
+        if len & 0xC0 != 0 || i - 12 + len as usize + 1 > 255 {
+            return formerr;
+        }
+        i += len as usize + 1;
+        if len == 0 {
+            break;
+        }
+    }
+    let qname = &b[12..i];
+    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else {
+        return formerr;
+    };
+    i += 4;
+    let mut edns = None;
+    let records = counts[1] as usize + counts[2] as usize + counts[3] as usize;
+    for n in 0..records {
+        let start = i;
+        let Some(after) = skip_name(b, i) else {
+            return formerr;
+        };
+        i = after;
+        let (Some(rtype), Some(class), Some(rdlen)) = (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8)) else {
+            return formerr;
+        };
+        let additional = n >= counts[1] as usize + counts[2] as usize;
+        if rtype == TYPE_OPT {
+            // RFC 6891 6.1.1: one OPT, owned by the root, in the additional section.
+            if !additional || edns.is_some() || b[start] != 0 {
+                return formerr;
+            }
+            edns = Some(Edns { payload: class, version: b[i + 5], dnssec_ok: b[i + 6] & 0x80 != 0 });
+        }
+        i += 10 + rdlen as usize;
+        if i > b.len() {
+            return formerr;
+        }
+    }
+    Parsed::Query(Query { id, flags, qname, qtype, qclass, edns })
+}
+
+/// What was answered, for the metrics and the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub qtype: u16,
+    /// The full (extended) response code.
+    pub rcode: u16,
+    /// The plugin that wrote the response (CoreDNS's `plugin` label; empty
+    /// when the server itself answered: FORMERR, REFUSED outside the zones).
+    pub plugin: &'static str,
+}
+
+/// The most a response to `q` may take: SPEC.md 4.
+pub fn max_size(q: &Query, udp: bool) -> usize {
+    match (udp, q.edns) {
+        (false, _) => TCP_MAX,
+        (true, None) => UDP_PLAIN,
+        (true, Some(e)) => e.payload.clamp(UDP_PLAIN as u16, UDP_EDNS_MAX) as usize,
+    }
+}
+
+/// A bare header echoing the client's flags, for FORMERR and NOTIMP.
+pub fn error_reply(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u8) {
+    out.clear();
+    header(out, id, FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16, [0, 0, 0, 0]);
+}
+
+/// Starts a response to `q`: the header (counts zero, flags QR and RD) and
+/// the question echoed as sent.
+pub fn begin(out: &mut Vec<u8>, q: &Query) {
+    out.clear();
+    header(out, q.id, FLAG_QR | (q.flags & (FLAG_RD | FLAG_CD)), [1, 0, 0, 0]);
+    out.extend_from_slice(q.qname);
+    out.extend_from_slice(&q.qtype.to_be_bytes());
+    out.extend_from_slice(&q.qclass.to_be_bytes());
+}
+
+/// Ends a response begun with [`begin`]: the rcode and AA in the header,
+/// the OPT record when the question had one (DO copied).
+pub fn end(out: &mut [u8], q: &Query, rcode: u8, authoritative: bool) {
+    let mut flags = FLAG_QR | (q.flags & (FLAG_RD | FLAG_CD)) | rcode as u16;
+    if authoritative {
+        flags |= FLAG_AA;
+    }
+    let old = u16_at(out, 2).unwrap_or(0);
+    out[2..4].copy_from_slice(&(flags | (old & FLAG_TC)).to_be_bytes());
+}
+
+/// Appends our OPT (when the question had one) and counts it.
+pub fn add_opt(out: &mut Vec<u8>, q: &Query, ext_rcode: u8) {
+    if let Some(e) = q.edns {
+        push_opt(out, ext_rcode, e.dnssec_ok);
+        let ar = u16_at(out, 10).unwrap_or(0) + 1;
+        out[10..12].copy_from_slice(&ar.to_be_bytes());
+    }
+}
+
+/// RFC 6891 6.1.3: a question of a higher EDNS version gets BADVERS with
+/// the version we speak. True when it was answered so.
+pub fn badvers(out: &mut Vec<u8>, q: &Query) -> bool {
+    if !q.edns.is_some_and(|e| e.version > 0) {
+        return false;
+    }
+    begin(out, q);
+    add_opt(out, q, BADVERS_HIGH);
+    end(out, q, 0, false);
+    true
+}
+
+/// A response with no records: `rcode`, the question, OPT.
+pub fn empty_reply(out: &mut Vec<u8>, q: &Query, rcode: u8) {
+    begin(out, q);
+    add_opt(out, q, 0);
+    end(out, q, rcode, false);
+}
+
+pub fn header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+}
+
+pub fn set_counts(out: &mut [u8], counts: [u16; 4]) {
+    for (n, c) in counts.iter().enumerate() {
+        out[4 + 2 * n..6 + 2 * n].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+pub fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
+    out.push(0); // root
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&UDP_EDNS_MAX.to_be_bytes());
+    out.extend_from_slice(&[ext_rcode, 0, if dnssec_ok { 0x80 } else { 0 }, 0]); // version 0
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+pub const OPT_LEN: usize = 11;
+
+/// Appends the answer, authority and additional sections of `a` to a
+/// response begun with [`begin`]; sets TC when an answer record did not
+/// fit (SPEC.md 4: only the answer section decides TC). Returns the rcode.
+pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
+    let reserve = if edns { OPT_LEN } else { 0 };
+    let soa = a.soa.as_ref().map(|s| &s[a.soa_zone][..]);
+    let tail = reserve + soa.map_or(0, <[u8]>::len);
+    let (mut an, mut ns, mut ar) = (0u16, 0u16, 0u16);
+    let mut truncated = false;
+    // Where the previous step's CNAME target sits, for the next step's owner.
+    let mut owner_ptr: Option<u16> = None;
+    'steps: for step in &a.steps {
+        let rr = step.rrset();
+        let start = out.len();
+        if owner_ptr.is_none() && out.len() + rr.answer.len() + tail <= max {
+            out.extend_from_slice(rr.answer);
+            an += rr.count;
+        } else {
+            for rec in records(rr.answer, true) {
+                if out.len() + rec.len() + tail > max {
+                    truncated = true;
+                    break 'steps;
+                }
+                let at = out.len();
+                out.extend_from_slice(rec);
+                if let Some(p) = owner_ptr {
+                    out[at..at + 2].copy_from_slice(&(0xC000 | p).to_be_bytes());
+                }
+                an += 1;
+            }
+        }
+        // A CNAME RRset is one record: its target name (the next step's
+        // owner) follows the record's 2-byte owner and 10-byte head.
+        owner_ptr = match rr.rtype {
+            TYPE_CNAME => u16::try_from(start + 12).ok().filter(|p| *p < 0x4000),
+            _ => None,
+        };
+        if rr.rtype == TYPE_CNAME && owner_ptr.is_none() {
+            break; // past what a pointer can reach: stop the chain here
+        }
+    }
+    if !truncated {
+        if let Some(soa) = soa {
+            out.extend_from_slice(soa);
+            ns = 1;
+        }
+        for step in &a.steps {
+            for rec in records(step.rrset().additional, false) {
+                if out.len() + rec.len() + reserve <= max {
+                    out.extend_from_slice(rec);
+                    ar += 1;
+                }
+            }
+        }
+    }
+    set_counts(out, [1, an, ns, ar]);
+    if truncated {
+        let f = u16_at(out, 2).unwrap_or(0) | FLAG_TC;
+        out[2..4].copy_from_slice(&f.to_be_bytes());
+    }
+    match a.rcode {
+        Rcode::NoError => RCODE_NOERROR,
+        Rcode::NxDomain => RCODE_NXDOMAIN,
+        Rcode::ServFail => RCODE_SERVFAIL,
+        Rcode::Refused => RCODE_REFUSED,
+    }
+}
+
+/// One resource record of a message, located, not decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rr {
+    /// Where the record starts (its owner name) and ends.
+    pub start: usize,
+    pub end: usize,
+    pub rtype: u16,
+    /// Offset of its 32-bit TTL.
+    pub ttl_at: usize,
+    pub ttl: u32,
+    /// 0 answer, 1 authority, 2 additional.
+    pub section: u8,
+}
+
+/// A whole message, located: its header fields, where its question ends,
+/// and every record. `None` when the bytes are not a well-formed message.
+#[derive(Clone, Debug)]
+pub struct Walk {
+    pub id: u16,
+    pub flags: u16,
+    pub question_end: usize,
+    pub rrs: Vec<Rr>,
+}
+
+impl Walk {
+    pub fn rcode(&self) -> u8 {
+        (self.flags & 0xF) as u8
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.flags & FLAG_TC != 0
+    }
+
+    pub fn section(&self, s: u8) -> impl Iterator<Item = &Rr> {
+        self.rrs.iter().filter(move |r| r.section == s)
+    }
+}
+
+/// Walks a message with exactly one question.
+pub fn walk(b: &[u8]) -> Option<Walk> {
+    let id = u16_at(b, 0)?;
+    let flags = u16_at(b, 2)?;
+    let counts = [u16_at(b, 4)?, u16_at(b, 6)?, u16_at(b, 8)?, u16_at(b, 10)?];
+    if counts[0] != 1 {
+        return None;
+    }
+    let question_end = skip_name(b, 12)? + 4;
+    if question_end > b.len() {
+        return None;
+    }
+    let mut i = question_end;
+    let total = counts[1] as usize + counts[2] as usize + counts[3] as usize;
+    let mut rrs = Vec::with_capacity(total.min(64));
+    for n in 0..total {
+        let start = i;
+        i = skip_name(b, i)?;
+        let rtype = u16_at(b, i)?;
+        let ttl = u32_at(b, i + 4)?;
+        let rdlen = u16_at(b, i + 8)? as usize;
+        let ttl_at = i + 4;
+        i += 10 + rdlen;
+        if i > b.len() {
+            return None;
+        }
+        let section = if n < counts[1] as usize {
+            0
+        } else if n < counts[1] as usize + counts[2] as usize {
+            1
+        } else {
+            2
+        };
+        rrs.push(Rr { start, end: i, rtype, ttl_at, ttl, section });
+    }
+    Some(Walk { id, flags, question_end, rrs })
+}
+
+/// The lowercase-insensitive equality of two wire names written out in full.
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.eq_ignore_ascii_case(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16, edns: Option<(u16, bool)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        header(&mut out, 7, FLAG_RD, [1, 0, 0, u16::from(edns.is_some())]);
+        for l in name.trim_end_matches('.').split('.') {
+            out.push(l.len() as u8);
+            out.extend_from_slice(l.as_bytes());
+        }
+        out.push(0);
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        if let Some((size, dnssec)) = edns {
+            out.push(0);
+            out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            out.extend_from_slice(&size.to_be_bytes());
+            out.extend_from_slice(&[0, 0, if dnssec { 0x80 } else { 0 }, 0, 0, 0]);
+        }
+        out
+    }
+
+    #[test]
+    fn the_do_bit_is_read_and_copied() {
+        let q = query("a.example", TYPE_A, Some((4096, true)));
+        let Parsed::Query(p) = parse(&q) else { panic!("parses") };
+        assert!(p.dnssec_ok());
+        let mut out = Vec::new();
+        empty_reply(&mut out, &p, RCODE_REFUSED);
+        let w = walk(&out).unwrap();
+        let opt = w.rrs.iter().find(|r| r.rtype == TYPE_OPT).unwrap();
+        assert_eq!(out[opt.ttl_at + 2] & 0x80, 0x80, "DO copied");
+        assert_eq!(w.rcode(), RCODE_REFUSED);
+    }
+
+    #[test]
+    fn walk_finds_every_record_and_refuses_short_ones() {
+        let q = query("a.example", TYPE_A, Some((1232, false)));
+        let w = walk(&q).unwrap();
+        assert_eq!(w.rrs.len(), 1);
+        assert_eq!(w.rrs[0].section, 2);
+        assert!(walk(&q[..q.len() - 1]).is_none());
+        assert!(walk(&q[..5]).is_none());
+    }
+}
