@@ -30,7 +30,7 @@ use arc_swap::ArcSwap;
 use crate::config::ZoneFlags;
 use crate::corefile::{self, Corefile, Plugin};
 use crate::metrics::Metrics;
-use crate::plugins::{Cache, Chain, Forward, Kubernetes, Router, zone_key};
+use crate::plugins::{Cache, Chain, Chaos, Forward, Hosts, Kubernetes, Log, Loop, Router, Template, zone_key};
 use crate::records::{BadZone, PodMode, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{Routes, ServeError, Server};
 use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
@@ -190,6 +190,10 @@ pub struct Instance {
     pub health: Option<corefile::Health>,
     pub ready: Option<SocketAddr>,
     pub prometheus: Vec<SocketAddr>,
+    /// `reload`: how often to look at the Corefile.
+    pub reload: Option<corefile::Reload>,
+    /// Stops the instance's background tasks (hosts reloads).
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Instance {
@@ -199,6 +203,7 @@ impl Instance {
     }
 
     pub async fn shutdown(self) {
+        self.cancel.cancel();
         for s in self.servers {
             s.shutdown().await;
         }
@@ -261,12 +266,30 @@ pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Inst
     // ports usually share one).
     let mut kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)> = Vec::new();
     let mut by_addr: BTreeMap<SocketAddr, Vec<(Box<[u8]>, Arc<Chain>)>> = BTreeMap::new();
-    let (mut health, mut ready, mut prometheus) = (None, None, Vec::new());
+    let (mut health, mut ready, mut prometheus, mut reload) = (None, None, Vec::new(), None);
+    let mut hosts_all = Vec::new();
+    let mut loops: Vec<(u16, Arc<Loop>)> = Vec::new();
     for block in &cf.blocks {
         let mut chain = Chain::default();
         let mut bind: Vec<IpAddr> = Vec::new();
         let zones_label = block.zones().join(" ");
+        let server_label = block.keys.first().map(|k| format!("dns://:{}", k.port)).unwrap_or_default();
         for d in &block.plugins {
+            for zone in block.zones() {
+                metrics
+                    .row(
+                        "coredns_plugin_enabled",
+                        "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+                        true,
+                        vec![
+                            ("server", server_label.clone()),
+                            ("zone", zone),
+                            ("view", String::new()),
+                            ("name", d.plugin.name().to_string()),
+                        ],
+                    )
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+            }
             match &d.plugin {
                 Plugin::Kubernetes(k) => {
                     check_kubernetes(k, &d.pos)?;
@@ -281,7 +304,7 @@ pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Inst
                     let fall = k.fallthrough.as_deref().map(keys).unwrap_or_default();
                     chain.kubernetes = Some(Kubernetes::new(index, keys(&k.zones), fall));
                 }
-                Plugin::Forward(f) => chain.forwards.push(Arc::new(Forward::new(f.clone(), forward_stats(&metrics)))),
+                Plugin::Forward(f) => chain.forwards.push(Arc::new(Forward::new(f.clone(), metrics.forward.clone()))),
                 Plugin::Cache(c) => {
                     let server = block.keys.first().map(|k| format!("dns://:{}", k.port)).unwrap_or_default();
                     chain.cache = Some(Cache::new(c, metrics.cache_stats(server, zones_label.clone())));
@@ -294,11 +317,60 @@ pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Inst
                         prometheus.push(*addr);
                     }
                 }
-                // Accepted and without effect on answers in this build.
-                Plugin::Errors | Plugin::Reload(_) | Plugin::Loop => {}
-                other => {
-                    return Err(config_error(&d.pos, format!("directive '{}' is not implemented yet", other.name())));
+                Plugin::Errors => chain.errors = true,
+                Plugin::Log(l) => chain.log = Some(Log::new(l)),
+                Plugin::Any => chain.any = true,
+                Plugin::Chaos(c) => chain.chaos = Some(Chaos::new(c)),
+                Plugin::Loadbalance => chain.loadbalance = true,
+                Plugin::Rewrite(r) => chain.rewrites.push(r.clone()),
+                Plugin::Minimal => chain.minimal = true,
+                Plugin::Bufsize(n) => chain.bufsize = Some(*n),
+                Plugin::Template(t) => {
+                    let class = t.class.map_or("ANY".to_string(), |c| hickory_proto::rr::DNSClass::from(c).to_string());
+                    let qtype =
+                        t.qtype.map_or("ANY".to_string(), |q| hickory_proto::rr::RecordType::from(q).to_string());
+                    let labels = |zone: &str| {
+                        vec![
+                            ("server", server_label.clone()),
+                            ("zone", zone.to_string()),
+                            ("view", String::new()),
+                            ("class", class.clone()),
+                            ("type", qtype.clone()),
+                        ]
+                    };
+                    let zone = t.zones.first().cloned().unwrap_or_default();
+                    let matches = metrics.row(
+                        "coredns_template_matches",
+                        "Counter of template regex matches.",
+                        false,
+                        labels(&zone),
+                    );
+                    let failures = metrics.row(
+                        "coredns_template_rr_failures",
+                        "Counter of template resource record failures.",
+                        false,
+                        labels(&zone),
+                    );
+                    chain.templates.push(Template::new(t, matches, failures));
                 }
+                Plugin::Hosts(h) => {
+                    let entries = metrics.row(
+                        "coredns_hosts_entries",
+                        "The combined number of entries in hosts and Corefile.",
+                        true,
+                        vec![],
+                    );
+                    let hosts = Hosts::new(h, entries);
+                    hosts_all.push(hosts.clone());
+                    chain.hosts = Some(hosts);
+                }
+                Plugin::Loop => {
+                    let zone = block.zones().first().cloned().unwrap_or_else(|| ".".to_string());
+                    let l = Loop::new(&zone, metrics.state.loop_detected.clone());
+                    loops.push((block.keys.first().map_or(0, |k| k.port), l.clone()));
+                    chain.loop_check = Some(l);
+                }
+                Plugin::Reload(r) => reload = Some(r.clone()),
             }
         }
         if bind.is_empty() {
@@ -325,6 +397,14 @@ pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Inst
             }
         }
     }
+    // The loop probes go to this server's own address on each block's port.
+    let bound: Vec<SocketAddr> = servers.iter().flat_map(|s| s.local_addrs().to_vec()).collect();
+    for (port, l) in loops {
+        let Some(addr) = bound.iter().find(|a| a.port() == port || port == 0).copied() else { continue };
+        tokio::task::spawn_blocking(move || l.probe(addr));
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    crate::plugins::hosts::spawn_reloads(hosts_all, cancel.clone());
     let mut indexes = Vec::new();
     for (k, index) in kube {
         let started = if k.manifests.is_empty() {
@@ -350,9 +430,5 @@ pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Inst
         }
         indexes.push(index);
     }
-    Ok(Instance { servers, indexes, metrics, health, ready, prometheus })
-}
-
-fn forward_stats(metrics: &Arc<Metrics>) -> Arc<crate::metrics::ForwardStats> {
-    metrics.forward.clone()
+    Ok(Instance { servers, indexes, metrics, health, ready, prometheus, reload, cancel })
 }

@@ -146,6 +146,10 @@ pub struct State {
     /// Unix time of the last complete list of every kind (0: never).
     pub last_sync: AtomicU64,
     pub ready: AtomicU64,
+    /// Set by `loop` when it finds a forwarding loop (`/ready` says 503).
+    pub loop_detected: Arc<std::sync::atomic::AtomicBool>,
+    /// Corefile reloads that failed (`coredns_reload_failed_total`).
+    pub reload_failed: AtomicU64,
     /// From a batch of cluster events to the new answers being served.
     pub update: Histogram,
     /// CoreDNS's `coredns_kubernetes_dns_programming_duration_seconds`: from
@@ -212,6 +216,17 @@ pub struct CacheStats {
     pub entries_denial: AtomicU64,
 }
 
+/// One series of a simple counter or gauge family, registered by the
+/// stage that bumps it (a plugin's own metric).
+#[derive(Debug)]
+struct Row {
+    name: &'static str,
+    help: &'static str,
+    gauge: bool,
+    labels: Labels,
+    value: Arc<AtomicU64>,
+}
+
 /// Every metric: the query paths' stats and the shared state.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -219,6 +234,7 @@ pub struct Metrics {
     pub state: State,
     pub forward: Arc<ForwardStats>,
     caches: Mutex<Vec<Arc<CacheStats>>>,
+    rows: Mutex<Vec<Row>>,
 }
 
 impl Metrics {
@@ -229,6 +245,18 @@ impl Metrics {
             q.push(stats.clone());
         }
         stats
+    }
+
+    /// The value of series `name{labels}` (registered on first use, shared
+    /// after): a counter, or a gauge when `gauge`.
+    pub fn row(&self, name: &'static str, help: &'static str, gauge: bool, labels: Labels) -> Arc<AtomicU64> {
+        let Ok(mut rows) = self.rows.lock() else { return Arc::default() };
+        if let Some(r) = rows.iter().find(|r| r.name == name && r.labels == labels) {
+            return r.value.clone();
+        }
+        let value = Arc::new(AtomicU64::new(0));
+        rows.push(Row { name, help, gauge, labels, value: value.clone() });
+        value
     }
 
     /// The counters of a new `cache` (one per block that has one).
@@ -252,7 +280,7 @@ impl Metrics {
     }
 }
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
 fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Labels, u64)]) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -350,6 +378,7 @@ impl Collector for Metrics {
         )?;
         self.encode_forward(&mut enc)?;
         self.encode_cache(&mut enc)?;
+        self.encode_rows(&mut enc)?;
         let st = &self.state;
         histogram(
             &mut enc,
@@ -404,6 +433,30 @@ impl Collector for Metrics {
 }
 
 impl Metrics {
+    fn encode_rows(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let Ok(rows) = self.rows.lock() else { return Ok(()) };
+        let mut names: Vec<&'static str> = Vec::new();
+        for r in rows.iter() {
+            if !names.contains(&r.name) {
+                names.push(r.name);
+            }
+        }
+        for name in names {
+            let family: Vec<&Row> = rows.iter().filter(|r| r.name == name).collect();
+            let (help, gauge) = (family[0].help, family[0].gauge);
+            if gauge {
+                let values: Vec<(Labels, i64)> =
+                    family.iter().map(|r| (r.labels.clone(), r.value.load(Ordering::Relaxed) as i64)).collect();
+                self::gauge(enc, name, help, &values)?;
+            } else {
+                let values: Vec<(Labels, u64)> =
+                    family.iter().map(|r| (r.labels.clone(), r.value.load(Ordering::Relaxed))).collect();
+                counter(enc, name, help, &values)?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_forward(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let ups: Vec<Arc<UpstreamStats>> = self.forward.upstreams.lock().map(|u| u.clone()).unwrap_or_default();
         let to = |u: &UpstreamStats| vec![("to", u.to.clone())];

@@ -23,7 +23,8 @@ use crate::records::ZoneIndex;
 
 /// What the endpoints report on.
 pub struct Admin {
-    pub index: Arc<ZoneIndex>,
+    /// The zone indexes of every `kubernetes` in the Corefile.
+    pub indexes: Vec<Arc<ZoneIndex>>,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/ready` says 503 while DNS still answers.
     pub lame_duck: AtomicBool,
@@ -31,24 +32,34 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Admin { index, metrics, lame_duck: AtomicBool::new(false) })
+        Self::for_indexes(vec![index], metrics)
+    }
+
+    pub fn for_indexes(indexes: Vec<Arc<ZoneIndex>>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Admin { indexes, metrics, lame_duck: AtomicBool::new(false) })
     }
 
     pub fn ready(&self) -> bool {
-        self.index.is_loaded() && !self.lame_duck.load(Ordering::Acquire)
+        self.indexes.iter().all(|i| i.is_loaded())
+            && !self.lame_duck.load(Ordering::Acquire)
+            && !self.metrics.state.loop_detected.load(Ordering::Acquire)
+    }
+
+    fn healthy(&self) -> bool {
+        self.indexes.iter().all(|i| i.writer_alive())
     }
 
     fn respond(&self, path: &str) -> Response<Full<Bytes>> {
         let (code, body, ctype) = match path {
             // Healthy while DNS can answer with current data: a dead
             // updater would leave every answer stale, so restart then.
-            "/health" if self.index.writer_alive() => (StatusCode::OK, "OK".to_string(), "text/plain"),
+            "/health" if self.healthy() => (StatusCode::OK, "OK".to_string(), "text/plain"),
             "/health" => (StatusCode::SERVICE_UNAVAILABLE, "updater stopped".to_string(), "text/plain"),
             "/ready" if self.ready() => (StatusCode::OK, "OK".to_string(), "text/plain"),
             "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string(), "text/plain"),
             "/metrics" => {
                 let st = &self.metrics.state;
-                st.names.store(self.index.len() as u64, Ordering::Relaxed);
+                st.names.store(self.indexes.iter().map(|i| i.len() as u64).sum(), Ordering::Relaxed);
                 st.ready.store(u64::from(self.ready()), Ordering::Relaxed);
                 (StatusCode::OK, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             }

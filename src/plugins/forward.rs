@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::message::{self, Done, Query, Walk};
+use super::message::{self, Done, Walk};
 use super::{Request, in_zone, in_zones, zone_key};
 use crate::corefile;
 use crate::metrics::{ForwardStats, UpstreamStats};
@@ -187,10 +187,10 @@ impl Forward {
             let timeout = self.cfg.read_timeout.min(deadline - now);
             let started = Instant::now();
             up.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let mut result = self.try_once(up, &req.q, first, timeout).await;
+            let mut result = self.try_once(up, req, first, timeout).await;
             if first == Proto::Udp && matches!(&result, Ok(r) if r.walk.truncated()) {
                 let timeout = self.cfg.read_timeout.min(deadline.saturating_duration_since(Instant::now()));
-                result = self.try_once(up, &req.q, Proto::Tcp, timeout).await;
+                result = self.try_once(up, req, Proto::Tcp, timeout).await;
             }
             match result {
                 Ok(reply) => {
@@ -206,7 +206,14 @@ impl Forward {
         Err(ForwardError::NoAnswer)
     }
 
-    async fn try_once(&self, up: &Upstream, q: &Query<'_>, proto: Proto, timeout: Duration) -> std::io::Result<Reply> {
+    async fn try_once(
+        &self,
+        up: &Upstream,
+        req: &Request<'_>,
+        proto: Proto,
+        timeout: Duration,
+    ) -> std::io::Result<Reply> {
+        let q = &req.q;
         let id: u16 = rand::random();
         let mut msg = Vec::with_capacity(q.qname.len() + 32);
         message::header(&mut msg, id, q.flags & (message::FLAG_RD | message::FLAG_CD), [1, 0, 0, 1]);
@@ -214,6 +221,8 @@ impl Forward {
         msg.extend_from_slice(&q.qtype.to_be_bytes());
         msg.extend_from_slice(&q.qclass.to_be_bytes());
         message::push_opt(&mut msg, 0, q.dnssec_ok());
+        let opt_size = msg.len() - 8;
+        msg[opt_size..opt_size + 2].copy_from_slice(&req.cap.to_be_bytes());
         let expect = Expect { id, qname: q.qname, qtype: q.qtype, qclass: q.qclass };
         let deadline = tokio::time::Instant::now() + timeout;
         match proto {

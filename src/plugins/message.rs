@@ -182,12 +182,13 @@ pub struct Done {
     pub plugin: &'static str,
 }
 
-/// The most a response to `q` may take: SPEC.md 4.
-pub fn max_size(q: &Query, udp: bool) -> usize {
+/// The most a response to `q` may take: SPEC.md 4, with the EDNS size
+/// capped at `cap` (1232, or what `bufsize` says).
+pub fn max_size(q: &Query, udp: bool, cap: u16) -> usize {
     match (udp, q.edns) {
         (false, _) => TCP_MAX,
         (true, None) => UDP_PLAIN,
-        (true, Some(e)) => e.payload.clamp(UDP_PLAIN as u16, UDP_EDNS_MAX) as usize,
+        (true, Some(e)) => e.payload.min(cap).max(UDP_PLAIN as u16) as usize,
     }
 }
 
@@ -336,6 +337,30 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u
         Rcode::ServFail => RCODE_SERVFAIL,
         Rcode::Refused => RCODE_REFUSED,
     }
+}
+
+/// Appends one record: `owner` in wire form (or the 2-byte pointer to the
+/// question, [`crate::records::wire::QNAME_PTR`]), then type, class, TTL
+/// and RDATA. Counts are the caller's.
+pub fn push_record(out: &mut Vec<u8>, owner: &[u8], rtype: u16, class: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(owner);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&class.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// Where the answer section of a response ends, without allocating;
+/// `None` when the bytes do not hold it whole.
+pub fn answer_end(b: &[u8]) -> Option<usize> {
+    let an = u16_at(b, 6)?;
+    let mut i = skip_name(b, 12)? + 4;
+    for _ in 0..an {
+        i = skip_name(b, i)?;
+        i += 10 + u16_at(b, i + 8)? as usize;
+    }
+    (i <= b.len()).then_some(i)
 }
 
 /// One resource record of a message, located, not decoded.

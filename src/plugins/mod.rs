@@ -15,23 +15,39 @@
 //! only what comes from upstream: the cluster zone's answers are prepared
 //! already and always current, so caching them would only make them stale.
 
+pub mod any;
 pub mod cache;
+pub mod chaos;
 pub mod forward;
+pub mod hosts;
 pub mod kubernetes;
+pub mod loadbalance;
+pub mod log;
+pub mod loop_detect;
 pub mod message;
+pub mod minimal;
+pub mod rewrite;
+pub mod template;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::corefile;
 use crate::records::name::lowercase_key;
 use message::{Done, Parsed, Query};
 
 pub use cache::Cache;
+pub use chaos::Chaos;
 pub use forward::Forward;
+pub use hosts::Hosts;
 pub use kubernetes::Kubernetes;
+pub use log::Log;
+pub use loop_detect::Loop;
+pub use template::Template;
 
 /// One question on its way through a chain.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub q: Query<'a>,
     /// The question name, lowercase wire form.
@@ -39,12 +55,15 @@ pub struct Request<'a> {
     /// Arrived over UDP (answers are size-limited, SPEC.md 4).
     pub udp: bool,
     pub peer: SocketAddr,
+    /// The largest EDNS size used, to clients and upstreams: 1232, or what
+    /// `bufsize` sets.
+    pub cap: u16,
 }
 
 impl Request<'_> {
     /// The most the response may take.
     pub fn max_size(&self) -> usize {
-        message::max_size(&self.q, self.udp)
+        message::max_size(&self.q, self.udp, self.cap)
     }
 }
 
@@ -61,10 +80,15 @@ pub enum Flow {
 pub struct Pending {
     chain: Arc<Chain>,
     forward: usize,
+    /// The message as the chain sees it (rewritten, if a rule applied).
     query: Vec<u8>,
+    /// The client's message size, for the log.
+    query_len: usize,
+    revert: Option<rewrite::Revert>,
     udp: bool,
     peer: SocketAddr,
-    pub started: Instant,
+    cap: u16,
+    started: Instant,
 }
 
 impl Pending {
@@ -75,61 +99,186 @@ impl Pending {
         };
         let mut key = [0u8; 256];
         let klen = lowercase_key(q.qname, &mut key)?;
-        let req = Request { q, key: &key[..klen], udp: self.udp, peer: self.peer };
-        let fwd = self.chain.forwards.get(self.forward)?;
-        let reply = fwd.exchange(&req).await;
-        let done = match reply {
+        let req = Request { q, key: &key[..klen], udp: self.udp, peer: self.peer, cap: self.cap };
+        let chain = &self.chain;
+        let fwd = chain.forwards.get(self.forward)?;
+        let done = match fwd.exchange(&req).await {
             Ok(reply) => {
-                if let Some(cache) = &self.chain.cache {
+                if let Some(cache) = &chain.cache {
                     cache.store(&req, &reply);
                 }
                 forward::relay(&req, &reply, out)
             }
             Err(e) => {
-                tracing::debug!(error = %e, "forward");
-                if let Some(done) = self.chain.cache.as_ref().and_then(|c| c.stale(&req, out)) {
-                    return Some(done);
+                if chain.errors {
+                    let name = self::log::name_of(q.qname);
+                    let qtype = hickory_proto::rr::RecordType::from(q.qtype);
+                    tracing::error!("plugin/errors: {} {name} {qtype}: {e}", e.rcode());
                 }
-                let rcode = e.rcode();
-                message::empty_reply(out, &req.q, rcode);
-                Done { qtype: req.q.qtype, rcode: rcode.into(), plugin: "forward" }
+                match chain.cache.as_ref().and_then(|c| c.stale(&req, out)) {
+                    Some(done) => done,
+                    None => {
+                        let rcode = e.rcode();
+                        message::empty_reply(out, &req.q, rcode);
+                        Done { qtype: req.q.qtype, rcode: rcode.into(), plugin: "forward" }
+                    }
+                }
             }
         };
+        chain.finish(&req, self.query_len, out, self.revert.as_ref(), self.started);
         Some(done)
     }
 }
 
-/// The stages of one server block, in plugin order.
+/// The stages of one server block, in plugin order. Each is optional; the
+/// wiring fills in what the block's directives ask for.
 #[derive(Default)]
 pub struct Chain {
+    pub log: Option<Log>,
+    /// `errors`: failures of the chain (upstreams) logged.
+    pub errors: bool,
+    pub any: bool,
+    pub chaos: Option<Chaos>,
+    pub loadbalance: bool,
+    pub rewrites: Vec<corefile::Rewrite>,
     pub cache: Option<Cache>,
+    pub minimal: bool,
+    pub templates: Vec<Template>,
+    pub hosts: Option<Arc<Hosts>>,
     pub kubernetes: Option<Kubernetes>,
+    pub loop_check: Option<Arc<Loop>>,
     pub forwards: Vec<Arc<Forward>>,
+    /// `bufsize N`: the EDNS size cap of this block.
+    pub bufsize: Option<u16>,
 }
 
 impl Chain {
-    /// Runs the question through the stages that answer in place; returns
-    /// `None` when nothing in the chain serves the name (REFUSED).
-    pub fn serve(self: &Arc<Self>, req: &Request, raw: &[u8], out: &mut Vec<u8>) -> Option<Flow> {
+    /// Runs the question through the chain; `None` when nothing in it
+    /// serves the name (REFUSED). `started` is when it arrived.
+    pub fn serve(self: &Arc<Self>, req: &Request, raw: &[u8], out: &mut Vec<u8>, started: Instant) -> Option<Flow> {
+        let capped;
+        let req = match self.bufsize {
+            Some(cap) => {
+                capped = Request { cap, ..*req };
+                &capped
+            }
+            None => req,
+        };
+        if self.any
+            && let Some(done) = any::serve(req, out)
+        {
+            return Some(self.done(req, raw.len(), out, None, started, done));
+        }
+        if let Some(c) = &self.chaos
+            && let Some(done) = c.serve(req, out)
+        {
+            return Some(self.done(req, raw.len(), out, None, started, done));
+        }
+        if !self.rewrites.is_empty()
+            && let Some((rewritten, revert)) = rewrite::apply(&self.rewrites, raw)
+        {
+            // The rest of the chain sees the rewritten question.
+            let Parsed::Query(q) = message::parse(&rewritten) else { return None };
+            let mut key = [0u8; 256];
+            let klen = lowercase_key(q.qname, &mut key)?;
+            let req2 = Request { q, key: &key[..klen], ..*req };
+            return self.rest(&req2, &rewritten, raw.len(), out, Some(revert), started);
+        }
+        self.rest(req, raw, raw.len(), out, None, started)
+    }
+
+    /// The stages after `rewrite`.
+    fn rest(
+        self: &Arc<Self>,
+        req: &Request,
+        raw: &[u8],
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<rewrite::Revert>,
+        started: Instant,
+    ) -> Option<Flow> {
+        for t in &self.templates {
+            if let template::Outcome::Answered(done) = t.serve(req, out) {
+                return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+            }
+        }
+        if let Some(h) = &self.hosts
+            && let Some(done) = h.serve(req, out)
+        {
+            return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+        }
         if let Some(k) = &self.kubernetes
             && let Some(done) = k.serve(req, out)
         {
-            return Some(Flow::Done(done));
+            return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
         }
-        let forward = self.forwards.iter().position(|f| f.serves(req.key))?;
+        let Some(forward) = self.forwards.iter().position(|f| f.serves(req.key)) else {
+            return None;
+        };
+        if let Some(l) = &self.loop_check {
+            if let Some(done) = l.inspect(req, out) {
+                return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+            }
+            if l.detected() {
+                // A loop was found at start: nothing goes upstream.
+                message::empty_reply(out, &req.q, message::RCODE_SERVFAIL);
+                let done = Done { qtype: req.q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: "loop" };
+                return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+            }
+        }
         if let Some(cache) = &self.cache
             && let Some(done) = cache.lookup(req, out)
         {
-            return Some(Flow::Done(done));
+            return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
         }
         Some(Flow::Forward(Box::new(Pending {
             chain: self.clone(),
             forward,
             query: raw.to_vec(),
+            query_len,
+            revert,
             udp: req.udp,
             peer: req.peer,
-            started: Instant::now(),
+            cap: req.cap,
+            started,
         })))
+    }
+
+    fn done(
+        &self,
+        req: &Request,
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<&rewrite::Revert>,
+        started: Instant,
+        done: Done,
+    ) -> Flow {
+        self.finish(req, query_len, out, revert, started);
+        Flow::Done(done)
+    }
+
+    /// What happens to every response on its way out: the rewrite turned
+    /// back, `minimal`, `loadbalance`, `log`.
+    fn finish(
+        &self,
+        req: &Request,
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<&rewrite::Revert>,
+        started: Instant,
+    ) {
+        if let Some(r) = revert {
+            r.apply(out);
+        }
+        if self.minimal {
+            minimal::minimize(out, &req.q);
+        }
+        if self.loadbalance {
+            loadbalance::rotate(out);
+        }
+        if let Some(log) = &self.log {
+            log.log(req, query_len, out, started.elapsed());
+        }
     }
 }
 
@@ -188,7 +337,14 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
 
 /// Handles one message from a client: parse, route, run the chain. `None`
 /// when nothing should be sent (not a query).
-pub fn handle(router: &Router, raw: &[u8], udp: bool, peer: SocketAddr, out: &mut Vec<u8>) -> Option<Flow> {
+pub fn handle(
+    router: &Router,
+    raw: &[u8],
+    udp: bool,
+    peer: SocketAddr,
+    out: &mut Vec<u8>,
+    started: Instant,
+) -> Option<Flow> {
     let q = match message::parse(raw) {
         Parsed::Drop => return None,
         Parsed::Error { id, flags, rcode } => {
@@ -202,8 +358,9 @@ pub fn handle(router: &Router, raw: &[u8], udp: bool, peer: SocketAddr, out: &mu
     }
     let mut key = [0u8; 256];
     let klen = lowercase_key(q.qname, &mut key).unwrap_or(0);
-    let req = Request { q, key: &key[..klen], udp, peer };
-    let flow = (klen > 0).then(|| router.route(req.key)).flatten().and_then(|chain| chain.serve(&req, raw, out));
+    let req = Request { q, key: &key[..klen], udp, peer, cap: message::UDP_EDNS_MAX };
+    let flow =
+        (klen > 0).then(|| router.route(req.key)).flatten().and_then(|chain| chain.serve(&req, raw, out, started));
     match flow {
         Some(flow) => Some(flow),
         None => {

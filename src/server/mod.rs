@@ -182,7 +182,7 @@ fn udp_loop(
             }
         };
         let started = std::time::Instant::now();
-        match plugins::handle(router.load(), &buf[..len], true, peer, &mut out) {
+        match plugins::handle(router.load(), &buf[..len], true, peer, &mut out, started) {
             None => {}
             Some(Flow::Done(done)) => {
                 if let Err(e) = socket.send_to(&out, peer) {
@@ -266,7 +266,7 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
             Err(_) => return Ok(()),
         };
         let started = std::time::Instant::now();
-        let flow = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out);
+        let flow = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out, started);
         let done = match flow {
             // Not a query: a stream that carries garbage is closed.
             None => return Ok(()),

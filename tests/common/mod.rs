@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod fake_api;
+pub mod upstream;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -57,10 +58,15 @@ fn rand_id() -> u16 {
 
 /// Sends raw bytes and returns the raw reply (None on timeout).
 pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    exchange_within(addr, packet, transport, Duration::from_secs(2))
+}
+
+/// [`exchange`] waiting up to `wait` for the reply.
+pub fn exchange_within(addr: SocketAddr, packet: &[u8], transport: Transport, wait: Duration) -> Option<Vec<u8>> {
     match transport {
         Transport::Udp => {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            sock.set_read_timeout(Some(wait)).unwrap();
             sock.send_to(packet, addr).unwrap();
             let mut buf = vec![0u8; 65535];
             let (n, _) = sock.recv_from(&mut buf).ok()?;
@@ -69,7 +75,7 @@ pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option
         }
         Transport::Tcp => {
             let mut s = TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.set_read_timeout(Some(wait)).unwrap();
             let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(packet);
             s.write_all(&framed).unwrap();
@@ -83,8 +89,21 @@ pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option
 }
 
 pub fn ask(addr: SocketAddr, name: &str, qtype: RecordType, transport: Transport, edns: Option<u16>) -> Message {
+    ask_within(addr, name, qtype, transport, edns, Duration::from_secs(2))
+}
+
+/// [`ask`] waiting up to `wait` (forwarded questions may take seconds).
+pub fn ask_within(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    transport: Transport,
+    edns: Option<u16>,
+    wait: Duration,
+) -> Message {
     let packet = make_query(name, qtype, edns);
-    let reply = exchange(addr, &packet, transport).unwrap_or_else(|| panic!("no answer to {name} {qtype}"));
+    let reply =
+        exchange_within(addr, &packet, transport, wait).unwrap_or_else(|| panic!("no answer to {name} {qtype}"));
     let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("bad reply to {name} {qtype}: {e}"));
     assert_eq!(msg.metadata.id, u16::from_be_bytes([packet[0], packet[1]]), "reply id");
     msg
