@@ -38,8 +38,12 @@ pub struct ServerBlock {
     /// reverse zones), with the default port filled in where none is written.
     pub keys: Vec<ZoneAddr>,
     /// The directives, sorted into CoreDNS's plugin order (`plugin.cfg`);
-    /// directives of one name that may repeat (`template`, `rewrite`) keep
-    /// the order they were written in.
+    /// directives of one name that may repeat (`template`, `rewrite`,
+    /// `forward`, `log`) keep the order they were written in. As CoreDNS
+    /// reads a repeated directive: several `bind` are one (their addresses
+    /// joined), several `health` are one (the last address and lame duck
+    /// written), of `reload`, `bufsize`, `any`, `chaos`, `minimal` and
+    /// `loadbalance` the first counts; the others may appear once.
     pub plugins: Vec<Directive>,
     pub pos: Pos,
 }
@@ -77,13 +81,17 @@ pub enum Plugin {
     /// `bufsize [SIZE]`: the EDNS size advertised to clients (512..=4096,
     /// default 1232).
     Bufsize(u16),
-    /// `bind ADDR...`: listen only on these addresses.
+    /// `bind ADDR... { except ADDR... }`: listen only on these addresses
+    /// (IP addresses; never empty).
     Bind(Vec<IpAddr>),
-    /// `ready [ADDR]` (default `:8181`).
+    /// `ready [ADDR]` (default `:8181`). In every listen address a missing
+    /// host is 0.0.0.0 and `localhost` is 127.0.0.1.
     Ready(SocketAddr),
     Health(Health),
     /// `prometheus [ADDR]` (default `localhost:9153`).
     Prometheus(SocketAddr),
+    /// `errors [stdout]` (its `consolidate` and `stacktrace` options are
+    /// refused as unsupported).
     Errors,
     Log(Log),
     /// `any`: ANY questions answered with HINFO (RFC 8482).
@@ -132,7 +140,8 @@ impl Plugin {
 }
 
 /// `reload [INTERVAL [JITTER]]` (defaults 30s and 15s; CoreDNS requires
-/// INTERVAL >= 2s and JITTER >= 1s, and JITTER <= INTERVAL / 2).
+/// INTERVAL >= 2s and JITTER 0 or >= 1s, and cuts a JITTER larger than
+/// INTERVAL / 2 to INTERVAL / 2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reload {
     pub interval: Duration,
@@ -158,6 +167,8 @@ pub struct LogClasses {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Log {
     /// Names whose questions are logged (default the root: everything).
+    /// A single argument is always a name, as in CoreDNS; with more, a last
+    /// one holding `{` is the format.
     pub names: Vec<String>,
     /// CoreDNS's format string with its `{placeholders}`; the common format
     /// when none is given (`{common}` and `{combined}` expanded).
@@ -170,18 +181,22 @@ pub struct Log {
 pub struct Chaos {
     /// `version.bind` and `version.server` (default `clusterdns-<version>`).
     pub version: String,
-    /// `authors.bind` (default the project's authors).
+    /// `authors.bind` (default the package's authors, `clusterdns` while
+    /// Cargo.toml names none); written ones sorted and deduplicated.
     pub authors: Vec<String>,
 }
 
-/// How a `rewrite name` rule matches the question name.
+/// How a `rewrite name` rule matches the question name. As CoreDNS, the
+/// FROM of exact, prefix, suffix and substring is a lowercase FQDN (so
+/// `prefix foo` matches `foo.`).
 #[derive(Clone, Debug)]
 pub enum NameMatch {
     Exact(String),
     Prefix(String),
     Suffix(String),
     Substring(String),
-    /// Anchored as written; `{1}`.. in the replacement are its groups.
+    /// Used as written (anchored only where the pattern anchors itself, Go's
+    /// `FindStringSubmatch`); `{0}`, `{1}`.. in the replacement are its groups.
     Regex(regex::Regex),
 }
 
@@ -189,9 +204,15 @@ pub enum NameMatch {
 /// FROM TO`, `answer value FROM TO`).
 #[derive(Clone, Debug)]
 pub enum AnswerRewrite {
-    /// No `answer` part: for exact/prefix/suffix/substring the original
-    /// question name is restored in the answer (CoreDNS's default reversal).
+    /// No `answer` part. CoreDNS then always restores the question section;
+    /// an `exact` rule also writes the original name back into the answer's
+    /// names and values as `auto` does (CoreDNS makes every exact rule
+    /// auto, even next to `answer name|value`); prefix, suffix, substring and
+    /// regex rules rewrite nothing else.
     Default,
+    /// `answer auto`: the rewritten name is mapped back to the question's
+    /// in the answer's names and values (for `suffix`, TO's suffix back to
+    /// FROM's).
     Auto,
     Name {
         from: regex::Regex,
@@ -203,7 +224,10 @@ pub enum AnswerRewrite {
     },
 }
 
-/// One `rewrite` rule.
+/// One `rewrite` rule. In `Name`, `to` is a lowercase FQDN (for regex,
+/// with its `{N}` references) and `answer` is `[Default]` when no `answer`
+/// part is written, else the parts in the order written (`answer auto` not
+/// mixed with `answer name`).
 #[derive(Clone, Debug)]
 pub enum RewriteRule {
     Name {
@@ -235,8 +259,9 @@ pub struct Rewrite {
 /// One `success` or `denial` part of `cache`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheClass {
-    /// Entries before eviction (default 9984; CoreDNS rounds down to a
-    /// multiple of 256, minimum 1024).
+    /// Entries before eviction, as CoreDNS sizes its 256 shards: CAPACITY
+    /// rounded down to a multiple of 256, at least 1024 (its default 10000
+    /// gives 9984).
     pub capacity: usize,
     /// Longest time an answer is kept (success 3600s, denial 1800s, or the
     /// TTL argument of `cache`).
@@ -247,13 +272,13 @@ pub struct CacheClass {
     pub disabled: Vec<String>,
 }
 
-/// `prefetch AMOUNT [[DURATION] [PERCENTAGE%]]`
+/// `prefetch AMOUNT [[DURATION] [PERCENTAGE%]]` (AMOUNT 0 never prefetches).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prefetch {
     pub amount: u32,
     /// Default 1m.
     pub duration: Duration,
-    /// Default 10 (percent of the original TTL left).
+    /// Default 10 (percent of the original TTL left), 10..=90.
     pub percentage: u8,
 }
 
@@ -263,7 +288,9 @@ pub enum StaleMode {
     Verify,
 }
 
-/// `serve_stale [DURATION] [immediate|verify]` (default 1h, immediate).
+/// `serve_stale [DURATION] [immediate|verify]` (default 1h, immediate;
+/// CoreDNS's further VERIFY_TIMEOUT, RESPONSE_TTL and FAILURE_RECHECK are
+/// refused as unsupported).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeStale {
     pub duration: Duration,
@@ -310,14 +337,16 @@ pub struct Template {
     pub class: Option<u16>,
     pub qtype: Option<u16>,
     pub zones: Vec<String>,
-    /// Default `.*` (match everything).
+    /// Default `.*` (match everything); unanchored as written (Go's
+    /// `MatchString`).
     pub matches: Vec<regex::Regex>,
     pub answer: Vec<Vec<TemplatePiece>>,
     pub additional: Vec<Vec<TemplatePiece>>,
     pub authority: Vec<Vec<TemplatePiece>>,
     /// Default NOERROR (0).
     pub rcode: u16,
-    /// `None`: no fallthrough; `Some(zones)`: fall through for these zones.
+    /// `None`: no fallthrough; `Some(zones)`: fall through for these zones
+    /// (`["."]` for a bare `fallthrough`).
     pub fallthrough: Option<Vec<String>>,
 }
 
@@ -325,12 +354,14 @@ pub struct Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hosts {
     /// Default `/etc/hosts`; relative paths are relative to the Corefile's
-    /// folder.
+    /// folder (CoreDNS: to its working directory, or its `root`). A file
+    /// that does not exist is not an error (CoreDNS warns).
     pub file: PathBuf,
     pub zones: Vec<String>,
-    /// Entries written inside the block, one hosts-file line each.
+    /// Entries written inside the block, one hosts-file line each: as
+    /// CoreDNS, any line before `fallthrough` that is no option.
     pub inline: Vec<String>,
-    /// Default 3600.
+    /// Default 3600, 1..=65535.
     pub ttl: u32,
     /// Default 5s; zero disables reloading.
     pub reload: Duration,
@@ -357,13 +388,18 @@ pub struct Kubernetes {
     pub ttl: u32,
     /// Empty: all.
     pub namespaces: Vec<String>,
+    /// A label selector as written (its words joined by spaces).
     pub labels: Option<String>,
+    /// Never set together with `namespaces`.
     pub namespace_labels: Option<String>,
     pub endpoint_pod_names: bool,
     /// `ignore empty_service`
     pub ignore_empty_service: bool,
     pub noendpoints: bool,
+    /// `kubeconfig PATH [CONTEXT]` (a relative PATH is relative to the
+    /// Corefile's folder).
     pub kubeconfig: Option<(PathBuf, Option<String>)>,
+    /// `endpoint URL...`: the first (CoreDNS ignores the others).
     pub endpoint: Option<String>,
     /// Default 5s.
     pub startup_timeout: Duration,
@@ -385,9 +421,13 @@ pub enum Policy {
 /// `forward FROM TO... { ... }`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forward {
+    /// Lowercase FQDN (a CIDR's first reverse zone, as CoreDNS).
     pub from: String,
     /// Resolved upstreams: addresses as written (port 53 when none), and the
-    /// nameservers of any resolv.conf named (read when parsed). 1..=15.
+    /// nameservers of any resolv.conf named (read when parsed, port 53, an
+    /// IPv6 `%zone` dropped as CoreDNS does); first-seen order, duplicates
+    /// dropped, never empty. At most 15 TO arguments (a resolv.conf counts
+    /// once; one without nameservers is skipped, as in CoreDNS).
     pub to: Vec<SocketAddr>,
     pub except: Vec<String>,
     pub force_tcp: bool,
