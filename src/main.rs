@@ -14,14 +14,22 @@ use clusterdns::records::PodMode;
 use clusterdns::source::kube::KubeOptions;
 use tokio_util::sync::CancellationToken;
 
-fn init_tracing() {
+mod coredns;
+
+pub(crate) fn init_tracing() {
     // hickory logs per query at info; keep the per-query path quiet.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_proto=warn,notify=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only for a person at a terminal, not in a pod's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if coredns::is_coredns_style(&args[1..]) {
+        return coredns::main(&args[1..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -112,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -150,6 +150,8 @@ pub struct State {
     pub loop_detected: Arc<std::sync::atomic::AtomicBool>,
     /// Corefile reloads that failed (`coredns_reload_failed_total`).
     pub reload_failed: AtomicU64,
+    /// Panics caught in the server's tasks and threads.
+    pub panics: AtomicU64,
     /// From a batch of cluster events to the new answers being served.
     pub update: Histogram,
     /// CoreDNS's `coredns_kubernetes_dns_programming_duration_seconds`: from
@@ -260,11 +262,17 @@ impl Metrics {
     }
 
     /// The counters of a new `cache` (one per block that has one).
+    /// A reloaded Corefile's cache with the same labels counts on (one
+    /// series per label set, as Prometheus requires).
     pub fn cache_stats(&self, server: String, zones: String) -> Arc<CacheStats> {
-        let stats = Arc::new(CacheStats { server, zones, ..Default::default() });
-        if let Ok(mut c) = self.caches.lock() {
-            c.push(stats.clone());
+        let Ok(mut caches) = self.caches.lock() else {
+            return Arc::new(CacheStats { server, zones, ..Default::default() });
+        };
+        if let Some(c) = caches.iter().find(|c| c.server == server && c.zones == zones) {
+            return c.clone();
         }
+        let stats = Arc::new(CacheStats { server, zones, ..Default::default() });
+        caches.push(stats.clone());
         stats
     }
 
@@ -421,6 +429,37 @@ impl Collector for Metrics {
             "clusterdns_last_sync_timestamp_seconds",
             "Unix time every watched kind was last listed completely.",
             &[(vec![], st.last_sync.load(Ordering::Relaxed) as i64)],
+        )?;
+        counter(
+            &mut enc,
+            "coredns_reload_failed",
+            "Counter of the number of failed reload attempts.",
+            &[(vec![], st.reload_failed.load(Ordering::Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "coredns_panics",
+            "A metrics that counts the number of panics.",
+            &[(vec![], st.panics.load(Ordering::Relaxed))],
+        )?;
+        gauge(
+            &mut enc,
+            "coredns_build_info",
+            "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+            &[(
+                vec![
+                    ("version", env!("CARGO_PKG_VERSION").to_string()),
+                    ("revision", String::new()),
+                    ("goversion", "rust".to_string()),
+                ],
+                1,
+            )],
+        )?;
+        gauge(
+            &mut enc,
+            "clusterdns_loop_detected",
+            "1 once the loop plugin has found a forwarding loop (forwarded names then get SERVFAIL).",
+            &[(vec![], i64::from(st.loop_detected.load(Ordering::Relaxed)))],
         )?;
         gauge(
             &mut enc,

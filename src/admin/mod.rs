@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -23,8 +24,9 @@ use crate::records::ZoneIndex;
 
 /// What the endpoints report on.
 pub struct Admin {
-    /// The zone indexes of every `kubernetes` in the Corefile.
-    pub indexes: Vec<Arc<ZoneIndex>>,
+    /// The zone indexes of every `kubernetes` in the Corefile (replaced
+    /// when a reload changes them).
+    pub indexes: ArcSwap<Vec<Arc<ZoneIndex>>>,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/ready` says 503 while DNS still answers.
     pub lame_duck: AtomicBool,
@@ -36,17 +38,17 @@ impl Admin {
     }
 
     pub fn for_indexes(indexes: Vec<Arc<ZoneIndex>>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Admin { indexes, metrics, lame_duck: AtomicBool::new(false) })
+        Arc::new(Admin { indexes: ArcSwap::from_pointee(indexes), metrics, lame_duck: AtomicBool::new(false) })
     }
 
     pub fn ready(&self) -> bool {
-        self.indexes.iter().all(|i| i.is_loaded())
+        self.indexes.load().iter().all(|i| i.is_loaded())
             && !self.lame_duck.load(Ordering::Acquire)
             && !self.metrics.state.loop_detected.load(Ordering::Acquire)
     }
 
     fn healthy(&self) -> bool {
-        self.indexes.iter().all(|i| i.writer_alive())
+        self.indexes.load().iter().all(|i| i.writer_alive())
     }
 
     fn respond(&self, path: &str) -> Response<Full<Bytes>> {
@@ -59,7 +61,7 @@ impl Admin {
             "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string(), "text/plain"),
             "/metrics" => {
                 let st = &self.metrics.state;
-                st.names.store(self.indexes.iter().map(|i| i.len() as u64).sum(), Ordering::Relaxed);
+                st.names.store(self.indexes.load().iter().map(|i| i.len() as u64).sum(), Ordering::Relaxed);
                 st.ready.store(u64::from(self.ready()), Ordering::Relaxed);
                 (StatusCode::OK, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             }

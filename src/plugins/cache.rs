@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::forward::{Reply, Ttl, relay_with};
+
 use super::message::{self, Done, TYPE_SOA, Walk};
 use super::{Request, in_zones, zone_key};
 use crate::corefile;
@@ -137,7 +138,9 @@ impl Cache {
         };
         let hits = if success { &self.stats.hits_success } else { &self.stats.hits_denial };
         hits.fetch_add(1, Ordering::Relaxed);
-        let ttl = if self.keepttl { Ttl::Keep } else { Ttl::Age(age) };
+        // Every record says how long the entry has left (CoreDNS's
+        // filterRRSlice), so a client never holds it longer than the cache.
+        let ttl = if self.keepttl { Ttl::Keep } else { Ttl::Fixed(entry.ttl - age) };
         let mut done = relay_with(req, &entry.bytes, &entry.walk, ttl, out);
         done.plugin = "cache";
         Some(done)
@@ -161,10 +164,12 @@ impl Cache {
         Some(done)
     }
 
-    /// Keeps an upstream reply, if it may be kept.
-    pub fn store(&self, req: &Request, reply: &Reply) {
+    /// Keeps an upstream reply, if it may be kept. Returns the TTL the
+    /// reply's records should carry (the capped lifetime, as CoreDNS writes
+    /// it into the first reply too), or `None` to relay them unchanged.
+    pub fn store(&self, req: &Request, reply: &Reply) -> Option<u32> {
         if !in_zones(req.key, &self.zones) || reply.walk.truncated() {
-            return;
+            return None;
         }
         let walk = &reply.walk;
         let answers = walk.section(0).count();
@@ -177,15 +182,16 @@ impl Cache {
             message::RCODE_SERVFAIL if self.servfail > 0 => {
                 // Kept briefly, as given: never clamped up to MINTTL.
                 self.insert(&self.denial, req, reply, self.servfail);
-                return;
+                return None;
             }
-            _ => return,
+            _ => return None,
         };
         if in_zones(req.key, &class.disabled) {
-            return;
+            return None;
         }
         let ttl = ttl.clamp(class.min_ttl.min(class.max_ttl), class.max_ttl);
         self.insert(class, req, reply, ttl);
+        (!self.keepttl).then_some(ttl)
     }
 
     fn insert(&self, class: &Class, req: &Request, reply: &Reply, ttl: u32) {

@@ -416,9 +416,8 @@ impl Expect<'_> {
 pub enum Ttl {
     /// As received.
     Keep,
-    /// Less this many seconds (a cached reply's age), never below 0.
-    Age(u32),
-    /// This value (stale answers).
+    /// This value for every record (a cached reply's remaining life, or
+    /// 0 for a stale one).
     Fixed(u32),
 }
 
@@ -453,7 +452,6 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
         out.extend_from_slice(&reply[rr.start..rr.end]);
         let t = match ttl {
             Ttl::Keep => None,
-            Ttl::Age(age) => Some(rr.ttl.saturating_sub(age)),
             Ttl::Fixed(v) => Some(v),
         };
         if let Some(t) = t {
@@ -470,9 +468,4 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     message::add_opt(out, q, 0);
     Done { qtype: q.qtype, rcode: walk.rcode().into(), plugin: "forward" }
-}
-
-/// [`relay_with`] for a fresh reply.
-pub fn relay(req: &Request, reply: &Reply, out: &mut Vec<u8>) -> Done {
-    relay_with(req, &reply.bytes, &reply.walk, Ttl::Keep, out)
 }

@@ -104,10 +104,9 @@ impl Pending {
         let fwd = chain.forwards.get(self.forward)?;
         let done = match fwd.exchange(&req).await {
             Ok(reply) => {
-                if let Some(cache) = &chain.cache {
-                    cache.store(&req, &reply);
-                }
-                forward::relay(&req, &reply, out)
+                let ttl = chain.cache.as_ref().and_then(|c| c.store(&req, &reply));
+                let ttl = ttl.map_or(forward::Ttl::Keep, forward::Ttl::Fixed);
+                forward::relay_with(&req, &reply.bytes, &reply.walk, ttl, out)
             }
             Err(e) => {
                 if chain.errors {

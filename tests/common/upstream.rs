@@ -195,16 +195,10 @@ fn answer(st: &State, query: &Message) -> Message {
     let exists = st.names.contains(&current);
     reply.metadata.response_code = if exists { ResponseCode::NoError } else { ResponseCode::NXDomain };
     let apex = current.rsplitn(3, '.').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(".");
-    let soa = SOA::new(
-        name(&format!("ns.{apex}.")),
-        name(&format!("hostmaster.{apex}.")),
-        1,
-        7200,
-        1800,
-        86400,
-        st.soa_minimum,
-    );
-    reply.authorities.push(Record::from_rdata(name(&format!("{apex}.")), 300, RData::SOA(soa)));
+    let origin = if apex.is_empty() { ".".to_string() } else { format!("{apex}.") };
+    let under = |label: &str| if origin == "." { format!("{label}.") } else { format!("{label}.{origin}") };
+    let soa = SOA::new(name(&under("ns")), name(&under("hostmaster")), 1, 7200, 1800, 86400, st.soa_minimum);
+    reply.authorities.push(Record::from_rdata(name(&origin), 300, RData::SOA(soa)));
     reply
 }
 

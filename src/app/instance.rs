@@ -1,0 +1,432 @@
+//! A Corefile running: its chains, routers and listeners, the zone indexes
+//! of its `kubernetes` directives, and what changes when it is reloaded.
+//!
+//! Building is separate from binding: a reload builds every chain of the new
+//! Corefile first (reusing the zone index of any `kubernetes` whose options
+//! did not change, so no relist and no gap), binds the addresses that are
+//! new, then swaps each listener's router in one step. A question is
+//! answered by the old chains or by the new ones, never by none.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+
+use super::{AppError, check_paths, start_api, start_manifests};
+use crate::corefile::{self, Corefile, Plugin};
+use crate::metrics::Metrics;
+use crate::plugins::{Cache, Chain, Chaos, Forward, Hosts, Kubernetes, Log, Loop, Router, Template, zone_key};
+use crate::records::{PodMode, ZoneConfig, ZoneIndex};
+use crate::server::{Routes, Server};
+use crate::source::kube::KubeOptions;
+
+/// What a Corefile runs.
+pub struct Instance {
+    /// Per listening address (as configured): its listener and router.
+    servers: BTreeMap<SocketAddr, (Server, Routes)>,
+    /// One zone index per distinct `kubernetes` configuration, kept across
+    /// reloads while the configuration stays the same.
+    kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
+    pub metrics: Arc<Metrics>,
+    /// `health` (address, lame duck), `ready`, `prometheus` addresses.
+    pub health: Option<corefile::Health>,
+    pub ready: Option<SocketAddr>,
+    pub prometheus: Vec<SocketAddr>,
+    /// `reload`: how often to look at the Corefile.
+    pub reload: Option<corefile::Reload>,
+    /// Stops the background tasks of the current chains (hosts reloads).
+    cancel: CancellationToken,
+}
+
+/// Chains built from a Corefile, not yet serving.
+struct Built {
+    routers: BTreeMap<SocketAddr, Router>,
+    hosts: Vec<Arc<Hosts>>,
+    /// (port, detector): each sends its probe to the server on that port.
+    loops: Vec<(u16, Arc<Loop>)>,
+    health: Option<corefile::Health>,
+    ready: Option<SocketAddr>,
+    prometheus: Vec<SocketAddr>,
+    reload: Option<corefile::Reload>,
+    /// The `kubernetes` configurations the chains use.
+    used: Vec<corefile::Kubernetes>,
+}
+
+fn config_error(pos: &corefile::Pos, message: impl Into<String>) -> AppError {
+    AppError::Config { pos: pos.clone(), message: message.into() }
+}
+
+fn keys(zones: &[String]) -> Vec<Box<[u8]>> {
+    zones.iter().filter_map(|z| zone_key(z)).collect()
+}
+
+fn is_reverse(zone: &str) -> bool {
+    zone.ends_with("in-addr.arpa.") || zone.ends_with("ip6.arpa.")
+}
+
+/// The cluster zone of a `kubernetes` directive: its one forward zone.
+fn kubernetes_zone(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<ZoneConfig, AppError> {
+    let forward: Vec<&String> = k.zones.iter().filter(|z| !is_reverse(z)).collect();
+    let [zone] = forward[..] else {
+        return Err(config_error(
+            pos,
+            format!("kubernetes needs exactly one cluster domain among its zones (has {forward:?})"),
+        ));
+    };
+    if zone == "." {
+        return Err(config_error(pos, "kubernetes cannot serve the root zone: name the cluster domain"));
+    }
+    let pods = match k.pods {
+        corefile::Pods::Disabled => PodMode::Disabled,
+        corefile::Pods::Insecure => PodMode::Insecure,
+        corefile::Pods::Verified => PodMode::Verified,
+    };
+    ZoneConfig::new(zone, k.ttl, pods).map_err(AppError::from)
+}
+
+/// Options of `kubernetes` that the model does not implement yet: refused
+/// at start-up rather than silently ignored.
+fn check_kubernetes(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<(), AppError> {
+    let unsupported = [
+        ("namespace_labels", k.namespace_labels.is_some()),
+        ("endpoint_pod_names", k.endpoint_pod_names),
+        ("ignore empty_service", k.ignore_empty_service),
+        ("noendpoints", k.noendpoints),
+        ("endpoint", k.endpoint.is_some()),
+        ("kubeconfig CONTEXT", k.kubeconfig.as_ref().is_some_and(|(_, c)| c.is_some())),
+    ];
+    match unsupported.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(config_error(pos, format!("kubernetes option '{name}' is not implemented yet"))),
+        None => Ok(()),
+    }
+}
+
+/// Builds the chains of `cf`. Zone indexes come from `kube` when their
+/// configuration is there; new ones are added to it (empty, no source yet).
+fn build(
+    cf: &Corefile,
+    kube: &mut Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
+    metrics: &Arc<Metrics>,
+) -> Result<Built, AppError> {
+    let mut routers: BTreeMap<SocketAddr, Vec<(Box<[u8]>, Arc<Chain>)>> = BTreeMap::new();
+    let mut b = Built {
+        routers: BTreeMap::new(),
+        hosts: Vec::new(),
+        loops: Vec::new(),
+        health: None,
+        ready: None,
+        prometheus: Vec::new(),
+        reload: None,
+        used: Vec::new(),
+    };
+    for block in &cf.blocks {
+        let mut chain = Chain::default();
+        let mut bind: Vec<IpAddr> = Vec::new();
+        let zones = block.zones();
+        let port = block.keys.first().map_or(0, |k| k.port);
+        let server = format!("dns://:{port}");
+        for d in &block.plugins {
+            for zone in &zones {
+                metrics
+                    .row(
+                        "coredns_plugin_enabled",
+                        "A metric that indicates whether a plugin is enabled on per server and zone basis.",
+                        true,
+                        vec![
+                            ("server", server.clone()),
+                            ("zone", zone.clone()),
+                            ("view", String::new()),
+                            ("name", d.plugin.name().to_string()),
+                        ],
+                    )
+                    .store(1, Ordering::Relaxed);
+            }
+            match &d.plugin {
+                Plugin::Kubernetes(k) => {
+                    check_kubernetes(k, &d.pos)?;
+                    let index = match kube.iter().find(|(c, _)| c == k) {
+                        Some((_, index)) => index.clone(),
+                        None => {
+                            let index = ZoneIndex::new(kubernetes_zone(k, &d.pos)?);
+                            kube.push((k.clone(), index.clone()));
+                            index
+                        }
+                    };
+                    if !b.used.contains(k) {
+                        b.used.push(k.clone());
+                    }
+                    let fall = k.fallthrough.as_deref().map(keys).unwrap_or_default();
+                    chain.kubernetes = Some(Kubernetes::new(index, keys(&k.zones), fall));
+                }
+                Plugin::Forward(f) => chain.forwards.push(Arc::new(Forward::new(f.clone(), metrics.forward.clone()))),
+                Plugin::Cache(c) => {
+                    chain.cache = Some(Cache::new(c, metrics.cache_stats(server.clone(), zones.join(" "))))
+                }
+                Plugin::Bind(ips) => bind.extend(ips),
+                Plugin::Health(h) => b.health = Some(h.clone()),
+                Plugin::Ready(addr) => b.ready = Some(*addr),
+                Plugin::Prometheus(addr) => {
+                    if !b.prometheus.contains(addr) {
+                        b.prometheus.push(*addr);
+                    }
+                }
+                Plugin::Errors => chain.errors = true,
+                Plugin::Log(l) => chain.log = Some(Log::new(l)),
+                Plugin::Any => chain.any = true,
+                Plugin::Chaos(c) => chain.chaos = Some(Chaos::new(c)),
+                Plugin::Loadbalance => chain.loadbalance = true,
+                Plugin::Rewrite(r) => chain.rewrites.push(r.clone()),
+                Plugin::Minimal => chain.minimal = true,
+                Plugin::Bufsize(n) => chain.bufsize = Some(*n),
+                Plugin::Template(t) => {
+                    let name = |v: Option<u16>, f: fn(u16) -> String| v.map_or("ANY".to_string(), f);
+                    let labels = vec![
+                        ("server", server.clone()),
+                        ("zone", t.zones.first().cloned().unwrap_or_default()),
+                        ("view", String::new()),
+                        ("class", name(t.class, |c| hickory_proto::rr::DNSClass::from(c).to_string())),
+                        ("type", name(t.qtype, |q| hickory_proto::rr::RecordType::from(q).to_string())),
+                    ];
+                    let help = "Counter of template regex matches.";
+                    let matches = metrics.row("coredns_template_matches", help, false, labels.clone());
+                    let help = "Counter of template resource record failures.";
+                    let failures = metrics.row("coredns_template_rr_failures", help, false, labels);
+                    chain.templates.push(Template::new(t, matches, failures));
+                }
+                Plugin::Hosts(h) => {
+                    let help = "The combined number of entries in hosts and Corefile.";
+                    let hosts = Hosts::new(h, metrics.row("coredns_hosts_entries", help, true, vec![]));
+                    b.hosts.push(hosts.clone());
+                    chain.hosts = Some(hosts);
+                }
+                Plugin::Loop => {
+                    let zone = zones.first().cloned().unwrap_or_else(|| ".".to_string());
+                    let l = Loop::new(&zone, metrics.state.loop_detected.clone());
+                    b.loops.push((port, l.clone()));
+                    chain.loop_check = Some(l);
+                }
+                Plugin::Reload(r) => b.reload = Some(r.clone()),
+            }
+        }
+        if bind.is_empty() {
+            bind.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        }
+        let chain = Arc::new(chain);
+        for key in &block.keys {
+            let zone = zone_key(&key.zone).ok_or_else(|| config_error(&block.pos, "bad zone"))?;
+            for ip in &bind {
+                routers.entry(SocketAddr::new(*ip, key.port)).or_default().push((zone.clone(), chain.clone()));
+            }
+        }
+    }
+    b.routers = routers.into_iter().map(|(addr, blocks)| (addr, Router::new(blocks))).collect();
+    Ok(b)
+}
+
+/// Starts the source that fills a `kubernetes` directive's index.
+async fn start_source(k: &corefile::Kubernetes, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
+    if k.manifests.is_empty() {
+        let opts = KubeOptions {
+            kubeconfig: k.kubeconfig.as_ref().map(|(p, _)| p.clone()),
+            namespaces: k.namespaces.clone(),
+            labels: k.labels.clone(),
+            pods: k.pods == corefile::Pods::Verified,
+            ..Default::default()
+        };
+        start_api(&opts, index, metrics).await
+    } else {
+        check_paths(&k.manifests)?;
+        start_manifests(k.manifests.clone(), k.service_cidr, index, metrics).await
+    }
+}
+
+/// Starts what a Corefile describes: indexes first (empty: SERVFAIL until
+/// loaded), then the listeners, then the sources that fill the indexes.
+pub async fn serve_corefile(cf: &Corefile, metrics: Arc<Metrics>) -> Result<Instance, AppError> {
+    let mut kube = Vec::new();
+    let built = build(cf, &mut kube, &metrics)?;
+    let mut instance = Instance {
+        servers: BTreeMap::new(),
+        kube: Vec::new(),
+        metrics,
+        health: None,
+        ready: None,
+        prometheus: Vec::new(),
+        reload: None,
+        cancel: CancellationToken::new(),
+    };
+    let result = instance.switch(built, kube).await;
+    match result {
+        Ok(()) => Ok(instance),
+        Err(e) => {
+            instance.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
+impl Instance {
+    /// Every bound DNS address.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.servers.values().flat_map(|(s, _)| s.local_addrs().to_vec()).collect()
+    }
+
+    /// The zone indexes in use.
+    pub fn indexes(&self) -> Vec<Arc<ZoneIndex>> {
+        self.kube.iter().map(|(_, i)| i.clone()).collect()
+    }
+
+    /// Replaces the running configuration with `cf`. On an error nothing
+    /// changes (the old chains keep serving).
+    pub async fn apply(&mut self, cf: &Corefile) -> Result<(), AppError> {
+        let mut kube = self.kube.clone();
+        let built = build(cf, &mut kube, &self.metrics)?;
+        self.switch(built, kube).await
+    }
+
+    async fn switch(
+        &mut self,
+        built: Built,
+        kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
+    ) -> Result<(), AppError> {
+        // New addresses first: if one cannot be bound, nothing changes.
+        let mut fresh = BTreeMap::new();
+        for addr in built.routers.keys().filter(|a| !self.servers.contains_key(a)) {
+            let routes: Routes = Arc::new(ArcSwap::from_pointee(Router::default()));
+            match Server::bind(routes.clone(), &[*addr], &self.metrics).await {
+                Ok(s) => {
+                    fresh.insert(*addr, (s, routes));
+                }
+                Err(e) => {
+                    shutdown_all(fresh).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        // Sources of new indexes: their names answer SERVFAIL until loaded.
+        let new_kube = kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c));
+        for (k, index) in new_kube {
+            if let Err(e) = start_source(k, index.clone(), self.metrics.clone()).await {
+                shutdown_all(fresh).await;
+                return Err(e);
+            }
+        }
+        // The switch: every router in one pass, then the addresses that are
+        // no longer configured close.
+        self.servers.extend(fresh);
+        let mut routers = built.routers;
+        let mut gone = BTreeMap::new();
+        for (addr, served) in std::mem::take(&mut self.servers) {
+            match routers.remove(&addr) {
+                Some(router) => {
+                    served.1.store(Arc::new(router));
+                    self.servers.insert(addr, served);
+                }
+                None => {
+                    gone.insert(addr, served);
+                }
+            }
+        }
+        shutdown_all(gone).await;
+        self.cancel.cancel();
+        self.cancel = CancellationToken::new();
+        crate::plugins::hosts::spawn_reloads(built.hosts, self.cancel.clone());
+        let bound = self.addrs();
+        for (port, l) in built.loops {
+            let Some(addr) = bound.iter().find(|a| a.port() == port || port == 0).copied() else { continue };
+            tokio::task::spawn_blocking(move || l.probe(addr));
+        }
+        // Only the indexes the new chains use stay in the pool. (The source
+        // of one dropped keeps running until the process ends.)
+        self.kube = kube.into_iter().filter(|(c, _)| built.used.contains(c)).collect();
+        self.health = built.health;
+        self.ready = built.ready;
+        self.prometheus = built.prometheus;
+        self.reload = built.reload;
+        Ok(())
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Closes every listener and stops the background tasks.
+    pub async fn stop(&mut self) {
+        self.cancel.cancel();
+        shutdown_all(std::mem::take(&mut self.servers)).await;
+    }
+}
+
+async fn shutdown_all(servers: BTreeMap<SocketAddr, (Server, Routes)>) {
+    for (_, (s, _)) in servers {
+        s.shutdown().await;
+    }
+}
+
+/// Looks at the Corefile every `reload` interval (plus up to `jitter`) and
+/// applies it when its text changed: the ConfigMap's `..data` symlink swap
+/// included, since the path is read afresh each time. A Corefile that does
+/// not parse or start keeps the running configuration, is logged, and counts
+/// `coredns_reload_failed_total`. `on_change` gets the new zone indexes.
+pub fn spawn_reload(
+    path: std::path::PathBuf,
+    default_port: u16,
+    instance: Arc<tokio::sync::Mutex<Instance>>,
+    on_change: impl Fn(Vec<Arc<ZoneIndex>>) + Send + 'static,
+) {
+    use std::hash::{Hash, Hasher};
+    let digest = |text: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
+    };
+    tokio::spawn(async move {
+        let mut last = std::fs::read_to_string(&path).map(|t| digest(&t)).unwrap_or(0);
+        loop {
+            let Some(every) = instance.lock().await.reload.clone() else { return };
+            let jitter = every.jitter.as_millis() as u64;
+            let wait = every.interval + std::time::Duration::from_millis(rand::random_range(0..=jitter));
+            tokio::time::sleep(wait).await;
+            let read = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || std::fs::read_to_string(path)
+            });
+            let text = match read.await.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "plugin/reload: cannot read the Corefile");
+                    continue;
+                }
+            };
+            let sum = digest(&text);
+            if sum == last {
+                continue;
+            }
+            last = sum;
+            let parsed = {
+                let env = |name: &str| std::env::var(name).ok();
+                corefile::parse_str(&text, &path, &corefile::Options { default_port, env: &env })
+            };
+            let mut inst = instance.lock().await;
+            let result = match parsed {
+                Ok(cf) => inst.apply(&cf).await,
+                Err(e) => Err(AppError::Other(e.to_string())),
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "plugin/reload: Reloading complete");
+                    on_change(inst.indexes());
+                }
+                Err(e) => {
+                    inst.metrics.state.reload_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "plugin/reload: Corefile changed but reload failed: {e} (the running configuration stays)"
+                    );
+                }
+            }
+        }
+    });
+}

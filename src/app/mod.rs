@@ -1,0 +1,184 @@
+//! Wiring: a Corefile (or the command line's equivalent of one) becomes
+//! zone indexes kept current by their sources, a chain per server block, a
+//! router per listening address, and the listeners. `main.rs` and the tests
+//! both start here.
+//!
+//! `clusterdns serve --manifests PATH --listen ADDR` stands for this
+//! Corefile (the admin ports as their flags say):
+//!
+//! ```text
+//! .:PORT {
+//!     bind IP
+//!     kubernetes cluster.local in-addr.arpa ip6.arpa {
+//!         manifests PATH
+//!         pods disabled
+//!         ttl 5
+//!     }
+//! }
+//! ```
+//!
+//! Without `forward`, names outside the cluster zone are REFUSED.
+
+mod instance;
+
+pub use instance::{Instance, serve_corefile, spawn_reload};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config::ZoneFlags;
+use crate::corefile;
+use crate::metrics::Metrics;
+use crate::plugins::{Chain, Kubernetes, Router, zone_key};
+use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
+use crate::server::{Routes, ServeError, Server};
+use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
+use crate::source::manifests::{ManifestError, Manifests};
+use crate::source::{SourceMsg, spawn_updater, watch_manifests};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Zone(#[from] BadZone),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Manifests(#[from] ManifestError),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    #[error("{pos}: {message}")]
+    Config { pos: corefile::Pos, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub fn zone_config(flags: &ZoneFlags) -> Result<ZoneConfig, BadZone> {
+    ZoneConfig::new(&flags.zone, flags.ttl, flags.pods)
+}
+
+/// A running server: listeners, the index they answer from, its metrics.
+pub struct Running {
+    pub server: Server,
+    pub index: Arc<ZoneIndex>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Running {
+    /// The first bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.local_addrs()[0]
+    }
+
+    /// Waits until the first load is in the index (tests, the demo).
+    pub async fn wait_loaded(&self, timeout: Duration) -> bool {
+        wait_loaded(std::slice::from_ref(&self.index), timeout).await
+    }
+}
+
+/// Waits until every index has its first load.
+pub async fn wait_loaded(indexes: &[Arc<ZoneIndex>], timeout: Duration) -> bool {
+    let start = Instant::now();
+    while !indexes.iter().all(|i| i.is_loaded()) {
+        if start.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// One block `.` whose chain is the cluster zone alone.
+pub fn single_zone_routes(index: &Arc<ZoneIndex>) -> Routes {
+    let cfg = index.config();
+    let zones = cfg.apexes().iter().filter_map(|n| zone_key(&n.to_ascii())).collect();
+    let chain = Chain { kubernetes: Some(Kubernetes::new(index.clone(), zones, Vec::new())), ..Default::default() };
+    let root: Box<[u8]> = Box::new([0]);
+    Arc::new(ArcSwap::from_pointee(Router::new(vec![(root, Arc::new(chain))])))
+}
+
+/// Binds the listeners first (queries get SERVFAIL, never NXDOMAIN, until
+/// the manifests are loaded), then loads the manifests and watches them.
+pub async fn serve_manifests(
+    paths: Vec<PathBuf>,
+    flags: &ZoneFlags,
+    listen: &[SocketAddr],
+) -> Result<Running, AppError> {
+    let cfg = zone_config(flags)?;
+    check_paths(&paths)?;
+    let index = ZoneIndex::new(cfg);
+    let metrics = Arc::new(Metrics::default());
+    let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
+    start_manifests(paths, flags.service_cidr, index.clone(), metrics.clone()).await?;
+    Ok(Running { server, index, metrics })
+}
+
+fn check_paths(paths: &[PathBuf]) -> Result<(), AppError> {
+    for p in paths {
+        // Fail fast and clearly on a path that is not there at all.
+        std::fs::metadata(p).map_err(|error| ManifestError::Read { path: p.clone(), error })?;
+    }
+    Ok(())
+}
+
+/// Loads manifests into `index` and keeps watching them.
+async fn start_manifests(
+    paths: Vec<PathBuf>,
+    cidr: ipnet::IpNet,
+    index: Arc<ZoneIndex>,
+    metrics: Arc<Metrics>,
+) -> Result<(), AppError> {
+    let tx = spawn_updater(index, metrics);
+    let mut manifests = Manifests::new(paths, cidr);
+    let loaded = tokio::task::spawn_blocking(move || {
+        let first = manifests.load(true);
+        (manifests, first)
+    });
+    let (manifests, first) = loaded.await.map_err(|e| AppError::Other(e.to_string()))?;
+    let (objects, errors) = first?.unwrap_or_default();
+    tracing::debug!(objects = objects.len(), rss_kib = crate::source::rss_kib(), "manifests parsed");
+    for e in errors {
+        tracing::warn!("{e}");
+    }
+    let kinds = crate::source::ALL_KINDS.to_vec();
+    let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset { kinds, objects }]));
+    let _ = tx.send(SourceMsg::Synced);
+    watch_manifests(manifests, tx).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))
+}
+
+/// A server answering from the Kubernetes API. The DNS port is bound first:
+/// until every kind is listed, misses are SERVFAIL (never NXDOMAIN).
+pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listen: &[SocketAddr]) -> Result<Running, AppError> {
+    let cfg = zone_config(flags)?;
+    let index = ZoneIndex::new(cfg);
+    let metrics = Arc::new(Metrics::default());
+    let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
+    if let Err(e) = start_api(opts, index.clone(), metrics.clone()).await {
+        server.shutdown().await;
+        return Err(e);
+    }
+    Ok(Running { server, index, metrics })
+}
+
+async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
+    let client = client(opts).await?;
+    let tx = spawn_updater(index, metrics.clone());
+    spawn_watchers(client, opts, tx, metrics);
+    Ok(())
+}
+
+/// The zone snapshot of a set of manifests; the errors found are returned
+/// beside it so the caller can report them.
+pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {
+    let cfg = zone_config(flags)?;
+    let mut manifests = Manifests::new(paths, flags.service_cidr);
+    let (objects, errors) = manifests.load(true)?.unwrap_or_default();
+    let mut cluster = crate::model::Cluster::new();
+    for obj in objects {
+        cluster.apply(obj);
+    }
+    Ok((render_zone(&cluster, &cfg), errors.iter().map(ToString::to_string).collect()))
+}
