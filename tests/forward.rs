@@ -4,44 +4,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::upstream::{Fault, Upstream};
-use common::{Transport, answers, ask_within, fixtures};
+use common::{answers, query, query_tcp, serve};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-
-use clusterdns::app::{Instance, serve_corefile, wait_loaded};
-use clusterdns::corefile::{Options, parse_str};
-use clusterdns::metrics::Metrics;
-
-/// Longer than any forwarder timeout, so a late answer is seen as late.
-const WAIT: Duration = Duration::from_secs(8);
-
-/// Starts a Corefile (text) in process; `{fixtures}` stands for the
-/// fixture manifests.
-async fn serve(text: &str) -> (Instance, std::sync::Arc<Metrics>) {
-    let text = text.replace("{fixtures}", &fixtures().display().to_string());
-    let env = |_: &str| None;
-    let cf = parse_str(&text, std::path::Path::new("Corefile"), &Options { default_port: 53, env: &env })
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let metrics = std::sync::Arc::new(Metrics::default());
-    let instance = serve_corefile(&cf, metrics.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(wait_loaded(&instance.indexes(), Duration::from_secs(30)).await, "loaded");
-    (instance, metrics)
-}
-
-/// Asks off the runtime's threads (the server's tasks need them).
-async fn query(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || ask_within(addr, &name, qtype, Transport::Udp, None, WAIT)).await.unwrap()
-}
-
-async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || ask_within(addr, &name, qtype, Transport::Tcp, None, WAIT)).await.unwrap()
-}
 
 fn ttls(msg: &Message) -> Vec<u32> {
     msg.answers.iter().map(|r| r.ttl).collect()

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::message::{self, CLASS_ANY, CLASS_IN, Done};
+use super::message::{self, CLASS_ANY, CLASS_IN, Done, TYPE_ANY, TYPE_CNAME};
 use super::{Request, in_zones};
 use crate::records::{Rcode, ZoneIndex, answer};
 
@@ -31,6 +31,13 @@ impl Kubernetes {
 
     /// Answers a name in the plugin's zones; `None` passes it on.
     pub fn serve(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
+        self.serve_chasing(req, out).map(|(done, _)| done)
+    }
+
+    /// [`Kubernetes::serve`], and when the answer ends in a CNAME to a name
+    /// outside the served zones (an ExternalName), that name's key: R9 has
+    /// its records resolved through the forwarder and appended.
+    pub fn serve_chasing(&self, req: &Request, out: &mut Vec<u8>) -> Option<(Done, Option<Vec<u8>>)> {
         if !in_zones(req.key, &self.zones) {
             return None;
         }
@@ -40,7 +47,7 @@ impl Kubernetes {
             || matches!(q.qtype, 251..=254);
         if refuse {
             message::empty_reply(out, q, message::RCODE_REFUSED);
-            return Some(Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "kubernetes" });
+            return Some((Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "kubernetes" }, None));
         }
         let ans = answer(&self.index, req.key, q.qtype);
         match ans.rcode {
@@ -53,6 +60,34 @@ impl Kubernetes {
         let rcode = message::encode_answer(out, &ans, req.max_size(), q.edns.is_some());
         message::add_opt(out, q, 0);
         message::end(out, q, rcode, ans.authoritative);
-        Some(Done { qtype: q.qtype, rcode: rcode.into(), plugin: "kubernetes" })
+        let done = Done { qtype: q.qtype, rcode: rcode.into(), plugin: "kubernetes" };
+        let chase = match ans.steps.last() {
+            Some(last) if ans.rcode == Rcode::NoError && q.qtype != TYPE_CNAME && q.qtype != TYPE_ANY => {
+                let rr = last.rrset();
+                // The CNAME's target follows its 2-byte owner and 10-byte head.
+                let target = rr.answer.get(12..).filter(|_| rr.rtype == TYPE_CNAME && rr.count == 1);
+                target.and_then(lowercase_name).filter(|t| last.data.cname().is_none() && !t.is_empty())
+            }
+            _ => None,
+        };
+        Some((done, chase))
+    }
+}
+
+/// The lowercase key of the uncompressed wire name at the start of `b`.
+fn lowercase_name(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len().min(255));
+    let mut i = 0;
+    loop {
+        let len = *b.get(i)? as usize;
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        out.push(len as u8);
+        out.extend(b.get(i + 1..i + 1 + len)?.iter().map(u8::to_ascii_lowercase));
+        i += len + 1;
+        if len == 0 || out.len() > 255 {
+            return (out.len() <= 255).then_some(out);
+        }
     }
 }

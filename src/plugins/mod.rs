@@ -18,6 +18,7 @@
 pub mod any;
 pub mod cache;
 pub mod chaos;
+mod chase;
 pub mod forward;
 pub mod hosts;
 pub mod kubernetes;
@@ -85,6 +86,9 @@ pub struct Pending {
     /// The client's message size, for the log.
     query_len: usize,
     revert: Option<rewrite::Revert>,
+    /// For an ExternalName chased upstream: the response so far (the
+    /// CNAME), to which the target's records are added.
+    chase: Option<Vec<u8>>,
     udp: bool,
     peer: SocketAddr,
     cap: u16,
@@ -102,6 +106,19 @@ impl Pending {
         let req = Request { q, key: &key[..klen], udp: self.udp, peer: self.peer, cap: self.cap };
         let chain = &self.chain;
         let fwd = chain.forwards.get(self.forward)?;
+        if let Some(prefix) = &self.chase {
+            let reply = fwd.exchange(&req).await;
+            if let Ok(reply) = &reply {
+                chain.cache.as_ref().map(|c| c.store(&req, reply));
+            }
+            let done = chase::merge(prefix, reply.as_ref().ok().map(|r| &r.bytes[..]), req.max_size(), out);
+            let client = message::parse(prefix);
+            if let Parsed::Query(cq) = client {
+                let creq = Request { q: cq, ..req };
+                chain.finish(&creq, self.query_len, out, self.revert.as_ref(), self.started);
+            }
+            return Some(done);
+        }
         let done = match fwd.exchange(&req).await {
             Ok(reply) => {
                 let ttl = chain.cache.as_ref().and_then(|c| c.store(&req, &reply));
@@ -207,8 +224,25 @@ impl Chain {
             return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
         }
         if let Some(k) = &self.kubernetes
-            && let Some(done) = k.serve(req, out)
+            && let Some((done, chase)) = k.serve_chasing(req, out)
         {
+            // R9: an ExternalName outside the zones, resolved upstream.
+            let fwd = chase.as_ref().and_then(|t| self.forwards.iter().position(|f| f.serves(t)));
+            let looped = self.loop_check.as_ref().is_some_and(|l| l.detected());
+            if let (Some(target), Some(forward), false) = (chase, fwd, looped) {
+                return Some(Flow::Forward(Box::new(Pending {
+                    chain: self.clone(),
+                    forward,
+                    query: chase::query(req, &target),
+                    query_len,
+                    revert,
+                    chase: Some(out.clone()),
+                    udp: req.udp,
+                    peer: req.peer,
+                    cap: req.cap,
+                    started,
+                })));
+            }
             return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
         }
         let Some(forward) = self.forwards.iter().position(|f| f.serves(req.key)) else {
@@ -236,6 +270,7 @@ impl Chain {
             query: raw.to_vec(),
             query_len,
             revert,
+            chase: None,
             udp: req.udp,
             peer: req.peer,
             cap: req.cap,

@@ -125,3 +125,33 @@ pub fn answers(msg: &Message) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Longer than any forwarder timeout, so a late answer is seen as late.
+pub const WAIT: Duration = Duration::from_secs(8);
+
+/// Starts a Corefile (text) in process and waits for its zones to load;
+/// `{fixtures}` stands for the fixture manifests.
+pub async fn serve(text: &str) -> (clusterdns::app::Instance, std::sync::Arc<clusterdns::metrics::Metrics>) {
+    let text = text.replace("{fixtures}", &fixtures().display().to_string());
+    let env = |_: &str| None;
+    let opts = clusterdns::corefile::Options { default_port: 53, env: &env };
+    let cf = clusterdns::corefile::parse_str(&text, std::path::Path::new("Corefile"), &opts)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let metrics = std::sync::Arc::new(clusterdns::metrics::Metrics::default());
+    let instance = clusterdns::app::serve_corefile(&cf, metrics.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    let loaded = clusterdns::app::wait_loaded(&instance.indexes(), Duration::from_secs(30)).await;
+    assert!(loaded, "zones loaded");
+    (instance, metrics)
+}
+
+/// Asks over UDP off the runtime's threads (the server's tasks need them).
+pub async fn query(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || ask_within(addr, &name, qtype, Transport::Udp, None, WAIT)).await.unwrap()
+}
+
+/// [`query`] over TCP.
+pub async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || ask_within(addr, &name, qtype, Transport::Tcp, None, WAIT)).await.unwrap()
+}

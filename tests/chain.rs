@@ -1,0 +1,309 @@
+//! The stock chain's plugins over real sockets, from Corefile text: hosts,
+//! template, chaos, rewrite, loadbalance, any, minimal, bufsize, loop, the
+//! ExternalName chased upstream, Kubernetes's ConfigMap scenarios (a stub
+//! domain, reverse look-ups forwarded), and reload.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::upstream::Upstream;
+use common::{Transport, answers, ask_within, make_query, query, serve};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, RecordType};
+
+fn kube(extra: &str) -> String {
+    format!(
+        ".:0 {{
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        manifests {{fixtures}}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+{extra}
+}}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_scenarios_stub_domain_reverse_and_external_name() {
+    // Kubernetes's e2e dns_configmap.go: a stub domain, the upstream for
+    // the rest, reverse look-ups forwarded, an ExternalName outside the
+    // cluster answered with its CNAME and the target's address.
+    let stub = Upstream::start("127.0.0.20", 0);
+    stub.a("dns-test.acme.local.", 30, "10.10.10.10");
+    let up = Upstream::start("127.0.0.21", 0);
+    up.a("my.database.example.com.", 300, "203.0.113.50").ptr("7.100.51.198.in-addr.arpa.", 300, "host.example.net.");
+    let text = format!(
+        "acme.local:0 {{\n bind 127.0.0.1\n forward . {}\n}}\n{}",
+        stub.addr,
+        kube(&format!("    forward . {}\n    cache 30", up.addr))
+    );
+    let (inst, _) = serve(&text).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "dns-test.acme.local.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["dns-test.acme.local. A 10.10.10.10"]);
+    assert_eq!(up.count("dns-test.acme.local."), 0, "the stub domain goes to its own server only");
+    let m = query(dns, "7.100.51.198.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(answers(&m), vec!["7.100.51.198.in-addr.arpa. PTR host.example.net."]);
+    // R9: CNAME first, then the target's records from upstream.
+    let m = query(dns, "outside.ext.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    let got: Vec<String> = m.answers.iter().map(common::show).collect();
+    assert_eq!(
+        got,
+        vec![
+            "outside.ext.svc.cluster.local. CNAME my.database.example.com.",
+            "my.database.example.com. A 203.0.113.50"
+        ]
+    );
+    // The CNAME alone when that is what was asked.
+    let m = query(dns, "outside.ext.svc.cluster.local.", RecordType::CNAME).await;
+    assert_eq!(answers(&m), vec!["outside.ext.svc.cluster.local. CNAME my.database.example.com."]);
+    // A target upstream does not know: the CNAME, then its NXDOMAIN.
+    up.set_soa_minimum(5);
+    let m = query(dns, "outside.ext.svc.cluster.local.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "the target exists (A), no AAAA: NODATA");
+    assert_eq!(m.answers.len(), 1);
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_inline_and_file_with_fallthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("NodeHosts");
+    std::fs::write(&file, "172.18.0.2 agent-1\n172.18.0.3 agent-2 agent-2.lan\n").unwrap();
+    let text = kube(&format!(
+        "    hosts {} {{\n        10.9.9.9 inline.example\n        ttl 60\n        reload 100ms\n        fallthrough\n    }}",
+        file.display()
+    ));
+    let (inst, metrics) = serve(&text).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "agent-1.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["agent-1. A 172.18.0.2"]);
+    assert_eq!(m.answers[0].ttl, 60);
+    assert!(m.metadata.authoritative);
+    assert_eq!(answers(&query(dns, "inline.example.", RecordType::A).await), vec!["inline.example. A 10.9.9.9"]);
+    assert_eq!(
+        answers(&query(dns, "3.0.18.172.in-addr.arpa.", RecordType::PTR).await),
+        vec!["3.0.18.172.in-addr.arpa. PTR agent-2.", "3.0.18.172.in-addr.arpa. PTR agent-2.lan."]
+    );
+    // In the table without that type: NODATA. Not in it: on to kubernetes.
+    let m = query(dns, "agent-1.", RecordType::AAAA).await;
+    assert_eq!((m.metadata.response_code, m.answers.len()), (ResponseCode::NoError, 0));
+    let m = query(dns, "kafka.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(!m.answers.is_empty());
+    // The file changes: read again.
+    std::fs::write(&file, "172.18.0.9 agent-1\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if answers(&query(dns, "agent-1.", RecordType::A).await) == vec!["agent-1. A 172.18.0.9"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hosts file not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics.render().contains("coredns_hosts_entries 2"), "{}", metrics.render());
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aks_templates_and_an_answer_template() {
+    // AKS's two templates, verbatim, and one that makes an answer.
+    let extra = r#"    template ANY ANY internal.cloudapp.net {
+      match "^(?:[^.]+\.){4,}internal\.cloudapp\.net\.$"
+      rcode NXDOMAIN
+      fallthrough
+    }
+    template ANY ANY reddog.microsoft.com {
+      rcode NXDOMAIN
+    }
+    template IN A example.test {
+      match "^(?P<host>[a-z0-9-]+)\.example\.test\.$"
+      answer "{{ .Name }} 60 IN A 10.1.2.3"
+    }"#;
+    let up = Upstream::start("127.0.0.22", 0);
+    up.a("vm1.internal.cloudapp.net.", 300, "10.0.0.4");
+    let (inst, metrics) = serve(&kube(&format!("{extra}\n    forward . {}", up.addr))).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "a.b.c.d.internal.cloudapp.net.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.count("a.b.c.d.internal.cloudapp.net."), 0);
+    // Fewer labels: no match, falls through to forward.
+    let m = query(dns, "vm1.internal.cloudapp.net.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["vm1.internal.cloudapp.net. A 10.0.0.4"]);
+    let m = query(dns, "anything.reddog.microsoft.com.", RecordType::AAAA).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = query(dns, "web.example.test.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["web.example.test. A 10.1.2.3"]);
+    assert!(m.metadata.authoritative);
+    assert!(metrics.render().contains("coredns_template_matches_total{server="));
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_any_minimal_and_bufsize() {
+    let (inst, _) = serve(&kube("    chaos clusterdns-test Alice Bob\n    any\n    minimal\n    bufsize 512")).await;
+    let dns = inst.addrs()[0];
+    let ask_ch = |name: &'static str| {
+        let mut q = Message::query();
+        q.metadata.id = 7;
+        let mut question =
+            hickory_proto::op::Query::query(hickory_proto::rr::Name::from_ascii(name).unwrap(), RecordType::TXT);
+        question.set_query_class(DNSClass::CH);
+        q.add_query(question);
+        let bytes = q.to_vec().unwrap();
+        move || {
+            let reply = common::exchange(dns, &bytes, Transport::Udp).unwrap();
+            Message::from_vec(&reply).unwrap()
+        }
+    };
+    let m = tokio::task::spawn_blocking(ask_ch("version.bind.")).await.unwrap();
+    assert_eq!(answers(&m), vec!["version.bind. TXT \"clusterdns-test\""]);
+    let m = tokio::task::spawn_blocking(ask_ch("authors.bind.")).await.unwrap();
+    assert_eq!(answers(&m), vec!["authors.bind. TXT \"Alice\"", "authors.bind. TXT \"Bob\""]);
+    let m = tokio::task::spawn_blocking(ask_ch("hostname.bind.")).await.unwrap();
+    assert_eq!(m.answers.len(), 1);
+    // any: HINFO "RFC8482".
+    let m = query(dns, "kafka.default.svc.cluster.local.", RecordType::ANY).await;
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::HINFO);
+    // minimal: an SRV answer without the targets' addresses.
+    let m = query(dns, "_web._tcp.nginx.web.svc.cluster.local.", RecordType::SRV).await;
+    assert_eq!(m.answers.len(), 2);
+    assert!(m.additionals.is_empty(), "{m:?}");
+    // bufsize 512: a client offering 4096 gets at most 512 bytes.
+    let packet = make_query("headless-svc.jobs.svc.cluster.local.", RecordType::A, Some(4096));
+    let reply =
+        tokio::task::spawn_blocking(move || common::exchange(dns, &packet, Transport::Udp).unwrap()).await.unwrap();
+    assert!(reply.len() <= 512);
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadbalance_rotates_and_rewrite_is_invisible() {
+    let up = Upstream::start("127.0.0.23", 0);
+    up.a("h1.example.com.", 300, "203.0.113.1");
+    let extra = format!(
+        "    loadbalance\n    rewrite name exact old.example.com. h1.example.com.\n    rewrite name suffix .corp.example. .svc.cluster.local. answer auto\n    forward . {}",
+        up.addr
+    );
+    let (inst, _) = serve(&kube(&extra)).await;
+    let dns = inst.addrs()[0];
+    let mut firsts = HashSet::new();
+    for _ in 0..8 {
+        let m = query(dns, "headless-svc.jobs.svc.cluster.local.", RecordType::A).await;
+        assert_eq!(m.answers.len(), 4);
+        firsts.insert(common::show(&m.answers[0]));
+    }
+    assert!(firsts.len() >= 2, "the first address changes: {firsts:?}");
+    // rewrite: the client sees its own question and names.
+    let m = query(dns, "old.example.com.", RecordType::A).await;
+    assert_eq!(m.queries[0].name().to_ascii(), "old.example.com.");
+    assert_eq!(answers(&m), vec!["old.example.com. A 203.0.113.1"]);
+    let m = query(dns, "kafka.default.corp.example.", RecordType::A).await;
+    assert_eq!(m.queries[0].name().to_ascii(), "kafka.default.corp.example.");
+    assert!(!m.answers.is_empty());
+    assert!(m.answers.iter().all(|r| r.name.to_ascii() == "kafka.default.corp.example."), "{m:?}");
+    inst.shutdown().await;
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_loop_fails_only_forwarded_names() {
+    // The server forwards to itself: CoreDNS would exit (and crash-loop).
+    let port = free_port();
+    let text = format!(
+        ".:{port} {{
+    bind 127.0.0.1
+    kubernetes cluster.local {{
+        manifests {{fixtures}}
+    }}
+    forward . 127.0.0.1:{port}
+    loop
+}}"
+    );
+    let (inst, metrics) = serve(&text).await;
+    let dns = inst.addrs()[0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !metrics.render().contains("clusterdns_loop_detected 1") {
+        assert!(Instant::now() < deadline, "loop not detected: {}", metrics.render());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = query(dns, "example.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let m = query(dns, "kafka.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "the cluster zone keeps answering");
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_upstream_and_drops_no_question() {
+    let old = Upstream::start("127.0.0.24", 0);
+    old.a("h1.example.com.", 300, "203.0.113.1");
+    let new = Upstream::start("127.0.0.25", 0);
+    new.a("h1.example.com.", 300, "198.51.100.1");
+    let (inst, _) = serve(&kube(&format!("    forward . {}", old.addr))).await;
+    let dns = inst.addrs()[0];
+    let inst = Arc::new(tokio::sync::Mutex::new(inst));
+    // A client asks throughout, cluster and external names alike.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (asked, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let client = {
+        let (stop, asked, failed) = (stop.clone(), asked.clone(), failed.clone());
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for (name, t) in
+                    [("kafka.default.svc.cluster.local.", RecordType::A), ("h1.example.com.", RecordType::A)]
+                {
+                    let m = ask_within(dns, name, t, Transport::Udp, None, Duration::from_secs(3));
+                    asked.fetch_add(1, Ordering::Relaxed);
+                    if m.metadata.response_code != ResponseCode::NoError || m.answers.is_empty() {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text =
+        kube(&format!("    forward . {}", new.addr)).replace("{fixtures}", &common::fixtures().display().to_string());
+    let env = |_: &str| None;
+    let cf = clusterdns::corefile::parse_str(
+        &text,
+        std::path::Path::new("Corefile"),
+        &clusterdns::corefile::Options { default_port: 53, env: &env },
+    )
+    .unwrap();
+    inst.lock().await.apply(&cf).await.unwrap();
+    assert_eq!(inst.lock().await.addrs(), vec![dns], "same listener kept");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    client.await.unwrap();
+    assert!(asked.load(Ordering::Relaxed) > 20);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no question failed across the reload");
+    let m = query(dns, "h1.example.com.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["h1.example.com. A 198.51.100.1"], "the new upstream answers");
+    // A Corefile that fails to start keeps the running one.
+    let bad = text.replace("forward .", "forward . 127.0.0.1:1 {\n max_fails nope\n }\n    forward_unknown .");
+    assert!(
+        clusterdns::corefile::parse_str(
+            &bad,
+            std::path::Path::new("Corefile"),
+            &clusterdns::corefile::Options { default_port: 53, env: &env }
+        )
+        .is_err()
+    );
+    let m = query(dns, "h1.example.com.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["h1.example.com. A 198.51.100.1"]);
+    Arc::try_unwrap(inst).ok().unwrap().into_inner().shutdown().await;
+}
