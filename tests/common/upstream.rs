@@ -48,6 +48,8 @@ pub struct Upstream {
     pub received: Arc<AtomicUsize>,
     /// Questions by name (lowercase, no trailing dot).
     pub asked: Arc<Mutex<Vec<String>>>,
+    /// Questions received over TCP.
+    pub tcp_received: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -80,22 +82,25 @@ impl Upstream {
             let (state, received, asked, stop) = (state.clone(), received.clone(), asked.clone(), stop.clone());
             std::thread::spawn(move || udp_loop(udp, ip, &state, &received, &asked, &stop));
         }
+        let tcp_received = Arc::new(AtomicUsize::new(0));
         {
             let (state, received, asked, stop) = (state.clone(), received.clone(), asked.clone(), stop.clone());
+            let tcp_received = tcp_received.clone();
             tcp.set_nonblocking(true).unwrap();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match tcp.accept() {
                         Ok((conn, _)) => {
                             let (state, received, asked) = (state.clone(), received.clone(), asked.clone());
-                            std::thread::spawn(move || tcp_conn(conn, &state, &received, &asked));
+                            let tcp_received = tcp_received.clone();
+                            std::thread::spawn(move || tcp_conn(conn, &state, &received, &asked, &tcp_received));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
                 }
             });
         }
-        Upstream { addr, state, received, asked, stop }
+        Upstream { addr, state, received, asked, tcp_received, stop }
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -259,7 +264,13 @@ fn udp_loop(
     }
 }
 
-fn tcp_conn(mut conn: TcpStream, state: &Mutex<State>, received: &AtomicUsize, asked: &Mutex<Vec<String>>) {
+fn tcp_conn(
+    mut conn: TcpStream,
+    state: &Mutex<State>,
+    received: &AtomicUsize,
+    asked: &Mutex<Vec<String>>,
+    tcp_received: &AtomicUsize,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     loop {
         let mut len = [0u8; 2];
@@ -271,6 +282,7 @@ fn tcp_conn(mut conn: TcpStream, state: &Mutex<State>, received: &AtomicUsize, a
             return;
         }
         let Some((reply, fault)) = respond(state, &buf, received, asked) else { return };
+        tcp_received.fetch_add(1, Ordering::Relaxed);
         match fault {
             Fault::Silent => continue,
             Fault::Slow(d) => std::thread::sleep(d),
