@@ -1,7 +1,11 @@
 //! SPEC.md R9 for an ExternalName whose target lies outside the served
 //! zones: the CNAME comes first, then the target's records as the upstream
-//! gives them, under the rcode of the last name (RFC 6604). Only questions
-//! for such names come here (the message is decoded and encoded again).
+//! gives them. A target that does not exist leaves the answer NOERROR with
+//! the CNAME, as CoreDNS and Unbound answer it: the name asked exists in
+//! the cluster zone, and an NXDOMAIN would send clients on down their
+//! search path. (An in-zone dangling target keeps RFC 6604's NXDOMAIN:
+//! that is the zone's own statement.) Only questions for such names come
+//! here (the message is decoded and encoded again).
 
 use hickory_proto::op::Message;
 
@@ -43,12 +47,16 @@ pub fn merge(prefix: &[u8], reply: Option<&[u8]>, max: usize, out: &mut Vec<u8>)
     let Ok(up) = Message::from_vec(reply) else {
         return fallback(out, message::RCODE_SERVFAIL, false);
     };
-    let rcode = u16::from(up.metadata.response_code);
+    let code = match up.metadata.response_code {
+        hickory_proto::op::ResponseCode::NXDomain => hickory_proto::op::ResponseCode::NoError,
+        other => other,
+    };
+    let rcode = u16::from(code);
     msg.answers.extend(up.answers);
-    if msg.answers.len() == 1 || rcode != 0 {
+    if msg.answers.len() == 1 {
         msg.authorities = up.authorities;
     }
-    msg.metadata.response_code = up.metadata.response_code;
+    msg.metadata.response_code = code;
     msg.metadata.recursion_available = up.metadata.recursion_available;
     match msg.to_vec() {
         Ok(bytes) if bytes.len() <= max => {
