@@ -38,7 +38,7 @@ pub struct ZoneFlags {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub ttl: u32,
     /// Answers for <a>-<b>-<c>-<d>.<ns>.pod.<zone>.
-    #[arg(long, value_enum, default_value_t = PodMode::Disabled)]
+    #[arg(long, value_name = "disabled|insecure|verified", default_value = "disabled", value_parser = pod_mode)]
     pub pods: PodMode,
     /// Where ClusterIPs come from for manifest Services that have none.
     #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
@@ -81,6 +81,16 @@ pub struct ServeArgs {
     pub lameduck: u64,
     #[command(flatten)]
     pub zone: ZoneFlags,
+}
+
+/// `--pods`: parsed here, so that `records` needs no command-line crate.
+fn pod_mode(s: &str) -> Result<PodMode, String> {
+    match s {
+        "disabled" => Ok(PodMode::Disabled),
+        "insecure" => Ok(PodMode::Insecure),
+        "verified" => Ok(PodMode::Verified),
+        other => Err(format!("{other:?} is not one of disabled, insecure, verified")),
+    }
 }
 
 /// An admin listen address, or none (`off`).

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clusterdns::admin::{self, Admin};
-use clusterdns::app::{serve_corefile, spawn_reload};
+use clusterdns::app::{admin_zones, serve_corefile, spawn_reload};
 use clusterdns::corefile::{self, Options};
 use clusterdns::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -130,7 +130,7 @@ fn run(flags: Flags) -> anyhow::Result<()> {
     let result = rt.block_on(async {
         let metrics = Arc::new(Metrics::default());
         let instance = serve_corefile(&cf, metrics.clone()).await?;
-        let admin = Admin::for_indexes(instance.indexes(), metrics);
+        let admin = Admin::for_indexes(admin_zones(instance.indexes()), metrics);
         let cancel = CancellationToken::new();
         let mut addrs = Vec::new();
         addrs.extend(instance.health.as_ref().map(|h| h.addr));
@@ -149,7 +149,9 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::info!(listen = ?instance.addrs(), admin = ?bound, "serving");
         let instance = Arc::new(tokio::sync::Mutex::new(instance));
         let watched = admin.clone();
-        spawn_reload(conf, flags.port, instance.clone(), move |indexes| watched.indexes.store(Arc::new(indexes)));
+        spawn_reload(conf, flags.port, instance.clone(), move |indexes| {
+            watched.indexes.store(Arc::new(admin_zones(indexes)))
+        });
         crate::shutdown_signal().await;
         let mut instance = instance.lock().await;
         let lameduck = instance.health.as_ref().map_or(Duration::ZERO, |h| h.lameduck);

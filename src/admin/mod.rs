@@ -20,29 +20,39 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::metrics::Metrics;
-use crate::records::ZoneIndex;
+
+/// What the endpoints ask of a zone: implemented by the wiring for the
+/// zone indexes, so this stage needs nothing from the records stage.
+pub trait Zone: Send + Sync {
+    /// Loaded completely once (until then misses are SERVFAIL).
+    fn loaded(&self) -> bool;
+    /// Its writer still runs (else its answers would go stale for good).
+    fn writer_alive(&self) -> bool;
+    /// Names it answers.
+    fn names(&self) -> u64;
+}
 
 /// What the endpoints report on.
 pub struct Admin {
     /// The zone indexes of every `kubernetes` in the Corefile (replaced
     /// when a reload changes them).
-    pub indexes: ArcSwap<Vec<Arc<ZoneIndex>>>,
+    pub indexes: ArcSwap<Vec<Arc<dyn Zone>>>,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/ready` says 503 while DNS still answers.
     pub lame_duck: AtomicBool,
 }
 
 impl Admin {
-    pub fn new(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(index: Arc<dyn Zone>, metrics: Arc<Metrics>) -> Arc<Self> {
         Self::for_indexes(vec![index], metrics)
     }
 
-    pub fn for_indexes(indexes: Vec<Arc<ZoneIndex>>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn for_indexes(indexes: Vec<Arc<dyn Zone>>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Admin { indexes: ArcSwap::from_pointee(indexes), metrics, lame_duck: AtomicBool::new(false) })
     }
 
     pub fn ready(&self) -> bool {
-        self.indexes.load().iter().all(|i| i.is_loaded())
+        self.indexes.load().iter().all(|i| i.loaded())
             && !self.lame_duck.load(Ordering::Acquire)
             && !self.metrics.state.loop_detected.load(Ordering::Acquire)
     }
@@ -61,7 +71,7 @@ impl Admin {
             "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string(), "text/plain"),
             "/metrics" => {
                 let st = &self.metrics.state;
-                st.names.store(self.indexes.load().iter().map(|i| i.len() as u64).sum(), Ordering::Relaxed);
+                st.names.store(self.indexes.load().iter().map(|i| i.names()).sum(), Ordering::Relaxed);
                 st.ready.store(u64::from(self.ready()), Ordering::Relaxed);
                 (StatusCode::OK, self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
             }

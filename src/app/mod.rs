@@ -20,8 +20,10 @@
 //! Without `forward`, names outside the cluster zone are REFUSED.
 
 mod instance;
+mod updater;
 
 pub use instance::{Instance, serve_corefile, spawn_reload};
+pub use updater::spawn_updater;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,7 +40,7 @@ use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{Routes, ServeError, Server};
 use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
 use crate::source::manifests::{ManifestError, Manifests};
-use crate::source::{SourceMsg, spawn_updater, watch_manifests};
+use crate::source::{SourceMsg, watch_manifests};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -77,6 +79,24 @@ impl Running {
     pub async fn wait_loaded(&self, timeout: Duration) -> bool {
         wait_loaded(std::slice::from_ref(&self.index), timeout).await
     }
+}
+
+/// The admin endpoints see a zone index through [`crate::admin::Zone`].
+impl crate::admin::Zone for ZoneIndex {
+    fn loaded(&self) -> bool {
+        self.is_loaded()
+    }
+    fn writer_alive(&self) -> bool {
+        ZoneIndex::writer_alive(self)
+    }
+    fn names(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+/// The zone indexes as the admin endpoints take them.
+pub fn admin_zones(indexes: Vec<Arc<ZoneIndex>>) -> Vec<Arc<dyn crate::admin::Zone>> {
+    indexes.into_iter().map(|i| i as Arc<dyn crate::admin::Zone>).collect()
 }
 
 /// Waits until every index has its first load.

@@ -18,7 +18,7 @@ pub use zone::render_zone;
 use hickory_proto::rr::Name;
 
 /// How names under `<ns>.pod.<zone>` are answered (SPEC.md R10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodMode {
     /// No pod names (NXDOMAIN).
     Disabled,
