@@ -248,3 +248,58 @@ async fn cache_disable_and_serve_stale() {
     assert!(metrics.render().contains("coredns_cache_served_stale_total{server="));
     inst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_refreshes_a_popular_entry_before_it_expires() {
+    let up = Upstream::start("127.0.0.11", 0);
+    up.a("hot.example.com.", 300, "203.0.113.7");
+    // Entries live 2 s; fetched again once 2 hits came and 50% is left.
+    let cache = "cache 30 {\n success 9984 2 1\n prefetch 2 1m 50%\n }";
+    let (inst, metrics) = serve(&kube_block(&format!("forward . {}", up.addr), cache)).await;
+    let dns = inst.addrs()[0];
+    for _ in 0..3 {
+        query(dns, "hot.example.com.", RecordType::A).await;
+    }
+    assert_eq!(up.count("hot.example.com."), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Under half the TTL left: answered from the cache, fetched behind it.
+    let m = query(dns, "hot.example.com.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["hot.example.com. A 203.0.113.7"]);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while up.count("hot.example.com.") < 2 {
+        assert!(Instant::now() < deadline, "no prefetch");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the first entry's life, still a hit: the prefetched one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    query(dns, "hot.example.com.", RecordType::A).await;
+    assert_eq!(up.count("hot.example.com."), 2, "served from the prefetched entry");
+    assert!(metrics.render().contains("coredns_cache_prefetch_total{server=\"dns://:0\",zones=\".\",view=\"\"} 1"));
+    inst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stale_immediate_answers_at_once_and_refreshes_behind() {
+    let up = Upstream::start("127.0.0.12", 0);
+    up.a("short.example.net.", 1, "198.51.100.9");
+    let cache = "cache 30 {\n success 9984 30 1\n serve_stale 1h immediate\n }";
+    let (inst, _) = serve(&kube_block(&format!("forward . {}", up.addr), cache)).await;
+    let dns = inst.addrs()[0];
+    query(dns, "short.example.net.", RecordType::A).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Expired: the stale answer at once (TTL 0), the upstream asked behind it.
+    up.set_fault(Fault::Slow(Duration::from_millis(800)));
+    let started = Instant::now();
+    let m = query(dns, "short.example.net.", RecordType::A).await;
+    assert!(started.elapsed() < Duration::from_millis(500), "not waiting for the upstream");
+    assert_eq!(ttls(&m), vec![0]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while up.count("short.example.net.") < 2 {
+        assert!(Instant::now() < deadline, "no refresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let m = query(dns, "short.example.net.", RecordType::A).await;
+    assert_eq!(ttls(&m), vec![1], "the refreshed entry");
+    inst.shutdown().await;
+}

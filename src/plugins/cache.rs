@@ -9,13 +9,15 @@
 //! TTLs count down on the way out (unless `keepttl`). Each class is a
 //! capacity-bounded `quick_cache` (S3-FIFO eviction). With `serve_stale`,
 //! an expired reply is kept `DURATION` longer and served, TTL 0, when no
-//! upstream answers.
+//! upstream answers (`verify`), or at once while it is fetched again
+//! (`immediate`). `prefetch AMOUNT [DUR] [PCT%]` fetches a popular entry
+//! again behind the answer when its TTL falls to PCT of the original.
 //!
 //! Only what `forward` brings is cached: the cluster zone's answers are
 //! prepared already and always current (see the module map).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::forward::{Reply, Ttl, relay_with};
@@ -36,6 +38,26 @@ struct Entry {
     stored: Instant,
     /// Seconds the entry is fresh.
     ttl: u32,
+    /// Hits without a gap of `prefetch`'s DURATION, and when the last one
+    /// came (milliseconds after `stored`).
+    hits: AtomicU32,
+    last_hit: AtomicU64,
+    /// A refresh (prefetch, or a stale entry's) is under way.
+    refreshing: AtomicBool,
+}
+
+impl Entry {
+    /// Counts a hit at `now_ms`; returns the run of hits without a gap
+    /// longer than `gap_ms`.
+    fn hit(&self, now_ms: u64, gap_ms: u64) -> u32 {
+        let last = self.last_hit.swap(now_ms, Ordering::Relaxed);
+        if now_ms.saturating_sub(last) > gap_ms {
+            self.hits.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.hits.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -81,6 +103,10 @@ pub struct Cache {
     denial: Class,
     /// Seconds an expired entry may still be served when upstreams fail.
     stale: Option<u32>,
+    /// `serve_stale ... immediate`: a stale entry is served at once and
+    /// refreshed behind it (`verify`: only when the upstream fails).
+    stale_first: bool,
+    prefetch: Option<corefile::Prefetch>,
     servfail: u32,
     keepttl: bool,
     stats: Arc<CacheStats>,
@@ -102,6 +128,8 @@ impl Cache {
             success: Class::new(&cfg.success, stats.evictions_success.clone()),
             denial: Class::new(&cfg.denial, stats.evictions_denial.clone()),
             stale: cfg.serve_stale.as_ref().map(|s| s.duration.as_secs() as u32),
+            stale_first: cfg.serve_stale.as_ref().is_some_and(|s| s.mode == corefile::StaleMode::Immediate),
+            prefetch: cfg.prefetch.clone().filter(|p| p.amount > 0),
             servfail: cfg.servfail.as_secs() as u32,
             keepttl: cfg.keepttl,
             stats,
@@ -121,21 +149,34 @@ impl Cache {
         }
     }
 
-    /// A fresh cached reply, written as the response to `req`.
-    pub fn lookup(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
+    /// A fresh cached reply, written as the response to `req`, and
+    /// whether it should be fetched again behind the answer (`prefetch`,
+    /// or a stale entry served first under `serve_stale immediate`).
+    pub fn lookup(&self, req: &Request, out: &mut Vec<u8>) -> Option<(Done, bool)> {
         if !in_zones(req.key, &self.zones) {
             return None;
         }
         let mut buf = [0u8; KEY_MAX];
         let key = cache_key(req, &mut buf);
-        let hit = self.find(key).and_then(|(e, success)| {
-            let age = e.stored.elapsed().as_secs() as u32;
-            (age < e.ttl).then_some((e, age, success))
-        });
-        let Some((entry, age, success)) = hit else {
+        let Some((entry, success)) = self.find(key) else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
+        let elapsed = entry.stored.elapsed();
+        let age = elapsed.as_secs() as u32;
+        if age >= entry.ttl {
+            // Expired: served stale first only under `immediate`.
+            let within = self.stale.is_some_and(|limit| u64::from(age) < u64::from(entry.ttl) + u64::from(limit));
+            if !(self.stale_first && within) {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            self.stats.served_stale.fetch_add(1, Ordering::Relaxed);
+            let mut done = relay_with(req, &entry.bytes, &entry.walk, Ttl::Fixed(0), out);
+            done.plugin = "cache";
+            let refresh = !entry.refreshing.swap(true, Ordering::AcqRel);
+            return Some((done, refresh));
+        }
         let hits = if success { &self.stats.hits_success } else { &self.stats.hits_denial };
         hits.fetch_add(1, Ordering::Relaxed);
         // Every record says how long the entry has left (CoreDNS's
@@ -143,7 +184,27 @@ impl Cache {
         let ttl = if self.keepttl { Ttl::Keep } else { Ttl::Fixed(entry.ttl - age) };
         let mut done = relay_with(req, &entry.bytes, &entry.walk, ttl, out);
         done.plugin = "cache";
-        Some(done)
+        let mut refresh = false;
+        if let Some(p) = &self.prefetch {
+            let now_ms = elapsed.as_millis() as u64;
+            let run = entry.hit(now_ms, p.duration.as_millis() as u64);
+            // Due when the TTL left falls to PERCENTAGE of it, or 1 s.
+            let left_ms = u64::from(entry.ttl) * 1000 - now_ms.min(u64::from(entry.ttl) * 1000);
+            let due = left_ms <= (u64::from(entry.ttl) * 10 * u64::from(p.percentage)).max(1000);
+            if run >= p.amount && due && !entry.refreshing.swap(true, Ordering::AcqRel) {
+                self.stats.prefetch.fetch_add(1, Ordering::Relaxed);
+                refresh = true;
+            }
+        }
+        Some((done, refresh))
+    }
+
+    /// A refresh behind an answer failed: the next hit may try again.
+    pub fn refresh_failed(&self, req: &Request) {
+        let mut buf = [0u8; KEY_MAX];
+        if let Some((entry, _)) = self.find(cache_key(req, &mut buf)) {
+            entry.refreshing.store(false, Ordering::Release);
+        }
     }
 
     /// An expired reply still within `serve_stale`, served with TTL 0, for
@@ -200,7 +261,15 @@ impl Cache {
         }
         let mut buf = [0u8; KEY_MAX];
         let key: Box<[u8]> = cache_key(req, &mut buf).into();
-        let entry = Entry { bytes: reply.bytes.clone(), walk: reply.walk.clone(), stored: Instant::now(), ttl };
+        let entry = Entry {
+            bytes: reply.bytes.clone(),
+            walk: reply.walk.clone(),
+            stored: Instant::now(),
+            ttl,
+            hits: AtomicU32::new(0),
+            last_hit: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        };
         // One class per key: a name that turns from NXDOMAIN to an answer
         // must not keep its old denial beside it.
         let other = if std::ptr::eq(class, &self.success) { &self.denial } else { &self.success };

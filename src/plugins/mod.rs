@@ -72,6 +72,10 @@ impl Request<'_> {
 pub enum Flow {
     /// The response is in the output buffer.
     Done(Done),
+    /// The response is in the output buffer, and this question should go
+    /// upstream behind it to refresh the cache (prefetch, stale entries):
+    /// run the [`Pending`] and discard its output.
+    Refresh(Done, Box<Pending>),
     /// It must go upstream: finish it with [`Pending::run`] off the
     /// receiving thread.
     Forward(Box<Pending>),
@@ -89,6 +93,8 @@ pub struct Pending {
     /// For an ExternalName chased upstream: the response so far (the
     /// CNAME), to which the target's records are added.
     chase: Option<Vec<u8>>,
+    /// Only to refresh the cache: no client waits, nothing is logged.
+    refresh: bool,
     udp: bool,
     peer: SocketAddr,
     cap: u16,
@@ -118,6 +124,16 @@ impl Pending {
                 chain.finish(&creq, self.query_len, out, self.revert.as_ref(), self.started);
             }
             return Some(done);
+        }
+        if self.refresh {
+            let reply = fwd.exchange(&req).await;
+            if let Some(cache) = &chain.cache {
+                match &reply {
+                    Ok(reply) => drop(cache.store(&req, reply)),
+                    Err(_) => cache.refresh_failed(&req),
+                }
+            }
+            return None;
         }
         let done = match fwd.exchange(&req).await {
             Ok(reply) => {
@@ -237,6 +253,7 @@ impl Chain {
                     query_len,
                     revert,
                     chase: Some(out.clone()),
+                    refresh: false,
                     udp: req.udp,
                     peer: req.peer,
                     cap: req.cap,
@@ -259,10 +276,29 @@ impl Chain {
                 return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
             }
         }
+        let pending = |query: Vec<u8>| Pending {
+            chain: self.clone(),
+            forward,
+            query,
+            query_len,
+            revert: None,
+            chase: None,
+            refresh: true,
+            udp: req.udp,
+            peer: req.peer,
+            cap: req.cap,
+            started,
+        };
         if let Some(cache) = &self.cache
-            && let Some(done) = cache.lookup(req, out)
+            && let Some((done, refresh)) = cache.lookup(req, out)
         {
-            return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+            let Flow::Done(done) = self.done(req, query_len, out, revert.as_ref(), started, done) else {
+                return None;
+            };
+            if refresh {
+                return Some(Flow::Refresh(done, Box::new(pending(raw.to_vec()))));
+            }
+            return Some(Flow::Done(done));
         }
         Some(Flow::Forward(Box::new(Pending {
             chain: self.clone(),
@@ -271,6 +307,7 @@ impl Chain {
             query_len,
             revert,
             chase: None,
+            refresh: false,
             udp: req.udp,
             peer: req.peer,
             cap: req.cap,

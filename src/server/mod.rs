@@ -190,6 +190,13 @@ fn udp_loop(
                 }
                 stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
             }
+            Some(Flow::Refresh(done, pending)) => {
+                if let Err(e) = socket.send_to(&out, peer) {
+                    tracing::debug!(error = %e, %peer, "udp send");
+                }
+                stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+                refresh(runtime, pending);
+            }
             Some(Flow::Forward(pending)) => {
                 let (socket, stats) = (socket.clone(), stats.clone());
                 runtime.spawn(async move {
@@ -204,6 +211,14 @@ fn udp_loop(
             }
         }
     }
+}
+
+/// Sends a question upstream behind an answer already given, for the cache.
+fn refresh(runtime: &tokio::runtime::Handle, pending: Box<plugins::Pending>) {
+    runtime.spawn(async move {
+        let mut scratch = Vec::new();
+        let _ = pending.run(&mut scratch).await;
+    });
 }
 
 async fn tcp_accept(
@@ -271,6 +286,10 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
             // Not a query: a stream that carries garbage is closed.
             None => return Ok(()),
             Some(Flow::Done(done)) => done,
+            Some(Flow::Refresh(done, pending)) => {
+                refresh(&tokio::runtime::Handle::current(), pending);
+                done
+            }
             Some(Flow::Forward(pending)) => match pending.run(&mut out).await {
                 Some(done) => done,
                 None => return Ok(()),
