@@ -68,38 +68,103 @@ fn rcode_index(rcode: u16) -> usize {
     RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
 }
 
+/// The plugins a response is counted under (CoreDNS's `plugin` label);
+/// the first, empty, is the server itself (FORMERR, REFUSED outside the
+/// zones).
+pub const PLUGINS: [&str; 9] = ["", "kubernetes", "forward", "cache", "hosts", "template", "chaos", "any", "loop"];
+
+fn plugin_index(plugin: &str) -> usize {
+    PLUGINS.iter().position(|p| *p == plugin).unwrap_or(0)
+}
+
+/// CoreDNS's size buckets (bytes), for request and response sizes.
+const SIZES: [u64; 14] = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000];
+
+fn size_bucket(len: usize) -> usize {
+    SIZES.iter().position(|b| len as u64 <= *b).unwrap_or(SIZES.len())
+}
+
+/// Server blocks counted apart per listener; a router with more puts the
+/// rest in the last slot.
+pub const BLOCKS: usize = 8;
+
+/// The counters of one server block on one query path.
+#[derive(Debug, Default)]
+struct BlockStats {
+    /// [family v4/v6][type]
+    requests: [[AtomicU64; TYPES.len()]; 2],
+    /// [plugin][rcode]
+    responses: [[AtomicU64; RCODES.len()]; PLUGINS.len()],
+    /// [type][bucket], plus the count above the last bound in `BUCKETS`.
+    duration: [[AtomicU64; BUCKETS + 1]; TYPES.len()],
+    duration_sum_ns: [AtomicU64; TYPES.len()],
+    /// [bucket] of SIZES and above, and the sums.
+    request_size: [AtomicU64; SIZES.len() + 1],
+    response_size: [AtomicU64; SIZES.len() + 1],
+    request_bytes: AtomicU64,
+    response_bytes: AtomicU64,
+}
+
+/// What one answered question was, for [`QueryStats::record`].
+#[derive(Clone, Copy, Debug)]
+pub struct Answered {
+    pub v6: bool,
+    /// The server block's slot in the listener's router.
+    pub block: usize,
+    pub qtype: u16,
+    pub rcode: u16,
+    pub plugin: &'static str,
+    pub took: Duration,
+    pub request_len: usize,
+    pub response_len: usize,
+}
+
 /// Counters of one query path (a UDP thread, or the TCP tasks).
 #[derive(Debug)]
 pub struct QueryStats {
     proto: &'static str,
     server: String,
-    /// [family v4/v6][type]
-    requests: [[AtomicU64; TYPES.len()]; 2],
-    responses: [AtomicU64; RCODES.len()],
-    /// [type][bucket], plus the count above the last bound in `BUCKETS`.
-    duration: [[AtomicU64; BUCKETS + 1]; TYPES.len()],
-    duration_sum_ns: [AtomicU64; TYPES.len()],
+    /// One thread writes (a UDP thread): counters are bumped with a plain
+    /// load and store, no locked instruction. TCP tasks share theirs.
+    single_writer: bool,
+    /// The zone label of each block slot (set when the router changes).
+    zones: Mutex<Vec<String>>,
+    blocks: Box<[BlockStats; BLOCKS]>,
 }
 
 impl QueryStats {
-    pub fn new(proto: &'static str, server: String) -> Self {
-        QueryStats {
-            proto,
-            server,
-            requests: Default::default(),
-            responses: Default::default(),
-            duration: Default::default(),
-            duration_sum_ns: Default::default(),
+    pub fn new(proto: &'static str, server: String, single_writer: bool) -> Self {
+        QueryStats { proto, server, single_writer, zones: Mutex::new(vec![".".to_string()]), blocks: Box::default() }
+    }
+
+    /// Names the block slots (the router's zones, in slot order).
+    pub fn set_zones(&self, zones: Vec<String>) {
+        if let Ok(mut z) = self.zones.lock() {
+            *z = zones;
+        }
+    }
+
+    #[inline]
+    fn bump(&self, c: &AtomicU64, v: u64) {
+        if self.single_writer {
+            c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+        } else {
+            c.fetch_add(v, Ordering::Relaxed);
         }
     }
 
     /// Records one answered query.
-    pub fn record(&self, v6: bool, qtype: u16, rcode: u16, took: Duration) {
-        let t = type_index(qtype);
-        self.requests[usize::from(v6)][t].fetch_add(1, Ordering::Relaxed);
-        self.responses[rcode_index(rcode)].fetch_add(1, Ordering::Relaxed);
-        self.duration[t][bucket_of(took)].fetch_add(1, Ordering::Relaxed);
-        self.duration_sum_ns[t].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    pub fn record(&self, a: Answered) {
+        let b = &self.blocks[a.block.min(BLOCKS - 1)];
+        let t = type_index(a.qtype);
+        self.bump(&b.requests[usize::from(a.v6)][t], 1);
+        self.bump(&b.responses[plugin_index(a.plugin)][rcode_index(a.rcode)], 1);
+        self.bump(&b.duration[t][bucket_of(a.took)], 1);
+        self.bump(&b.duration_sum_ns[t], a.took.as_nanos() as u64);
+        self.bump(&b.request_size[size_bucket(a.request_len)], 1);
+        self.bump(&b.response_size[size_bucket(a.response_len)], 1);
+        self.bump(&b.request_bytes, a.request_len as u64);
+        self.bump(&b.response_bytes, a.response_len as u64);
     }
 }
 
@@ -242,7 +307,7 @@ pub struct Metrics {
 impl Metrics {
     /// A new query path to count (one per UDP thread, one for TCP).
     pub fn query_stats(&self, proto: &'static str, server: String) -> Arc<QueryStats> {
-        let stats = Arc::new(QueryStats::new(proto, server));
+        let stats = Arc::new(QueryStats::new(proto, server, proto == "udp"));
         if let Ok(mut q) = self.queries.lock() {
             q.push(stats.clone());
         }
@@ -319,55 +384,68 @@ fn histogram(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[Histog
 impl Collector for Metrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let queries: Vec<Arc<QueryStats>> = self.queries.lock().map(|q| q.clone()).unwrap_or_default();
-        // Sum the query paths per (server, proto).
+        // Sum the query paths per (server, zone, proto, ...).
         let mut requests: Vec<(Labels, u64)> = Vec::new();
         let mut responses: Vec<(Labels, u64)> = Vec::new();
         let mut durations: Vec<(Labels, Vec<u64>, u64)> = Vec::new();
-        let base =
-            |q: &QueryStats| vec![("server", q.server.clone()), ("zone", ".".to_string()), ("view", String::new())];
+        let mut req_sizes: Vec<(Labels, Vec<u64>, u64)> = Vec::new();
+        let mut resp_sizes: Vec<(Labels, Vec<u64>, u64)> = Vec::new();
         let add = |rows: &mut Vec<(Labels, u64)>, labels: Labels, v: u64| match rows.iter_mut().find(|r| r.0 == labels)
         {
             Some(r) => r.1 += v,
             None => rows.push((labels, v)),
         };
+        let add_hist = |rows: &mut Vec<(Labels, Vec<u64>, u64)>, labels: Labels, counts: Vec<u64>, sum: u64| {
+            if counts.iter().all(|c| *c == 0) {
+                return;
+            }
+            match rows.iter_mut().find(|d| d.0 == labels) {
+                Some(d) => {
+                    d.1.iter_mut().zip(&counts).for_each(|(a, b)| *a += b);
+                    d.2 += sum;
+                }
+                None => rows.push((labels, counts, sum)),
+            }
+        };
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for q in &queries {
-            for (f, family) in ["1", "2"].iter().enumerate() {
+            let zones = q.zones.lock().map(|z| z.clone()).unwrap_or_default();
+            for (slot, b) in q.blocks.iter().enumerate() {
+                let zone = zones.get(slot).or(zones.last()).cloned().unwrap_or_else(|| ".".to_string());
+                let base = || vec![("server", q.server.clone()), ("zone", zone.clone()), ("view", String::new())];
+                for (f, family) in ["1", "2"].iter().enumerate() {
+                    for (t, (_, tname)) in TYPES.iter().enumerate() {
+                        let v = load(&b.requests[f][t]);
+                        if v > 0 {
+                            let mut l = base();
+                            l.extend([
+                                ("proto", q.proto.to_string()),
+                                ("family", family.to_string()),
+                                ("type", tname.to_string()),
+                            ]);
+                            add(&mut requests, l, v);
+                        }
+                    }
+                }
+                for (p, plugin) in PLUGINS.iter().enumerate() {
+                    for (r, (_, rname)) in RCODES.iter().enumerate() {
+                        let v = load(&b.responses[p][r]);
+                        if v > 0 {
+                            let mut l = base();
+                            l.extend([("rcode", rname.to_string()), ("plugin", plugin.to_string())]);
+                            add(&mut responses, l, v);
+                        }
+                    }
+                }
                 for (t, (_, tname)) in TYPES.iter().enumerate() {
-                    let v = q.requests[f][t].load(Ordering::Relaxed);
-                    if v > 0 {
-                        let mut l = base(q);
-                        l.extend([
-                            ("proto", q.proto.to_string()),
-                            ("family", family.to_string()),
-                            ("type", tname.to_string()),
-                        ]);
-                        add(&mut requests, l, v);
-                    }
+                    let mut l = base();
+                    l.push(("type", tname.to_string()));
+                    add_hist(&mut durations, l, b.duration[t].iter().map(load).collect(), load(&b.duration_sum_ns[t]));
                 }
-            }
-            for (r, (_, rname)) in RCODES.iter().enumerate() {
-                let v = q.responses[r].load(Ordering::Relaxed);
-                if v > 0 {
-                    let mut l = base(q);
-                    l.extend([("rcode", rname.to_string()), ("plugin", "kubernetes".to_string())]);
-                    add(&mut responses, l, v);
-                }
-            }
-            for (t, (_, tname)) in TYPES.iter().enumerate() {
-                let counts: Vec<u64> = q.duration[t].iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                if counts.iter().all(|c| *c == 0) {
-                    continue;
-                }
-                let sum = q.duration_sum_ns[t].load(Ordering::Relaxed);
-                let mut l = base(q);
-                l.push(("type", tname.to_string()));
-                match durations.iter_mut().find(|d| d.0 == l) {
-                    Some(d) => {
-                        d.1.iter_mut().zip(&counts).for_each(|(a, b)| *a += b);
-                        d.2 += sum;
-                    }
-                    None => durations.push((l, counts, sum)),
-                }
+                let mut l = base();
+                l.push(("proto", q.proto.to_string()));
+                add_hist(&mut req_sizes, l.clone(), b.request_size.iter().map(load).collect(), load(&b.request_bytes));
+                add_hist(&mut resp_sizes, l, b.response_size.iter().map(load).collect(), load(&b.response_bytes));
             }
         }
         counter(
@@ -383,6 +461,30 @@ impl Collector for Metrics {
             "coredns_dns_request_duration_seconds",
             "Histogram of the time (in seconds) each request took.",
             &rows,
+        )?;
+        let sizes = |rows: Vec<(Labels, Vec<u64>, u64)>| -> Vec<HistogramRow> {
+            rows.into_iter()
+                .map(|(l, c, sum)| {
+                    let buckets = c
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (SIZES.get(i).map_or(f64::INFINITY, |b| *b as f64), *n))
+                        .collect();
+                    (l, (sum as f64, c.iter().sum(), buckets))
+                })
+                .collect()
+        };
+        histogram(
+            &mut enc,
+            "coredns_dns_request_size_bytes",
+            "Size of the EDNS0 UDP buffer in bytes (64K for TCP).",
+            &sizes(req_sizes),
+        )?;
+        histogram(
+            &mut enc,
+            "coredns_dns_response_size_bytes",
+            "Size of the returned response in bytes.",
+            &sizes(resp_sizes),
         )?;
         self.encode_forward(&mut enc)?;
         self.encode_cache(&mut enc)?;

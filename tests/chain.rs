@@ -44,10 +44,26 @@ async fn configmap_scenarios_stub_domain_reverse_and_external_name() {
         stub.addr,
         kube(&format!("    forward . {}\n    cache 30", up.addr))
     );
-    let (inst, _) = serve(&text).await;
+    let (inst, metrics) = serve(&text).await;
     let dns = inst.addrs()[0];
     let m = query(dns, "dns-test.acme.local.", RecordType::A).await;
     assert_eq!(answers(&m), vec!["dns-test.acme.local. A 10.10.10.10"]);
+    // Counted under its block's zone and the plugin that answered.
+    let body = metrics.render();
+    let server = format!("dns://{dns}");
+    for line in [
+        format!(
+            "coredns_dns_responses_total{{server=\"{server}\",zone=\"acme.local.\",view=\"\",rcode=\"NOERROR\",plugin=\"forward\"}} 1"
+        ),
+        format!(
+            "coredns_dns_request_size_bytes_count{{server=\"{server}\",zone=\"acme.local.\",view=\"\",proto=\"udp\"}} 1"
+        ),
+        format!(
+            "coredns_dns_response_size_bytes_bucket{{server=\"{server}\",zone=\"acme.local.\",view=\"\",proto=\"udp\",le=\"100\"}} 1"
+        ),
+    ] {
+        assert!(body.contains(&line), "{line} not in\n{body}");
+    }
     assert_eq!(up.count("dns-test.acme.local."), 0, "the stub domain goes to its own server only");
     let m = query(dns, "7.100.51.198.in-addr.arpa.", RecordType::PTR).await;
     assert_eq!(answers(&m), vec!["7.100.51.198.in-addr.arpa. PTR host.example.net."]);

@@ -322,6 +322,7 @@ impl Instance {
         for (addr, served) in std::mem::take(&mut self.servers) {
             match routers.remove(&addr) {
                 Some(router) => {
+                    served.0.set_zones(router.zones());
                     served.1.store(Arc::new(router));
                     self.servers.insert(addr, served);
                 }

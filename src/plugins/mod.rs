@@ -367,8 +367,15 @@ impl Router {
         Router { blocks }
     }
 
-    fn route(&self, key: &[u8]) -> Option<&Arc<Chain>> {
-        self.blocks.iter().find(|(zone, _)| in_zone(key, zone)).map(|(_, c)| c)
+    /// The block (its slot, and chain) whose zone is the longest that
+    /// contains `key`.
+    fn route(&self, key: &[u8]) -> Option<(usize, &Arc<Chain>)> {
+        self.blocks.iter().enumerate().find(|(_, (zone, _))| in_zone(key, zone)).map(|(i, (_, c))| (i, c))
+    }
+
+    /// The blocks' zones in slot order (the metrics' `zone` label).
+    pub fn zones(&self) -> Vec<String> {
+        self.blocks.iter().map(|(k, _)| log::name_of(k)).collect()
     }
 }
 
@@ -407,7 +414,8 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
 }
 
 /// Handles one message from a client: parse, route, run the chain. `None`
-/// when nothing should be sent (not a query).
+/// when nothing should be sent (not a query); else the block's slot (for
+/// the metrics) and what became of the question.
 pub fn handle(
     router: &Router,
     raw: &[u8],
@@ -415,28 +423,29 @@ pub fn handle(
     peer: SocketAddr,
     out: &mut Vec<u8>,
     started: Instant,
-) -> Option<Flow> {
+) -> Option<(usize, Flow)> {
     let q = match message::parse(raw) {
         Parsed::Drop => return None,
         Parsed::Error { id, flags, rcode } => {
             message::error_reply(out, id, flags, rcode);
-            return Some(Flow::Done(Done { qtype: 0, rcode: rcode.into(), plugin: "" }));
+            return Some((0, Flow::Done(Done { qtype: 0, rcode: rcode.into(), plugin: "" })));
         }
         Parsed::Query(q) => q,
     };
     if message::badvers(out, &q) {
-        return Some(Flow::Done(Done { qtype: q.qtype, rcode: 16, plugin: "" }));
+        return Some((0, Flow::Done(Done { qtype: q.qtype, rcode: 16, plugin: "" })));
     }
     let mut key = [0u8; 256];
     let klen = lowercase_key(q.qname, &mut key).unwrap_or(0);
     let req = Request { q, key: &key[..klen], udp, peer, cap: message::UDP_EDNS_MAX };
-    let flow =
-        (klen > 0).then(|| router.route(req.key)).flatten().and_then(|chain| chain.serve(&req, raw, out, started));
+    let routed = (klen > 0).then(|| router.route(req.key)).flatten();
+    let flow = routed.and_then(|(slot, chain)| Some((slot, chain.serve(&req, raw, out, started)?)));
     match flow {
         Some(flow) => Some(flow),
         None => {
             message::empty_reply(out, &req.q, message::RCODE_REFUSED);
-            Some(Flow::Done(Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "" }))
+            let slot = routed.map_or(0, |(slot, _)| slot);
+            Some((slot, Flow::Done(Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "" })))
         }
     }
 }
@@ -454,8 +463,9 @@ mod tests {
         assert!(!in_zone(&k("xcluster.local."), &k("cluster.local.")));
         assert!(!in_zone(&k("local."), &k("cluster.local.")));
         let r = Router::new(vec![(k("."), Arc::new(Chain::default())), (k("acme.local."), Arc::new(Chain::default()))]);
-        let acme = r.route(&k("x.acme.local.")).unwrap();
-        assert!(Arc::ptr_eq(acme, &r.blocks[0].1), "longest zone first");
-        assert!(Arc::ptr_eq(r.route(&k("example.com.")).unwrap(), &r.blocks[1].1));
+        let (slot, acme) = r.route(&k("x.acme.local.")).unwrap();
+        assert!(Arc::ptr_eq(acme, &r.blocks[0].1) && slot == 0, "longest zone first");
+        assert!(Arc::ptr_eq(r.route(&k("example.com.")).unwrap().1, &r.blocks[1].1));
+        assert_eq!(r.zones(), vec!["acme.local.".to_string(), ".".to_string()]);
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
-use crate::metrics::{Metrics, QueryStats};
+use crate::metrics::{Answered, Metrics, QueryStats};
 use crate::plugins::{self, Flow, Router};
 
 /// The server blocks a listener answers with; swapped on reload.
@@ -51,6 +51,8 @@ pub enum ServeError {
 /// Running listeners. Dropping it does not stop them: call [`Server::shutdown`].
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    /// Its query paths' counters (to name their block slots).
+    stats: Vec<Arc<QueryStats>>,
     stop: Arc<AtomicBool>,
     cancel: CancellationToken,
     udp_threads: Vec<JoinHandle<()>>,
@@ -119,11 +121,13 @@ impl Server {
             }
         }
         let mut udp_threads = Vec::new();
+        let mut all_stats = Vec::new();
         for (n, socket) in sockets.into_iter().enumerate() {
             let routes = routes.clone();
             let stop = stop.clone();
             let server = socket.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("udp", server);
+            all_stats.push(stats.clone());
             let runtime = runtime.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
@@ -134,10 +138,22 @@ impl Server {
         for listener in tcp {
             let server = listener.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
+            all_stats.push(stats.clone());
             let slots = Arc::new(tokio::sync::Semaphore::new(tcp_connections));
             tokio::spawn(tcp_accept(listener, routes.clone(), cancel.clone(), stats, slots));
         }
-        Ok(Server { addrs, stop, cancel, udp_threads })
+        let zones = routes.load().zones();
+        for s in &all_stats {
+            s.set_zones(zones.clone());
+        }
+        Ok(Server { addrs, stats: all_stats, stop, cancel, udp_threads })
+    }
+
+    /// Names the block slots of the metrics after the router changed.
+    pub fn set_zones(&self, zones: Vec<String>) {
+        for s in &self.stats {
+            s.set_zones(zones.clone());
+        }
     }
 
     /// The bound addresses, in the order given (ports resolved).
@@ -182,22 +198,25 @@ fn udp_loop(
             }
         };
         let started = std::time::Instant::now();
-        match plugins::handle(router.load(), &buf[..len], true, peer, &mut out, started) {
-            None => {}
-            Some(Flow::Done(done)) => {
+        let Some((block, flow)) = plugins::handle(router.load(), &buf[..len], true, peer, &mut out, started) else {
+            continue;
+        };
+        let request_len = len;
+        match flow {
+            Flow::Done(done) => {
                 if let Err(e) = socket.send_to(&out, peer) {
                     tracing::debug!(error = %e, %peer, "udp send");
                 }
-                stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+                stats.record(answered(done, block, peer, started, request_len, out.len()));
             }
-            Some(Flow::Refresh(done, pending)) => {
+            Flow::Refresh(done, pending) => {
                 if let Err(e) = socket.send_to(&out, peer) {
                     tracing::debug!(error = %e, %peer, "udp send");
                 }
-                stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+                stats.record(answered(done, block, peer, started, request_len, out.len()));
                 refresh(runtime, pending);
             }
-            Some(Flow::Forward(pending)) => {
+            Flow::Forward(pending) => {
                 let (socket, stats) = (socket.clone(), stats.clone());
                 runtime.spawn(async move {
                     let mut out = Vec::new();
@@ -205,7 +224,7 @@ fn udp_loop(
                         if let Err(e) = socket.send_to(&out, peer) {
                             tracing::debug!(error = %e, %peer, "udp send");
                         }
-                        stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+                        stats.record(answered(done, block, peer, started, request_len, out.len()));
                     }
                 });
             }
@@ -281,16 +300,16 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
             Err(_) => return Ok(()),
         };
         let started = std::time::Instant::now();
-        let flow = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out, started);
+        let handled = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out, started);
+        // Not a query: a stream that carries garbage is closed.
+        let Some((block, flow)) = handled else { return Ok(()) };
         let done = match flow {
-            // Not a query: a stream that carries garbage is closed.
-            None => return Ok(()),
-            Some(Flow::Done(done)) => done,
-            Some(Flow::Refresh(done, pending)) => {
+            Flow::Done(done) => done,
+            Flow::Refresh(done, pending) => {
                 refresh(&tokio::runtime::Handle::current(), pending);
                 done
             }
-            Some(Flow::Forward(pending)) => match pending.run(&mut out).await {
+            Flow::Forward(pending) => match pending.run(&mut out).await {
                 Some(done) => done,
                 None => return Ok(()),
             },
@@ -299,6 +318,26 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         stream.write_all(&framed).await?;
-        stats.record(peer.is_ipv6(), done.qtype, done.rcode, started.elapsed());
+        stats.record(answered(done, block, peer, started, len, out.len()));
+    }
+}
+
+fn answered(
+    done: plugins::message::Done,
+    block: usize,
+    peer: SocketAddr,
+    started: std::time::Instant,
+    request_len: usize,
+    response_len: usize,
+) -> Answered {
+    Answered {
+        v6: peer.is_ipv6(),
+        block,
+        qtype: done.qtype,
+        rcode: done.rcode,
+        plugin: done.plugin,
+        took: started.elapsed(),
+        request_len,
+        response_len,
     }
 }
