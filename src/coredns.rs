@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use clusterdns::admin::{self, Admin};
+use clusterdns::admin::{self, Admin, Endpoints};
 use clusterdns::app::{admin_zones, serve_corefile, spawn_reload};
 use clusterdns::corefile::{self, Options};
 use clusterdns::metrics::Metrics;
@@ -132,12 +132,11 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         let instance = serve_corefile(&cf, metrics.clone()).await?;
         let admin = Admin::for_indexes(admin_zones(instance.indexes()), metrics);
         let cancel = CancellationToken::new();
-        let mut addrs = Vec::new();
-        addrs.extend(instance.health.as_ref().map(|h| h.addr));
-        addrs.extend(instance.ready);
-        addrs.extend(instance.prometheus.iter().copied());
-        addrs.dedup();
-        let bound = admin::serve(admin.clone(), &addrs, cancel.clone()).await?;
+        let mut endpoints = Vec::new();
+        endpoints.extend(instance.health.as_ref().map(|h| (h.addr, Endpoints::HEALTH)));
+        endpoints.extend(instance.ready.map(|a| (a, Endpoints::READY)));
+        endpoints.extend(instance.prometheus.iter().map(|a| (*a, Endpoints::METRICS)));
+        let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await?;
         if !flags.quiet {
             for block in &cf.blocks {
                 for k in &block.keys {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use std::sync::atomic::Ordering;
 
-use clusterdns::admin::{self, Admin};
+use clusterdns::admin::{self, Admin, Endpoints};
 use clusterdns::app::{serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
@@ -83,8 +83,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let admin = Admin::new(running.index.clone(), running.metrics.clone());
                 let cancel = CancellationToken::new();
-                let addrs: Vec<_> = [args.health.0, args.ready.0, args.metrics.0].into_iter().flatten().collect();
-                let bound = admin::serve(admin.clone(), &addrs, cancel.clone()).await?;
+                let endpoints: Vec<_> = [
+                    args.health.0.map(|a| (a, Endpoints::HEALTH)),
+                    args.ready.0.map(|a| (a, Endpoints::READY)),
+                    args.metrics.0.map(|a| (a, Endpoints::METRICS)),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await?;
                 tracing::info!(listen = ?running.server.local_addrs(), admin = ?bound, "serving");
                 shutdown_signal().await;
                 // Lame duck: not ready any more, still answering, then stop.

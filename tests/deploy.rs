@@ -790,6 +790,9 @@ fn kubeadm_coredns_deployment_runs_clusterdns() {
     assert_eq!(get(health, "/health"), Some(200), "liveness probe");
     assert_eq!(get(ready, "/ready"), Some(200), "readiness probe");
     assert_eq!(get(prometheus, "/metrics"), Some(200), "metrics");
+    // One path per port, as CoreDNS's plugins serve them.
+    assert_eq!(get(health, "/metrics"), Some(404), "metrics are not on the liveness port");
+    assert_eq!(get(prometheus, "/ready"), Some(404), "readiness is not on the metrics port");
 
     let ask = |name: &str| ask_within(dns, name, RecordType::A, Transport::Udp, None, Duration::from_secs(5));
     let m = ask("kafka.default.svc.cluster.local.");

@@ -61,7 +61,14 @@ impl Admin {
         self.indexes.load().iter().all(|i| i.writer_alive())
     }
 
-    fn respond(&self, path: &str) -> Response<Full<Bytes>> {
+    fn respond(&self, path: &str, serves: Endpoints) -> Response<Full<Bytes>> {
+        let allowed = match path {
+            "/health" => serves.health,
+            "/ready" => serves.ready,
+            "/metrics" => serves.metrics,
+            _ => false,
+        };
+        let path = if allowed { path } else { "" };
         let (code, body, ctype) = match path {
             // Healthy while DNS can answer with current data: a dead
             // updater would leave every answer stale, so restart then.
@@ -95,13 +102,54 @@ pub struct AdminBindError {
 
 /// Binds each address (every path is served on each, so one address may
 /// carry all three) and serves until `cancel`. Returns the bound addresses.
+/// Which paths one address serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub health: bool,
+    pub ready: bool,
+    pub metrics: bool,
+}
+
+impl Endpoints {
+    pub const ALL: Endpoints = Endpoints { health: true, ready: true, metrics: true };
+    pub const HEALTH: Endpoints = Endpoints { health: true, ready: false, metrics: false };
+    pub const READY: Endpoints = Endpoints { health: false, ready: true, metrics: false };
+    pub const METRICS: Endpoints = Endpoints { health: false, ready: false, metrics: true };
+}
+
+/// Binds each address with every path on it (tests, and one port for
+/// all). Returns the bound addresses.
 pub async fn serve(
     admin: Arc<Admin>,
     addrs: &[SocketAddr],
     cancel: CancellationToken,
 ) -> Result<Vec<SocketAddr>, AdminBindError> {
+    let each: Vec<(SocketAddr, Endpoints)> = addrs.iter().map(|a| (*a, Endpoints::ALL)).collect();
+    serve_each(admin, &each, cancel).await
+}
+
+/// Binds each address with its own paths, as CoreDNS's `health`, `ready`
+/// and `prometheus` each serve theirs on their own port (the same address
+/// given twice serves both sets). Serves until `cancel`; returns the bound
+/// addresses in the order given, without repeats.
+pub async fn serve_each(
+    admin: Arc<Admin>,
+    endpoints: &[(SocketAddr, Endpoints)],
+    cancel: CancellationToken,
+) -> Result<Vec<SocketAddr>, AdminBindError> {
+    let mut merged: Vec<(SocketAddr, Endpoints)> = Vec::new();
+    for (addr, e) in endpoints {
+        match merged.iter_mut().find(|(a, _)| a == addr && addr.port() != 0) {
+            Some((_, m)) => {
+                m.health |= e.health;
+                m.ready |= e.ready;
+                m.metrics |= e.metrics;
+            }
+            None => merged.push((*addr, *e)),
+        }
+    }
     let mut bound = Vec::new();
-    for &addr in addrs {
+    for (addr, serves) in merged {
         let listener = TcpListener::bind(addr).await.map_err(|error| AdminBindError { addr, error })?;
         bound.push(listener.local_addr().map_err(|error| AdminBindError { addr, error })?);
         let (admin, cancel) = (admin.clone(), cancel.clone());
@@ -115,7 +163,7 @@ pub async fn serve(
                 let admin = admin.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let r = admin.respond(req.uri().path());
+                        let r = admin.respond(req.uri().path(), serves);
                         async move { Ok::<_, Infallible>(r) }
                     });
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;

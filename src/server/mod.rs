@@ -203,17 +203,19 @@ fn udp_loop(
         };
         let request_len = len;
         match flow {
+            // Counted before the send, so whoever reads the reply can read
+            // the metrics that include it.
             Flow::Done(done) => {
+                stats.record(answered(done, block, peer, started, request_len, out.len()));
                 if let Err(e) = socket.send_to(&out, peer) {
                     tracing::debug!(error = %e, %peer, "udp send");
                 }
-                stats.record(answered(done, block, peer, started, request_len, out.len()));
             }
             Flow::Refresh(done, pending) => {
+                stats.record(answered(done, block, peer, started, request_len, out.len()));
                 if let Err(e) = socket.send_to(&out, peer) {
                     tracing::debug!(error = %e, %peer, "udp send");
                 }
-                stats.record(answered(done, block, peer, started, request_len, out.len()));
                 refresh(runtime, pending);
             }
             Flow::Forward(pending) => {
@@ -221,10 +223,10 @@ fn udp_loop(
                 runtime.spawn(async move {
                     let mut out = Vec::new();
                     if let Some(done) = pending.run(&mut out).await {
+                        stats.record(answered(done, block, peer, started, request_len, out.len()));
                         if let Err(e) = socket.send_to(&out, peer) {
                             tracing::debug!(error = %e, %peer, "udp send");
                         }
-                        stats.record(answered(done, block, peer, started, request_len, out.len()));
                     }
                 });
             }
@@ -314,11 +316,11 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
                 None => return Ok(()),
             },
         };
+        stats.record(answered(done, block, peer, started, len, out.len()));
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
         stream.write_all(&framed).await?;
-        stats.record(answered(done, block, peer, started, len, out.len()));
     }
 }
 
