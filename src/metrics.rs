@@ -68,20 +68,39 @@ fn rcode_index(rcode: u16) -> usize {
     RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
 }
 
-/// The plugins a response is counted under (CoreDNS's `plugin` label);
-/// the first, empty, is the server itself (FORMERR, REFUSED outside the
-/// zones).
-pub const PLUGINS: [&str; 9] = ["", "kubernetes", "forward", "cache", "hosts", "template", "chaos", "any", "loop"];
-
-fn plugin_index(plugin: &str) -> usize {
-    PLUGINS.iter().position(|p| *p == plugin).unwrap_or(0)
+/// What wrote a response: CoreDNS's `plugin` label, or the server itself
+/// (FORMERR, REFUSED outside the zones: an empty label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Source {
+    Server,
+    Kubernetes,
+    Forward,
+    Cache,
+    Hosts,
+    Template,
+    Chaos,
+    Any,
+    Loop,
 }
+
+/// The label of each [`Source`], in its order.
+const PLUGINS: [&str; 9] = ["", "kubernetes", "forward", "cache", "hosts", "template", "chaos", "any", "loop"];
 
 /// CoreDNS's size buckets (bytes), for request and response sizes.
 const SIZES: [u64; 14] = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000];
 
 fn size_bucket(len: usize) -> usize {
-    SIZES.iter().position(|b| len as u64 <= *b).unwrap_or(SIZES.len())
+    // Most DNS messages fall in the first few buckets: test those first.
+    match len {
+        0 => 0,
+        1..=100 => 1,
+        101..=200 => 2,
+        201..=300 => 3,
+        301..=400 => 4,
+        401..=511 => 5,
+        _ => SIZES.iter().position(|b| len as u64 <= *b).unwrap_or(SIZES.len()),
+    }
 }
 
 /// Server blocks counted apart per listener; a router with more puts the
@@ -113,7 +132,7 @@ pub struct Answered {
     pub block: usize,
     pub qtype: u16,
     pub rcode: u16,
-    pub plugin: &'static str,
+    pub plugin: Source,
     pub took: Duration,
     pub request_len: usize,
     pub response_len: usize,
@@ -158,7 +177,7 @@ impl QueryStats {
         let b = &self.blocks[a.block.min(BLOCKS - 1)];
         let t = type_index(a.qtype);
         self.bump(&b.requests[usize::from(a.v6)][t], 1);
-        self.bump(&b.responses[plugin_index(a.plugin)][rcode_index(a.rcode)], 1);
+        self.bump(&b.responses[a.plugin as usize][rcode_index(a.rcode)], 1);
         self.bump(&b.duration[t][bucket_of(a.took)], 1);
         self.bump(&b.duration_sum_ns[t], a.took.as_nanos() as u64);
         self.bump(&b.request_size[size_bucket(a.request_len)], 1);

@@ -214,7 +214,7 @@ fn build(
         if bind.is_empty() {
             bind.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         }
-        let chain = Arc::new(chain);
+        let chain = chain.sealed();
         for key in &block.keys {
             let zone = zone_key(&key.zone).ok_or_else(|| config_error(&block.pos, "bad zone"))?;
             for ip in &bind {

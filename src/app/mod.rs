@@ -115,9 +115,10 @@ pub async fn wait_loaded(indexes: &[Arc<ZoneIndex>], timeout: Duration) -> bool 
 pub fn single_zone_routes(index: &Arc<ZoneIndex>) -> Routes {
     let cfg = index.config();
     let zones = cfg.apexes().iter().filter_map(|n| zone_key(&n.to_ascii())).collect();
-    let chain = Chain { kubernetes: Some(Kubernetes::new(index.clone(), zones, Vec::new())), ..Default::default() };
+    let mut chain = Chain::default();
+    chain.kubernetes = Some(Kubernetes::new(index.clone(), zones, Vec::new()));
     let root: Box<[u8]> = Box::new([0]);
-    Arc::new(ArcSwap::from_pointee(Router::new(vec![(root, Arc::new(chain))])))
+    Arc::new(ArcSwap::from_pointee(Router::new(vec![(root, chain.sealed())])))
 }
 
 /// Binds the listeners first (queries get SERVFAIL, never NXDOMAIN, until

@@ -16,6 +16,8 @@
 //! Only what `forward` brings is cached: the cluster zone's answers are
 //! prepared already and always current (see the module map).
 
+use crate::metrics::Source;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
@@ -173,7 +175,7 @@ impl Cache {
             }
             self.stats.served_stale.fetch_add(1, Ordering::Relaxed);
             let mut done = relay_with(req, &entry.bytes, &entry.walk, Ttl::Fixed(0), out);
-            done.plugin = "cache";
+            done.plugin = Source::Cache;
             let refresh = !entry.refreshing.swap(true, Ordering::AcqRel);
             return Some((done, refresh));
         }
@@ -183,7 +185,7 @@ impl Cache {
         // filterRRSlice), so a client never holds it longer than the cache.
         let ttl = if self.keepttl { Ttl::Keep } else { Ttl::Fixed(entry.ttl - age) };
         let mut done = relay_with(req, &entry.bytes, &entry.walk, ttl, out);
-        done.plugin = "cache";
+        done.plugin = Source::Cache;
         let mut refresh = false;
         if let Some(p) = &self.prefetch {
             let now_ms = elapsed.as_millis() as u64;
@@ -221,7 +223,7 @@ impl Cache {
         }
         self.stats.served_stale.fetch_add(1, Ordering::Relaxed);
         let mut done = relay_with(req, &entry.bytes, &entry.walk, Ttl::Fixed(0), out);
-        done.plugin = "cache";
+        done.plugin = Source::Cache;
         Some(done)
     }
 

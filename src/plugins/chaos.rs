@@ -3,6 +3,8 @@
 //! per author) and `hostname.bind`/`id.server` (this host's name). Other
 //! names pass to the next plugin.
 
+use crate::metrics::Source;
+
 use super::Request;
 use super::message::{self, CLASS_CH, Done, TYPE_TXT};
 use crate::corefile;
@@ -64,6 +66,6 @@ impl Chaos {
         message::set_counts(out, [1, records.len() as u16, 0, 0]);
         message::add_opt(out, q, 0);
         message::end(out, q, message::RCODE_NOERROR, true);
-        Some(Done { qtype: q.qtype, rcode: 0, plugin: "chaos" })
+        Some(Done { qtype: q.qtype, rcode: 0, plugin: Source::Chaos })
     }
 }

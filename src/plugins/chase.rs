@@ -7,6 +7,8 @@
 //! that is the zone's own statement.) Only questions for such names come
 //! here (the message is decoded and encoded again).
 
+use crate::metrics::Source;
+
 use hickory_proto::op::Message;
 
 use super::Request;
@@ -39,7 +41,7 @@ pub fn merge(prefix: &[u8], reply: Option<&[u8]>, max: usize, out: &mut Vec<u8>)
         out.extend_from_slice(prefix);
         let flags = message::u16_at(out, 2).unwrap_or(0) & !0xF | u16::from(rcode) | if tc { FLAG_TC } else { 0 };
         out[2..4].copy_from_slice(&flags.to_be_bytes());
-        Done { qtype, rcode: rcode.into(), plugin: "kubernetes" }
+        Done { qtype, rcode: rcode.into(), plugin: Source::Kubernetes }
     };
     let (Some(reply), Ok(mut msg)) = (reply, Message::from_vec(prefix)) else {
         return fallback(out, message::RCODE_SERVFAIL, false);
@@ -61,7 +63,7 @@ pub fn merge(prefix: &[u8], reply: Option<&[u8]>, max: usize, out: &mut Vec<u8>)
     match msg.to_vec() {
         Ok(bytes) if bytes.len() <= max => {
             *out = bytes;
-            Done { qtype, rcode, plugin: "kubernetes" }
+            Done { qtype, rcode, plugin: Source::Kubernetes }
         }
         Ok(_) => fallback(out, message::RCODE_NOERROR, true),
         Err(_) => fallback(out, message::RCODE_SERVFAIL, false),

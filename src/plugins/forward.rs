@@ -14,6 +14,8 @@
 //! upstream is down one is tried at random. No answer within 5 s: SERVFAIL;
 //! more than `max_concurrent` questions in flight: REFUSED.
 
+use crate::metrics::Source;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -467,5 +469,5 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
     }
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     message::add_opt(out, q, 0);
-    Done { qtype: q.qtype, rcode: walk.rcode().into(), plugin: "forward" }
+    Done { qtype: q.qtype, rcode: walk.rcode().into(), plugin: Source::Forward }
 }

@@ -10,6 +10,8 @@
 //! are encoded when it is read, so a question is a lookup and a copy. A
 //! file that cannot be read keeps the last table.
 
+use crate::metrics::Source;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -197,14 +199,14 @@ impl Hosts {
                 return None;
             }
             message::empty_reply(out, q, message::RCODE_SERVFAIL);
-            return Some(Done { qtype: q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: "hosts" });
+            return Some(Done { qtype: q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: Source::Hosts });
         }
         message::begin(out, q);
         out.extend_from_slice(records);
         message::set_counts(out, [1, count, 0, 0]);
         message::add_opt(out, q, 0);
         message::end(out, q, message::RCODE_NOERROR, true);
-        Some(Done { qtype: q.qtype, rcode: 0, plugin: "hosts" })
+        Some(Done { qtype: q.qtype, rcode: 0, plugin: Source::Hosts })
     }
 }
 

@@ -6,6 +6,8 @@
 //! to the next plugin instead (the stock `fallthrough in-addr.arpa
 //! ip6.arpa` sends reverse look-ups of outside addresses to `forward`).
 
+use crate::metrics::Source;
+
 use std::sync::Arc;
 
 use super::message::{self, CLASS_ANY, CLASS_IN, Done, TYPE_ANY, TYPE_CNAME};
@@ -31,13 +33,14 @@ impl Kubernetes {
 
     /// Answers a name in the plugin's zones; `None` passes it on.
     pub fn serve(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
-        self.serve_chasing(req, out).map(|(done, _)| done)
+        self.serve_chasing(req, out, false).map(|(done, _)| done)
     }
 
-    /// [`Kubernetes::serve`], and when the answer ends in a CNAME to a name
-    /// outside the served zones (an ExternalName), that name's key: R9 has
-    /// its records resolved through the forwarder and appended.
-    pub fn serve_chasing(&self, req: &Request, out: &mut Vec<u8>) -> Option<(Done, Option<Vec<u8>>)> {
+    /// [`Kubernetes::serve`], and with `chase`, when the answer ends in a
+    /// CNAME to a name outside the served zones (an ExternalName), that
+    /// name's key: R9 has its records resolved through the forwarder and
+    /// appended.
+    pub fn serve_chasing(&self, req: &Request, out: &mut Vec<u8>, chase: bool) -> Option<(Done, Option<Vec<u8>>)> {
         if !in_zones(req.key, &self.zones) {
             return None;
         }
@@ -47,7 +50,10 @@ impl Kubernetes {
             || matches!(q.qtype, 251..=254);
         if refuse {
             message::empty_reply(out, q, message::RCODE_REFUSED);
-            return Some((Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "kubernetes" }, None));
+            return Some((
+                Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: Source::Kubernetes },
+                None,
+            ));
         }
         let ans = answer(&self.index, req.key, q.qtype);
         match ans.rcode {
@@ -57,20 +63,26 @@ impl Kubernetes {
             _ => {}
         }
         message::begin(out, q);
-        let rcode = message::encode_answer(out, &ans, req.max_size(), q.edns.is_some());
-        message::add_opt(out, q, 0);
-        message::end(out, q, rcode, ans.authoritative);
-        let done = Done { qtype: q.qtype, rcode: rcode.into(), plugin: "kubernetes" };
-        let chase = match ans.steps.last() {
-            Some(last) if ans.rcode == Rcode::NoError && q.qtype != TYPE_CNAME && q.qtype != TYPE_ANY => {
-                let rr = last.rrset();
-                // The CNAME's target follows its 2-byte owner and 10-byte head.
-                let target = rr.answer.get(12..).filter(|_| rr.rtype == TYPE_CNAME && rr.count == 1);
-                target.and_then(lowercase_name).filter(|t| last.data.cname().is_none() && !t.is_empty())
+        let (rcode, last_cname) = message::encode_answer(out, &ans, req.max_size(), q.edns.is_some());
+        let done = Done { qtype: q.qtype, rcode: rcode.into(), plugin: Source::Kubernetes };
+        // An answer that ends in a CNAME the index could not follow: its
+        // target is outside the zones. The target follows the record's
+        // 2-byte owner and 10-byte head.
+        let target = match last_cname {
+            Some(at)
+                if chase
+                    && ans.rcode == Rcode::NoError
+                    && ans.soa.is_none()
+                    && q.qtype != TYPE_CNAME
+                    && q.qtype != TYPE_ANY =>
+            {
+                out.get(at + 12..).and_then(lowercase_name).filter(|t| t.len() > 1 && !in_zones(t, &self.zones))
             }
             _ => None,
         };
-        Some((done, chase))
+        message::add_opt(out, q, 0);
+        message::end(out, q, rcode, ans.authoritative);
+        Some((done, target))
     }
 }
 

@@ -10,6 +10,8 @@
 //! (SERVFAIL, which also stops the looping probe); the cluster zone keeps
 //! answering.
 
+use crate::metrics::Source;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,7 +81,7 @@ impl Loop {
             );
         }
         message::empty_reply(out, &req.q, message::RCODE_SERVFAIL);
-        Some(Done { qtype: req.q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: "loop" })
+        Some(Done { qtype: req.q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: Source::Loop })
     }
 
     /// Sends the probe to the server at `addr` until an answer comes back

@@ -4,6 +4,7 @@
 //! DO bit), and walk the records of a message without decoding them (for
 //! upstream replies: validation, TTL offsets for the cache, truncation).
 
+use crate::metrics::Source;
 use crate::records::wire::records;
 use crate::records::{Answer, Rcode};
 
@@ -177,9 +178,8 @@ pub struct Done {
     pub qtype: u16,
     /// The full (extended) response code.
     pub rcode: u16,
-    /// The plugin that wrote the response (CoreDNS's `plugin` label; empty
-    /// when the server itself answered: FORMERR, REFUSED outside the zones).
-    pub plugin: &'static str,
+    /// The plugin that wrote the response (CoreDNS's `plugin` label).
+    pub plugin: Source,
 }
 
 /// The most a response to `q` may take: SPEC.md 4, with the EDNS size
@@ -202,10 +202,13 @@ pub fn error_reply(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u8) {
 /// the question echoed as sent.
 pub fn begin(out: &mut Vec<u8>, q: &Query) {
     out.clear();
-    header(out, q.id, FLAG_QR | (q.flags & (FLAG_RD | FLAG_CD)), [1, 0, 0, 0]);
+    let [i0, i1] = q.id.to_be_bytes();
+    let [f0, f1] = (FLAG_QR | (q.flags & (FLAG_RD | FLAG_CD))).to_be_bytes();
+    out.extend_from_slice(&[i0, i1, f0, f1, 0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(q.qname);
-    out.extend_from_slice(&q.qtype.to_be_bytes());
-    out.extend_from_slice(&q.qclass.to_be_bytes());
+    let [t0, t1] = q.qtype.to_be_bytes();
+    let [c0, c1] = q.qclass.to_be_bytes();
+    out.extend_from_slice(&[t0, t1, c0, c1]);
 }
 
 /// Ends a response begun with [`begin`]: the rcode and AA in the header,
@@ -248,11 +251,13 @@ pub fn empty_reply(out: &mut Vec<u8>, q: &Query, rcode: u8) {
 }
 
 pub fn header(out: &mut Vec<u8>, id: u16, flags: u16, counts: [u16; 4]) {
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    for c in counts {
-        out.extend_from_slice(&c.to_be_bytes());
+    let mut h = [0u8; 12];
+    h[0..2].copy_from_slice(&id.to_be_bytes());
+    h[2..4].copy_from_slice(&flags.to_be_bytes());
+    for (n, c) in counts.iter().enumerate() {
+        h[4 + 2 * n..6 + 2 * n].copy_from_slice(&c.to_be_bytes());
     }
+    out.extend_from_slice(&h);
 }
 
 pub fn set_counts(out: &mut [u8], counts: [u16; 4]) {
@@ -273,8 +278,10 @@ pub const OPT_LEN: usize = 11;
 
 /// Appends the answer, authority and additional sections of `a` to a
 /// response begun with [`begin`]; sets TC when an answer record did not
-/// fit (SPEC.md 4: only the answer section decides TC). Returns the rcode.
-pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u8 {
+/// fit (SPEC.md 4: only the answer section decides TC). Returns the rcode,
+/// and where the last answer RRset sits in `out` when it is a CNAME (its
+/// target may be chased beyond the zone).
+pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> (u8, Option<usize>) {
     let reserve = if edns { OPT_LEN } else { 0 };
     let soa = a.soa.as_ref().map(|s| &s[a.soa_zone][..]);
     let tail = reserve + soa.map_or(0, <[u8]>::len);
@@ -282,9 +289,11 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u
     let mut truncated = false;
     // Where the previous step's CNAME target sits, for the next step's owner.
     let mut owner_ptr: Option<u16> = None;
+    let mut last_cname = None;
     'steps: for step in &a.steps {
         let rr = step.rrset();
         let start = out.len();
+        last_cname = (rr.rtype == TYPE_CNAME).then_some(start);
         if owner_ptr.is_none() && out.len() + rr.answer.len() + tail <= max {
             out.extend_from_slice(rr.answer);
             an += rr.count;
@@ -331,12 +340,13 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> u
         let f = u16_at(out, 2).unwrap_or(0) | FLAG_TC;
         out[2..4].copy_from_slice(&f.to_be_bytes());
     }
-    match a.rcode {
+    let rcode = match a.rcode {
         Rcode::NoError => RCODE_NOERROR,
         Rcode::NxDomain => RCODE_NXDOMAIN,
         Rcode::ServFail => RCODE_SERVFAIL,
         Rcode::Refused => RCODE_REFUSED,
-    }
+    };
+    (rcode, if truncated { None } else { last_cname })
 }
 
 /// Appends one record: `owner` in wire form (or the 2-byte pointer to the

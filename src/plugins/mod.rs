@@ -15,6 +15,8 @@
 //! only what comes from upstream: the cluster zone's answers are prepared
 //! already and always current, so caching them would only make them stale.
 
+use crate::metrics::Source;
+
 pub mod any;
 pub mod cache;
 pub mod chaos;
@@ -152,7 +154,7 @@ impl Pending {
                     None => {
                         let rcode = e.rcode();
                         message::empty_reply(out, &req.q, rcode);
-                        Done { qtype: req.q.qtype, rcode: rcode.into(), plugin: "forward" }
+                        Done { qtype: req.q.qtype, rcode: rcode.into(), plugin: Source::Forward }
                     }
                 }
             }
@@ -182,12 +184,33 @@ pub struct Chain {
     pub forwards: Vec<Arc<Forward>>,
     /// `bufsize N`: the EDNS size cap of this block.
     pub bufsize: Option<u16>,
+    /// Whether any stage before `kubernetes` or after the answer is set
+    /// ([`Chain::sealed`]): without them the cluster zone's path goes
+    /// straight to its lookup.
+    pre: bool,
+    post: bool,
 }
 
 impl Chain {
+    /// The chain, ready to serve: notes which optional stages it has.
+    pub fn sealed(mut self) -> Arc<Chain> {
+        self.pre = self.any
+            || self.chaos.is_some()
+            || !self.rewrites.is_empty()
+            || !self.templates.is_empty()
+            || self.hosts.is_some()
+            || self.bufsize.is_some();
+        self.post = self.minimal || self.loadbalance || self.log.is_some();
+        Arc::new(self)
+    }
+
     /// Runs the question through the chain; `None` when nothing in it
     /// serves the name (REFUSED). `started` is when it arrived.
+    #[inline]
     pub fn serve(self: &Arc<Self>, req: &Request, raw: &[u8], out: &mut Vec<u8>, started: Instant) -> Option<Flow> {
+        if !self.pre {
+            return self.rest(req, raw, raw.len(), out, None, started);
+        }
         let capped;
         let req = match self.bufsize {
             Some(cap) => {
@@ -220,6 +243,7 @@ impl Chain {
     }
 
     /// The stages after `rewrite`.
+    #[inline]
     fn rest(
         self: &Arc<Self>,
         req: &Request,
@@ -229,39 +253,77 @@ impl Chain {
         revert: Option<rewrite::Revert>,
         started: Instant,
     ) -> Option<Flow> {
-        for t in &self.templates {
-            if let template::Outcome::Answered(done) = t.serve(req, out) {
+        if self.pre {
+            for t in &self.templates {
+                if let template::Outcome::Answered(done) = t.serve(req, out) {
+                    return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
+                }
+            }
+            if let Some(h) = &self.hosts
+                && let Some(done) = h.serve(req, out)
+            {
                 return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
             }
         }
-        if let Some(h) = &self.hosts
-            && let Some(done) = h.serve(req, out)
-        {
-            return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
-        }
         if let Some(k) = &self.kubernetes
-            && let Some((done, chase)) = k.serve_chasing(req, out)
+            && let Some((done, chase)) = k.serve_chasing(req, out, !self.forwards.is_empty())
         {
             // R9: an ExternalName outside the zones, resolved upstream.
-            let fwd = chase.as_ref().and_then(|t| self.forwards.iter().position(|f| f.serves(t)));
-            let looped = self.loop_check.as_ref().is_some_and(|l| l.detected());
-            if let (Some(target), Some(forward), false) = (chase, fwd, looped) {
-                return Some(Flow::Forward(Box::new(Pending {
-                    chain: self.clone(),
-                    forward,
-                    query: chase::query(req, &target),
-                    query_len,
-                    revert,
-                    chase: Some(out.clone()),
-                    refresh: false,
-                    udp: req.udp,
-                    peer: req.peer,
-                    cap: req.cap,
-                    started,
-                })));
+            if let Some(target) = chase {
+                return Some(self.chase(req, target, query_len, out, revert, started, done));
             }
             return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
         }
+        self.upstream(req, raw, query_len, out, revert, started)
+    }
+
+    /// An ExternalName's target outside the zones: asked upstream when a
+    /// forward takes it (and no loop was found), else the CNAME alone.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn chase(
+        self: &Arc<Self>,
+        req: &Request,
+        target: Vec<u8>,
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<rewrite::Revert>,
+        started: Instant,
+        done: Done,
+    ) -> Flow {
+        let fwd = self.forwards.iter().position(|f| f.serves(&target));
+        let looped = self.loop_check.as_ref().is_some_and(|l| l.detected());
+        match fwd {
+            Some(forward) if !looped => Flow::Forward(Box::new(Pending {
+                chain: self.clone(),
+                forward,
+                query: chase::query(req, &target),
+                query_len,
+                revert,
+                chase: Some(out.clone()),
+                refresh: false,
+                udp: req.udp,
+                peer: req.peer,
+                cap: req.cap,
+                started,
+            })),
+            _ => self.done(req, query_len, out, revert.as_ref(), started, done),
+        }
+    }
+
+    /// The stages from `loop` on: the names the cluster zone did not answer.
+    #[cold]
+    #[inline(never)]
+    fn upstream(
+        self: &Arc<Self>,
+        req: &Request,
+        raw: &[u8],
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<rewrite::Revert>,
+        started: Instant,
+    ) -> Option<Flow> {
         let Some(forward) = self.forwards.iter().position(|f| f.serves(req.key)) else {
             return None;
         };
@@ -272,7 +334,7 @@ impl Chain {
             if l.detected() {
                 // A loop was found at start: nothing goes upstream.
                 message::empty_reply(out, &req.q, message::RCODE_SERVFAIL);
-                let done = Done { qtype: req.q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: "loop" };
+                let done = Done { qtype: req.q.qtype, rcode: message::RCODE_SERVFAIL.into(), plugin: Source::Loop };
                 return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
             }
         }
@@ -315,6 +377,7 @@ impl Chain {
         })))
     }
 
+    #[inline]
     fn done(
         &self,
         req: &Request,
@@ -330,7 +393,22 @@ impl Chain {
 
     /// What happens to every response on its way out: the rewrite turned
     /// back, `minimal`, `loadbalance`, `log`.
+    #[inline]
     fn finish(
+        &self,
+        req: &Request,
+        query_len: usize,
+        out: &mut Vec<u8>,
+        revert: Option<&rewrite::Revert>,
+        started: Instant,
+    ) {
+        if self.post || revert.is_some() {
+            self.finish_slow(req, query_len, out, revert, started);
+        }
+    }
+
+    #[inline(never)]
+    fn finish_slow(
         &self,
         req: &Request,
         query_len: usize,
@@ -382,6 +460,9 @@ impl Router {
 /// Whether the name `key` is `zone` or below it (both lowercase wire form;
 /// the root zone is `[0]`).
 pub fn in_zone(key: &[u8], zone: &[u8]) -> bool {
+    if zone.len() == 1 {
+        return true; // the root holds every name
+    }
     if zone.len() > key.len() || !key.ends_with(zone) {
         return false;
     }
@@ -428,12 +509,12 @@ pub fn handle(
         Parsed::Drop => return None,
         Parsed::Error { id, flags, rcode } => {
             message::error_reply(out, id, flags, rcode);
-            return Some((0, Flow::Done(Done { qtype: 0, rcode: rcode.into(), plugin: "" })));
+            return Some((0, Flow::Done(Done { qtype: 0, rcode: rcode.into(), plugin: Source::Server })));
         }
         Parsed::Query(q) => q,
     };
     if message::badvers(out, &q) {
-        return Some((0, Flow::Done(Done { qtype: q.qtype, rcode: 16, plugin: "" })));
+        return Some((0, Flow::Done(Done { qtype: q.qtype, rcode: 16, plugin: Source::Server })));
     }
     let mut key = [0u8; 256];
     let klen = lowercase_key(q.qname, &mut key).unwrap_or(0);
@@ -445,7 +526,10 @@ pub fn handle(
         None => {
             message::empty_reply(out, &req.q, message::RCODE_REFUSED);
             let slot = routed.map_or(0, |(slot, _)| slot);
-            Some((slot, Flow::Done(Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: "" })))
+            Some((
+                slot,
+                Flow::Done(Done { qtype: q.qtype, rcode: message::RCODE_REFUSED.into(), plugin: Source::Server }),
+            ))
         }
     }
 }
@@ -462,7 +546,7 @@ mod tests {
         assert!(in_zone(&k("anything."), &k(".")));
         assert!(!in_zone(&k("xcluster.local."), &k("cluster.local.")));
         assert!(!in_zone(&k("local."), &k("cluster.local.")));
-        let r = Router::new(vec![(k("."), Arc::new(Chain::default())), (k("acme.local."), Arc::new(Chain::default()))]);
+        let r = Router::new(vec![(k("."), Chain::default().sealed()), (k("acme.local."), Chain::default().sealed())]);
         let (slot, acme) = r.route(&k("x.acme.local.")).unwrap();
         assert!(Arc::ptr_eq(acme, &r.blocks[0].1) && slot == 0, "longest zone first");
         assert!(Arc::ptr_eq(r.route(&k("example.com.")).unwrap().1, &r.blocks[1].1));

@@ -9,6 +9,8 @@
 //! or the next plugin with `fallthrough`. Questions outside the zones,
 //! class or type go to the next template or plugin.
 
+use crate::metrics::Source;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -91,7 +93,7 @@ impl Template {
                 return Outcome::Pass;
             }
             message::empty_reply(out, q, message::RCODE_NXDOMAIN);
-            return Outcome::Answered(Done { qtype: q.qtype, rcode: 3, plugin: "template" });
+            return Outcome::Answered(Done { qtype: q.qtype, rcode: 3, plugin: Source::Template });
         };
         self.matches.fetch_add(1, Ordering::Relaxed);
         let zone = self
@@ -151,7 +153,7 @@ impl Template {
         message::add_opt(out, q, 0);
         let rcode = (self.cfg.rcode & 0xF) as u8;
         message::end(out, q, rcode, true);
-        Outcome::Answered(Done { qtype: q.qtype, rcode: self.cfg.rcode, plugin: "template" })
+        Outcome::Answered(Done { qtype: q.qtype, rcode: self.cfg.rcode, plugin: Source::Template })
     }
 }
 
