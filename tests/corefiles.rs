@@ -406,3 +406,46 @@ fn configmap_symlink_swap_reloads_and_a_broken_one_keeps_serving() {
     let reader = BufReader::new(log.as_bytes());
     assert!(reader.lines().any(|l| l.is_ok_and(|l| l.contains("reload failed"))), "{log}");
 }
+
+/// Regression: the listeners of a Corefile once answered REFUSED (an empty
+/// router) while the manifests were still being read. Until the zone is
+/// loaded its names are SERVFAIL, then they answer.
+#[test]
+fn servfail_until_loaded_never_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n");
+    for i in 0..20000 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: default}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    let port = free_port();
+    let text = format!(
+        ".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n        manifests {}\n    }}\n}}\n",
+        dir.path().join("cluster.yaml").display()
+    );
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(&corefile, text).unwrap();
+    let server = start(&corefile, dir.path(), None);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let packet = common::make_query("svc-19999.default.svc.cluster.local.", RecordType::A, None);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "never answered; seen {seen:?}\n{}", server.log());
+        sock.send_to(&packet, addr).unwrap();
+        let mut buf = [0u8; 512];
+        let Ok((n, _)) = sock.recv_from(&mut buf) else { continue };
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        let code = m.metadata.response_code;
+        if code == ResponseCode::NoError {
+            break;
+        }
+        assert_eq!(code, ResponseCode::ServFail, "before the load: {seen:?}");
+        seen.push(code);
+    }
+    assert!(!seen.is_empty(), "the load was too quick to observe the window");
+}

@@ -15,13 +15,13 @@ use std::sync::atomic::Ordering;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppError, check_paths, start_api, start_manifests};
+use super::{AppError, check_paths, spawn_updater, start_manifests};
 use crate::corefile::{self, Corefile, Plugin};
 use crate::metrics::Metrics;
 use crate::plugins::{Cache, Chain, Chaos, Forward, Hosts, Kubernetes, Log, Loop, Router, Template, zone_key};
 use crate::records::{PodMode, ZoneConfig, ZoneIndex};
 use crate::server::{Routes, Server};
-use crate::source::kube::KubeOptions;
+use crate::source::kube::{KubeOptions, client, spawn_watchers};
 
 /// What a Corefile runs.
 pub struct Instance {
@@ -226,8 +226,15 @@ fn build(
     Ok(b)
 }
 
-/// Starts the source that fills a `kubernetes` directive's index.
-async fn start_source(k: &corefile::Kubernetes, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
+/// The source of a `kubernetes` directive's index, checked and ready to
+/// run: what can fail (a kubeconfig, a missing path) fails here, before
+/// any listener answers with the new configuration.
+enum Source {
+    Api(kube::Client, KubeOptions),
+    Manifests(Vec<std::path::PathBuf>, ipnet::IpNet),
+}
+
+async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
     if k.manifests.is_empty() {
         let opts = KubeOptions {
             kubeconfig: k.kubeconfig.as_ref().map(|(p, _)| p.clone()),
@@ -236,10 +243,28 @@ async fn start_source(k: &corefile::Kubernetes, index: Arc<ZoneIndex>, metrics: 
             pods: k.pods == corefile::Pods::Verified,
             ..Default::default()
         };
-        start_api(&opts, index, metrics).await
+        Ok(Source::Api(client(&opts).await?, opts))
     } else {
         check_paths(&k.manifests)?;
-        start_manifests(k.manifests.clone(), k.service_cidr, index, metrics).await
+        Ok(Source::Manifests(k.manifests.clone(), k.service_cidr))
+    }
+}
+
+/// Starts filling `index` in the background: until it is loaded its names
+/// are SERVFAIL (never NXDOMAIN, never REFUSED).
+fn run_source(source: Source, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) {
+    match source {
+        Source::Api(client, opts) => {
+            let tx = spawn_updater(index, metrics.clone());
+            spawn_watchers(client, &opts, tx, metrics);
+        }
+        Source::Manifests(paths, cidr) => {
+            tokio::spawn(async move {
+                if let Err(e) = start_manifests(paths, cidr, index, metrics).await {
+                    tracing::error!("kubernetes: cannot load the manifests: {e}");
+                }
+            });
+        }
     }
 }
 
@@ -306,12 +331,15 @@ impl Instance {
                 }
             }
         }
-        // Sources of new indexes: their names answer SERVFAIL until loaded.
-        let new_kube = kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c));
-        for (k, index) in new_kube {
-            if let Err(e) = start_source(k, index.clone(), self.metrics.clone()).await {
-                shutdown_all(fresh).await;
-                return Err(e);
+        // Sources of new indexes, checked before anything switches.
+        let mut sources = Vec::new();
+        for (k, index) in kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c)) {
+            match prepare_source(k).await {
+                Ok(source) => sources.push((source, index.clone())),
+                Err(e) => {
+                    shutdown_all(fresh).await;
+                    return Err(e);
+                }
             }
         }
         // The switch: every router in one pass, then the addresses that are
@@ -332,6 +360,11 @@ impl Instance {
             }
         }
         shutdown_all(gone).await;
+        // The new indexes fill in the background (their names answer
+        // SERVFAIL meanwhile).
+        for (source, index) in sources {
+            run_source(source, index, self.metrics.clone());
+        }
         self.cancel.cancel();
         self.cancel = CancellationToken::new();
         crate::plugins::hosts::spawn_reloads(built.hosts, self.cancel.clone());
