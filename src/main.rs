@@ -26,6 +26,12 @@ pub(crate) fn init_tracing() {
 }
 
 fn main() -> ExitCode {
+    // Counted for coredns_panics_total, then reported as usual.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        clusterdns::metrics::PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        report(info);
+    }));
     let args: Vec<String> = std::env::args().collect();
     if coredns::is_coredns_style(&args[1..]) {
         return coredns::main(&args[1..]);

@@ -68,6 +68,11 @@ fn rcode_index(rcode: u16) -> usize {
     RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
 }
 
+/// Panics anywhere in the process (`coredns_panics_total`): the binary's
+/// panic hook counts them. A panic in a query's task or a watcher ends that
+/// task only; this makes it visible.
+pub static PANICS: AtomicU64 = AtomicU64::new(0);
+
 /// What wrote a response: CoreDNS's `plugin` label, or the server itself
 /// (FORMERR, REFUSED outside the zones: an empty label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,8 +239,7 @@ pub struct State {
     pub loop_detected: Arc<std::sync::atomic::AtomicBool>,
     /// Corefile reloads that failed (`coredns_reload_failed_total`).
     pub reload_failed: AtomicU64,
-    /// Panics caught in the server's tasks and threads.
-    pub panics: AtomicU64,
+
     /// From a batch of cluster events to the new answers being served.
     pub update: Histogram,
     /// CoreDNS's `coredns_kubernetes_dns_programming_duration_seconds`: from
@@ -561,7 +565,7 @@ impl Collector for Metrics {
             &mut enc,
             "coredns_panics",
             "A metrics that counts the number of panics.",
-            &[(vec![], st.panics.load(Ordering::Relaxed))],
+            &[(vec![], PANICS.load(Ordering::Relaxed))],
         )?;
         gauge(
             &mut enc,

@@ -327,3 +327,37 @@ async fn reload_switches_upstream_and_drops_no_question() {
     assert_eq!(answers(&m), vec!["h1.example.com. A 198.51.100.1"]);
     Arc::try_unwrap(inst).ok().unwrap().into_inner().shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_endpoint_and_kubeconfig_context() {
+    let api = common::fake_api::FakeApi::start().await;
+    api.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n");
+    api.apply(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: team}\n\
+         spec: {clusterIP: 10.96.0.30, clusterIPs: [10.96.0.30], ports: [{port: 80}]}\n",
+    );
+    // `endpoint URL`: the API server reached directly (kubectl proxy style).
+    let text = format!(".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n endpoint http://{}\n }}\n}}", api.addr);
+    let (inst, _) = serve(&text).await;
+    let m = query(inst.addrs()[0], "web.team.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["web.team.svc.cluster.local. A 10.96.0.30"]);
+    inst.shutdown().await;
+    // `kubeconfig PATH CONTEXT`: the named context, not the current one
+    // (which points nowhere).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster: {{server: 'http://127.0.0.1:1'}}\n\
+         - name: fake\n  cluster: {{server: 'http://{}'}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n\
+         - name: dead\n  context: {{cluster: dead, user: u}}\n- name: fake\n  context: {{cluster: fake, user: u}}\n\
+         current-context: dead\n",
+        api.addr
+    );
+    std::fs::write(&path, kubeconfig).unwrap();
+    let text =
+        format!(".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n kubeconfig {} fake\n }}\n}}", path.display());
+    let (inst, _) = serve(&text).await;
+    let m = query(inst.addrs()[0], "web.team.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["web.team.svc.cluster.local. A 10.96.0.30"]);
+    inst.shutdown().await;
+}

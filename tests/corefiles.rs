@@ -449,3 +449,48 @@ fn servfail_until_loaded_never_refused() {
     }
     assert!(!seen.is_empty(), "the load was too quick to observe the window");
 }
+
+/// `log` writes CoreDNS's line per question (only its classes), `errors`
+/// a line per failure of the chain.
+#[test]
+fn log_and_errors_write_coredns_lines() {
+    let dead = Upstream::start("127.0.0.43", 0);
+    dead.set_fault(common::upstream::Fault::Silent);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = format!(
+        ".:{port} {{\n    bind 127.0.0.1\n    errors\n    log . {{\n        class denial error\n    }}\n    \
+         kubernetes cluster.local {{\n        manifests {}\n    }}\n    forward . {} {{\n        max_fails 0\n    }}\n}}\n",
+        common::fixtures().display(),
+        dead.addr
+    );
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(&corefile, text).unwrap();
+    let stdout = dir.path().join("stdout");
+    let stderr = dir.path().join("server.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["-conf", &corefile.display().to_string(), "-quiet"])
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Server { child, stderr };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_answer(&server, addr, "kafka.default.svc.cluster.local.");
+    ask(addr, "kafka.default.svc.cluster.local.", RecordType::A); // success: not logged
+    ask(addr, "nope.default.svc.cluster.local.", RecordType::A); // denial
+    let m = ask(addr, "h1.example.com.", RecordType::A); // error: the upstream is silent
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = std::fs::read_to_string(&stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "denial and error only:\n{out}");
+    let line = lines[0];
+    assert!(line.starts_with("[INFO] 127.0.0.1:"), "{line}");
+    assert!(line.contains(" \"A IN nope.default.svc.cluster.local. udp "), "{line}");
+    assert!(line.contains("\" NXDOMAIN qr,aa,rd "), "{line}");
+    assert!(line.ends_with('s'), "a duration last: {line}");
+    assert!(lines[1].contains("h1.example.com.") && lines[1].contains("SERVFAIL"), "{}", lines[1]);
+    let log = server.log();
+    assert!(log.contains("plugin/errors: 2 h1.example.com. A:"), "{log}");
+}

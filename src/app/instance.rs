@@ -95,8 +95,6 @@ fn check_kubernetes(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<(),
         ("endpoint_pod_names", k.endpoint_pod_names),
         ("ignore empty_service", k.ignore_empty_service),
         ("noendpoints", k.noendpoints),
-        ("endpoint", k.endpoint.is_some()),
-        ("kubeconfig CONTEXT", k.kubeconfig.as_ref().is_some_and(|(_, c)| c.is_some())),
     ];
     match unsupported.iter().find(|(_, set)| *set) {
         Some((name, _)) => Err(config_error(pos, format!("kubernetes option '{name}' is not implemented yet"))),
@@ -238,6 +236,8 @@ async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
     if k.manifests.is_empty() {
         let opts = KubeOptions {
             kubeconfig: k.kubeconfig.as_ref().map(|(p, _)| p.clone()),
+            context: k.kubeconfig.as_ref().and_then(|(_, c)| c.clone()),
+            endpoint: k.endpoint.clone(),
             namespaces: k.namespaces.clone(),
             labels: k.labels.clone(),
             pods: k.pods == corefile::Pods::Verified,

@@ -46,6 +46,11 @@ pub enum KubeError {
 #[derive(Clone, Debug)]
 pub struct KubeOptions {
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (its current one when unset).
+    pub context: Option<String>,
+    /// The API server's URL, overriding the kubeconfig's or the in-cluster
+    /// one (CoreDNS's `endpoint`).
+    pub endpoint: Option<String>,
     /// Serve only these namespaces (CoreDNS `namespaces`); empty: all.
     pub namespaces: Vec<String>,
     /// A label selector for Services and EndpointSlices (CoreDNS `labels`).
@@ -66,17 +71,29 @@ impl KubeOptions {
 /// A client from `--kubeconfig`, else the in-cluster service account,
 /// `KUBECONFIG` or `~/.kube/config` (kube's inference order).
 pub async fn client(opts: &KubeOptions) -> Result<Client, KubeError> {
-    let config = match &opts.kubeconfig {
+    let mut config = match &opts.kubeconfig {
         Some(path) => {
             let kc =
                 Kubeconfig::read_from(path).map_err(|error| KubeError::Kubeconfig { path: path.clone(), error })?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            let options = KubeConfigOptions { context: opts.context.clone(), ..Default::default() };
+            Config::from_custom_kubeconfig(kc, &options)
                 .await
                 .map_err(|error| KubeError::Kubeconfig { path: path.clone(), error })?
         }
+        // An endpoint alone (kubectl proxy, say) needs no credentials.
+        None if opts.endpoint.is_some() => {
+            Config::new("http://localhost".parse().map_err(|_| bad_endpoint("localhost"))?)
+        }
         None => Config::infer().await.map_err(|e| KubeError::NoConfig(e.to_string()))?,
     };
+    if let Some(url) = &opts.endpoint {
+        config.cluster_url = url.parse().map_err(|_| bad_endpoint(url))?;
+    }
     Client::try_from(config).map_err(KubeError::Client)
+}
+
+fn bad_endpoint(url: &str) -> KubeError {
+    KubeError::NoConfig(format!("endpoint {url:?} is not a URL"))
 }
 
 /// Which kinds have been listed completely once.
@@ -277,6 +294,8 @@ impl Default for KubeOptions {
     fn default() -> Self {
         KubeOptions {
             kubeconfig: None,
+            context: None,
+            endpoint: None,
             namespaces: Vec::new(),
             labels: None,
             pods: false,
