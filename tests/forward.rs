@@ -303,3 +303,29 @@ async fn serve_stale_immediate_answers_at_once_and_refreshes_behind() {
     assert_eq!(ttls(&m), vec![1], "the refreshed entry");
     inst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_bounded_and_evicts() {
+    let up = Upstream::start("127.0.0.13", 0);
+    // CoreDNS's smallest capacity: 1024 entries.
+    let cache = "cache 30 {\n denial 1024\n }";
+    let (inst, metrics) = serve(&kube_block(&format!("forward . {}", up.addr), cache)).await;
+    let dns = inst.addrs()[0];
+    tokio::task::spawn_blocking(move || {
+        for i in 0..1600 {
+            let packet = common::make_query(&format!("n{i}.example.org."), RecordType::A, None);
+            common::exchange(dns, &packet, common::Transport::Udp).expect("answered");
+        }
+    })
+    .await
+    .unwrap();
+    let body = metrics.render();
+    let value = |prefix: &str| -> f64 {
+        body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(-1.0)
+    };
+    let entries = value("coredns_cache_entries{server=\"dns://:0\",type=\"denial\"");
+    let evicted = value("coredns_cache_evictions_total{server=\"dns://:0\",type=\"denial\"");
+    assert!(entries > 0.0 && entries <= 1100.0, "bounded near 1024: {entries}\n{body}");
+    assert!(evicted >= 400.0, "1,600 names into 1,024 places: {evicted} evicted\n{body}");
+    inst.shutdown().await;
+}
