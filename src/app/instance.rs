@@ -109,7 +109,9 @@ fn build(
     kube: &mut Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
     metrics: &Arc<Metrics>,
 ) -> Result<Built, AppError> {
-    let mut routers: BTreeMap<SocketAddr, Vec<(Box<[u8]>, Arc<Chain>)>> = BTreeMap::new();
+    // Per listening address: (zone key, chain) of each block on it.
+    type Blocks = Vec<(Box<[u8]>, Arc<Chain>)>;
+    let mut routers: BTreeMap<SocketAddr, Blocks> = BTreeMap::new();
     let mut b = Built {
         routers: BTreeMap::new(),
         hosts: Vec::new(),

@@ -234,7 +234,7 @@ pub fn add_opt(out: &mut Vec<u8>, q: &Query, ext_rcode: u8) {
 /// RFC 6891 6.1.3: a question of a higher EDNS version gets BADVERS with
 /// the version we speak. True when it was answered so.
 pub fn badvers(out: &mut Vec<u8>, q: &Query) -> bool {
-    if !q.edns.is_some_and(|e| e.version > 0) {
+    if q.edns.is_none_or(|e| e.version == 0) {
         return false;
     }
     begin(out, q);

@@ -324,9 +324,7 @@ impl Chain {
         revert: Option<rewrite::Revert>,
         started: Instant,
     ) -> Option<Flow> {
-        let Some(forward) = self.forwards.iter().position(|f| f.serves(req.key)) else {
-            return None;
-        };
+        let forward = self.forwards.iter().position(|f| f.serves(req.key))?;
         if let Some(l) = &self.loop_check {
             if let Some(done) = l.inspect(req, out) {
                 return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
