@@ -361,3 +361,56 @@ async fn kubernetes_endpoint_and_kubeconfig_context() {
     assert_eq!(answers(&m), vec!["web.team.svc.cluster.local. A 10.96.0.30"]);
     inst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noendpoints_and_ignore_empty_service() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cluster.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: lonely, namespace: t}\n\
+         spec: {clusterIP: 10.96.0.77, ports: [{port: 80}]}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: busy, namespace: t}\n\
+         spec: {clusterIP: 10.96.0.78, ports: [{name: http, port: 80}]}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: open, namespace: t}\nspec: {clusterIP: None}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: busy-1\n  namespace: t\n\
+         \x20 labels: {kubernetes.io/service-name: busy}\naddressType: IPv4\n\
+         endpoints: [{addresses: [10.244.0.5]}]\nports: [{name: http, port: 80}]\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: open-1\n  namespace: t\n\
+         \x20 labels: {kubernetes.io/service-name: open}\naddressType: IPv4\n\
+         endpoints: [{addresses: [10.244.0.6]}]\n",
+    )
+    .unwrap();
+    let block = |option: &str| {
+        format!(
+            ".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local in-addr.arpa {{\n manifests {}\n {option}\n }}\n}}",
+            dir.path().display()
+        )
+    };
+    // ignore empty_service: the Service without a ready endpoint is gone.
+    let (inst, _) = serve(&block("ignore empty_service")).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "lonely.t.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = query(dns, "busy.t.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["busy.t.svc.cluster.local. A 10.96.0.78"]);
+    inst.shutdown().await;
+    // noendpoints: no names from endpoints; ClusterIPs still answer.
+    let (inst, _) = serve(&block("noendpoints")).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "busy.t.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["busy.t.svc.cluster.local. A 10.96.0.78"]);
+    let m = query(dns, "10-244-0-5.busy.t.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = query(dns, "open.t.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "headless Services do not resolve");
+    let m = query(dns, "5.0.244.10.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // Without either, all of them answer.
+    inst.shutdown().await;
+    let (inst, _) = serve(&block("")).await;
+    let dns = inst.addrs()[0];
+    for name in ["lonely.t.svc.cluster.local.", "10-244-0-5.busy.t.svc.cluster.local.", "open.t.svc.cluster.local."] {
+        assert_eq!(query(dns, name, RecordType::A).await.metadata.response_code, ResponseCode::NoError, "{name}");
+    }
+    inst.shutdown().await;
+}

@@ -84,18 +84,17 @@ fn kubernetes_zone(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<Zone
         corefile::Pods::Insecure => PodMode::Insecure,
         corefile::Pods::Verified => PodMode::Verified,
     };
-    ZoneConfig::new(zone, k.ttl, pods).map_err(AppError::from)
+    let mut cfg = ZoneConfig::new(zone, k.ttl, pods)?;
+    cfg.noendpoints = k.noendpoints;
+    cfg.ignore_empty_service = k.ignore_empty_service;
+    Ok(cfg)
 }
 
 /// Options of `kubernetes` that the model does not implement yet: refused
 /// at start-up rather than silently ignored.
 fn check_kubernetes(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<(), AppError> {
-    let unsupported = [
-        ("namespace_labels", k.namespace_labels.is_some()),
-        ("endpoint_pod_names", k.endpoint_pod_names),
-        ("ignore empty_service", k.ignore_empty_service),
-        ("noendpoints", k.noendpoints),
-    ];
+    let unsupported =
+        [("namespace_labels", k.namespace_labels.is_some()), ("endpoint_pod_names", k.endpoint_pod_names)];
     match unsupported.iter().find(|(_, set)| *set) {
         Some((name, _)) => Err(config_error(pos, format!("kubernetes option '{name}' is not implemented yet"))),
         None => Ok(()),

@@ -185,6 +185,13 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
         }
         group_eps.push(eps);
     }
+    if cfg.ignore_empty_service && group_eps.iter().all(Vec::is_empty) {
+        // No ready endpoint: as if the Service did not exist.
+        return;
+    }
+    if cfg.noendpoints {
+        group_eps.iter_mut().for_each(Vec::clear);
+    }
     let all_eps = || group_eps.iter().flatten();
 
     // R2 / R3: the Service name.

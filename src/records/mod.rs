@@ -44,6 +44,12 @@ pub struct ZoneConfig {
     /// Record TTL, 0..=3600.
     pub ttl: u32,
     pub pods: PodMode,
+    /// CoreDNS's `noendpoints`: no names from endpoints (headless Services
+    /// then do not resolve; ClusterIPs do).
+    pub noendpoints: bool,
+    /// CoreDNS's `ignore empty_service`: a Service with no ready endpoint
+    /// does not exist (NXDOMAIN), so clients go on down their search path.
+    pub ignore_empty_service: bool,
 }
 
 /// A cluster domain that is not a valid DNS name.
@@ -65,7 +71,18 @@ impl ZoneConfig {
         in_addr.set_fqdn(true);
         let mut ip6 = Name::from_ascii("ip6.arpa.").map_err(|_| bad())?;
         ip6.set_fqdn(true);
-        Ok(ZoneConfig { svc: c(&z, "svc")?, pod: c(&z, "pod")?, zone: z, ns_name, in_addr, ip6, ttl, pods })
+        Ok(ZoneConfig {
+            svc: c(&z, "svc")?,
+            pod: c(&z, "pod")?,
+            zone: z,
+            ns_name,
+            in_addr,
+            ip6,
+            ttl,
+            pods,
+            noendpoints: false,
+            ignore_empty_service: false,
+        })
     }
 
     /// The SOA's own TTL: min(ttl, 300) (SPEC.md R11).
