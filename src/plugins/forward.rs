@@ -444,11 +444,11 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
             continue;
         }
         if out.len() + (rr.end - rr.start) + reserve > max {
-            if rr.section == 0 {
-                truncated = true;
-                break;
-            }
-            continue;
+            // Records are copied as they are, compression pointers and all:
+            // a later record may point into this one, so nothing after it
+            // is kept either. Only the answer section decides TC.
+            truncated |= rr.section == 0;
+            break;
         }
         let at = out.len();
         out.extend_from_slice(&reply[rr.start..rr.end]);
@@ -470,4 +470,60 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     message::add_opt(out, q, 0);
     Done { qtype: q.qtype, rcode: walk.rcode().into(), plugin: Source::Forward }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, NS};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    use super::*;
+    use crate::plugins::message::{Parsed, parse};
+
+    /// A reply whose additional records are compressed against its
+    /// authority section: dropping some must not leave a pointer dangling.
+    #[test]
+    fn relayed_replies_cut_at_a_record_and_stay_well_formed() {
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(name("www.example.com."), RecordType::A));
+        let qbytes = query.to_vec().unwrap();
+        let mut reply = query.clone();
+        reply.metadata.message_type = MessageType::Response;
+        // 28 answers fill 481 bytes; the NS record (50) does not fit in 512,
+        // its glue (16, its owner a pointer into the NS record) would.
+        for i in 0..28 {
+            reply.answers.push(Record::from_rdata(name("www.example.com."), 60, RData::A(A::new(10, 0, 0, i))));
+        }
+        let ns = name("ns0.a-rather-long-name-server-label.example.com.");
+        reply.authorities.push(Record::from_rdata(name("example.com."), 60, RData::NS(NS(ns.clone()))));
+        reply.additionals.push(Record::from_rdata(ns, 60, RData::A(A::new(192, 0, 2, 1))));
+        let bytes = reply.to_vec().unwrap();
+        assert!(bytes.len() > 512, "the reply must need cutting: {}", bytes.len());
+        let walk = message::walk(&bytes).unwrap();
+        let Parsed::Query(q) = parse(&qbytes) else { panic!() };
+        let key = b"\x03www\x07example\x03com\x00";
+        let req = Request { q, key, udp: true, peer: "127.0.0.1:5353".parse().unwrap(), cap: 1232 };
+        let mut out = Vec::new();
+        relay_with(&req, &bytes, &walk, Ttl::Keep, &mut out);
+        assert!(out.len() <= 512);
+        let got = Message::from_vec(&out).expect("well formed");
+        assert_eq!(got.answers.len(), 28, "every answer fits");
+        assert!(!got.metadata.truncation, "only the answer section decides TC");
+        for rr in got.additionals.iter() {
+            assert!(rr.name.to_ascii().ends_with(".a-rather-long-name-server-label.example.com."), "{rr:?}");
+        }
+        // A client that takes less than the answers: TC, answers cut whole.
+        let mut many = reply.clone();
+        for i in 28..60 {
+            many.answers.push(Record::from_rdata(name("www.example.com."), 60, RData::A(A::new(10, 0, 1, i))));
+        }
+        let bytes = many.to_vec().unwrap();
+        let walk = message::walk(&bytes).unwrap();
+        relay_with(&req, &bytes, &walk, Ttl::Keep, &mut out);
+        let got = Message::from_vec(&out).expect("well formed");
+        assert!(got.metadata.truncation);
+        assert!(got.answers.len() < 60 && got.authorities.is_empty() && got.additionals.is_empty());
+    }
 }
