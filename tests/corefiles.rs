@@ -11,8 +11,8 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_api::FakeApi;
@@ -21,35 +21,9 @@ use common::{Transport, answers, ask_within};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
 
-/// The server process, killed when the test ends however it ends.
-struct Server {
-    child: Child,
-    stderr: PathBuf,
-}
+type Server = common::Process;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-fn free_port() -> u16 {
-    // Both UDP and TCP must be free on the port.
-    loop {
-        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use common::free_port;
 
 fn stock(name: &str) -> String {
     std::fs::read_to_string(common::fixtures().join("corefiles").join(format!("{name}.Corefile"))).unwrap()
@@ -116,7 +90,7 @@ fn start(corefile: &Path, dir: &Path, kubeconfig: Option<&Path>) -> Server {
     if let Some(k) = kubeconfig {
         cmd.env("KUBECONFIG", k);
     }
-    Server { child: cmd.spawn().expect("the binary starts"), stderr }
+    Server { child: cmd.spawn().expect("the binary starts"), log: stderr }
 }
 
 fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
@@ -474,7 +448,7 @@ fn log_and_errors_write_coredns_lines() {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let server = Server { child, stderr };
+    let server = Server { child, log: stderr };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_answer(&server, addr, "kafka.default.svc.cluster.local.");
     ask(addr, "kafka.default.svc.cluster.local.", RecordType::A); // success: not logged

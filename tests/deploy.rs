@@ -17,9 +17,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clusterdns::corefile::{self, Corefile, Plugin};
@@ -621,35 +621,8 @@ fn dockerfile_binary_binds_53_as_non_root() {
 // ---------------------------------------------------------------------------
 // kubeadm's CoreDNS, image swapped.
 
-/// The server process, killed when the test ends however it ends.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn free_port() -> u16 {
-    // DNS needs both UDP and TCP free on the port.
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+type Server = common::Process;
+use common::free_port;
 
 /// A plain HTTP/1.1 GET: the status, None when nothing answers.
 fn get(addr: SocketAddr, path: &str) -> Option<u16> {

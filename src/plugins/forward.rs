@@ -233,8 +233,22 @@ impl Forward {
         }
     }
 
-    fn expired(&self, used: Instant) -> bool {
-        used.elapsed() >= self.cfg.expire
+    /// A pooled connection not idle for `expire` yet (older ones close).
+    fn take<T>(&self, pool: &Mutex<Vec<Pooled<T>>>) -> Option<T> {
+        let mut pool = pool.lock().ok()?;
+        while let Some(p) = pool.pop() {
+            if p.used.elapsed() < self.cfg.expire {
+                return Some(p.conn);
+            }
+        }
+        None
+    }
+
+    /// Puts a connection back for reuse.
+    fn give<T>(pool: &Mutex<Vec<Pooled<T>>>, conn: T) {
+        if let Ok(mut p) = pool.lock() {
+            p.push(Pooled { conn, used: Instant::now() });
+        }
     }
 
     async fn udp(
@@ -244,15 +258,7 @@ impl Forward {
         expect: &Expect<'_>,
         deadline: tokio::time::Instant,
     ) -> std::io::Result<Reply> {
-        let pooled = up.udp.lock().ok().and_then(|mut p| {
-            while let Some(s) = p.pop() {
-                if !self.expired(s.used) {
-                    return Some(s.conn);
-                }
-            }
-            None
-        });
-        let sock = match pooled {
+        let sock = match self.take(&up.udp) {
             Some(s) => s,
             None => {
                 let local: SocketAddr = if up.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
@@ -274,9 +280,7 @@ impl Forward {
             buf.truncate(n);
             match expect.check(&buf) {
                 Some(walk) => {
-                    if let Ok(mut p) = up.udp.lock() {
-                        p.push(Pooled { conn: sock, used: Instant::now() });
-                    }
+                    Self::give(&up.udp, sock);
                     return Ok(Reply { bytes: buf, walk });
                 }
                 None => {
@@ -301,18 +305,7 @@ impl Forward {
         // A pooled connection may have been closed by the upstream: then
         // once more on a new one.
         for attempt in 0..2 {
-            let pooled = if attempt == 0 {
-                up.tcp.lock().ok().and_then(|mut p| {
-                    while let Some(s) = p.pop() {
-                        if !self.expired(s.used) {
-                            return Some(s.conn);
-                        }
-                    }
-                    None
-                })
-            } else {
-                None
-            };
+            let pooled = if attempt == 0 { self.take(&up.tcp) } else { None };
             let reused = pooled.is_some();
             let mut conn = match pooled {
                 Some(c) => c,
@@ -338,9 +331,7 @@ impl Forward {
             };
             match tokio::time::timeout_at(deadline, exchange).await {
                 Ok(Ok(reply)) => {
-                    if let Ok(mut p) = up.tcp.lock() {
-                        p.push(Pooled { conn, used: Instant::now() });
-                    }
+                    Self::give(&up.tcp, conn);
                     return Ok(reply);
                 }
                 Ok(Err(e)) if reused => {

@@ -155,3 +155,36 @@ pub async fn query_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Messa
     let name = name.to_string();
     tokio::task::spawn_blocking(move || ask_within(addr, &name, qtype, Transport::Tcp, None, WAIT)).await.unwrap()
 }
+
+/// A server process of the tests, killed when the test ends however it ends.
+pub struct Process {
+    pub child: std::process::Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A port free for both UDP and TCP on every address (the kernel's pick,
+/// released: good enough for tests).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
