@@ -330,7 +330,17 @@ pub struct Metrics {
 impl Metrics {
     /// A new query path to count (one per UDP thread, one for TCP).
     pub fn query_stats(&self, proto: &'static str, server: String) -> Arc<QueryStats> {
-        let stats = Arc::new(QueryStats::new(proto, server, proto == "udp"));
+        self.query_stats_with(proto, server, proto == "udp")
+    }
+
+    /// [`Metrics::query_stats`] for counters that several threads bump
+    /// (a UDP socket's forwarded replies, finished on the runtime).
+    pub fn query_stats_shared(&self, proto: &'static str, server: String) -> Arc<QueryStats> {
+        self.query_stats_with(proto, server, false)
+    }
+
+    fn query_stats_with(&self, proto: &'static str, server: String, single_writer: bool) -> Arc<QueryStats> {
+        let stats = Arc::new(QueryStats::new(proto, server, single_writer));
         if let Ok(mut q) = self.queries.lock() {
             q.push(stats.clone());
         }

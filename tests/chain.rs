@@ -163,6 +163,9 @@ async fn aks_templates_and_an_answer_template() {
     let m = query(dns, "web.example.test.", RecordType::A).await;
     assert_eq!(answers(&m), vec!["web.example.test. A 10.1.2.3"]);
     assert!(m.metadata.authoritative);
+    // In its zone, no regex matches, no fallthrough: SERVFAIL (CoreDNS).
+    let m = query(dns, "a.b.example.test.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     assert!(metrics.render().contains("coredns_template_matches_total{server="));
     inst.shutdown().await;
 }

@@ -329,3 +329,21 @@ async fn the_cache_is_bounded_and_evicts() {
     assert!(evicted >= 400.0, "1,600 names into 1,024 places: {evicted} evicted\n{body}");
     inst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stale_verify_answers_stale_when_the_upstream_fails() {
+    let up = Upstream::start("127.0.0.14", 0);
+    up.a("short.example.net.", 1, "198.51.100.9");
+    let cache = "cache 30 {\n success 9984 30 1\n serve_stale 1h verify\n }";
+    let (inst, _) = serve(&kube_block(&format!("forward . {}", up.addr), cache)).await;
+    let dns = inst.addrs()[0];
+    query(dns, "short.example.net.", RecordType::A).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // verify: the upstream is asked first; its REFUSED is no answer.
+    up.set_fault(Fault::Refuse);
+    let m = query(dns, "short.example.net.", RecordType::A).await;
+    assert_eq!(answers(&m), vec!["short.example.net. A 198.51.100.9"]);
+    assert_eq!(ttls(&m), vec![0]);
+    assert_eq!(up.count("short.example.net."), 2, "asked before the stale answer");
+    inst.shutdown().await;
+}

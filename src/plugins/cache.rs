@@ -243,8 +243,13 @@ impl Cache {
             }
             message::RCODE_NOERROR | message::RCODE_NXDOMAIN => (&self.denial, negative_ttl(&reply.bytes, walk)),
             message::RCODE_SERVFAIL if self.servfail > 0 => {
-                // Kept briefly, as given: never clamped up to MINTTL.
-                self.insert(&self.denial, req, reply, self.servfail);
+                // Kept briefly, as given: never clamped up to MINTTL; and
+                // never in place of a good answer that `serve_stale` may
+                // still give.
+                let mut buf = [0u8; KEY_MAX];
+                if self.stale.is_none() || self.success.store.get(cache_key(req, &mut buf)).is_none() {
+                    self.insert(&self.denial, req, reply, self.servfail);
+                }
                 return None;
             }
             _ => return None,

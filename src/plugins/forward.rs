@@ -348,14 +348,17 @@ impl Forward {
     /// Probes `up` until it answers: each failed probe counts toward
     /// `max_fails`; a success clears it.
     fn start_health_check(self: &Arc<Self>, up: &Arc<Upstream>) {
-        if self.cfg.max_fails == 0 || up.checking.swap(true, Ordering::AcqRel) {
+        // `health_check 0` turns checking off, as `max_fails 0` does.
+        if self.cfg.max_fails == 0 || self.cfg.health_check.is_zero() || up.checking.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (fwd, up) = (self.clone(), up.clone());
+        // Weak: a forwarder gone with a reload ends its checks.
+        let (weak, up) = (Arc::downgrade(self), up.clone());
         tokio::spawn(async move {
-            let mut probe = Vec::with_capacity(fwd.health_probe_name.len() + 16);
-            let flags = if fwd.cfg.health_check_no_rec { 0 } else { message::FLAG_RD };
+            let mut probe = Vec::new();
             loop {
+                let Some(fwd) = weak.upgrade() else { return };
+                let flags = if fwd.cfg.health_check_no_rec { 0 } else { message::FLAG_RD };
                 let id: u16 = rand::random();
                 probe.clear();
                 message::header(&mut probe, id, flags, [1, 0, 0, 0]);

@@ -137,7 +137,17 @@ impl Pending {
             }
             return None;
         }
-        let done = match fwd.exchange(&req).await {
+        let reply = fwd.exchange(&req).await;
+        // An upstream that fails (SERVFAIL, REFUSED) is no better than none
+        // for `serve_stale`: a stale answer beats its failure.
+        if let Ok(r) = &reply
+            && matches!(r.walk.rcode(), message::RCODE_SERVFAIL | message::RCODE_REFUSED)
+            && let Some(done) = chain.cache.as_ref().and_then(|c| c.stale(&req, out))
+        {
+            chain.finish(&req, self.query_len, out, self.revert.as_ref(), self.started);
+            return Some(done);
+        }
+        let done = match reply {
             Ok(reply) => {
                 let ttl = chain.cache.as_ref().and_then(|c| c.store(&req, &reply));
                 let ttl = ttl.map_or(forward::Ttl::Keep, forward::Ttl::Fixed);

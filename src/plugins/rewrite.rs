@@ -57,7 +57,7 @@ fn rewrite_name(m: &NameMatch, to: &str, name: &str) -> Option<String> {
         }
         NameMatch::Substring(from) => {
             let from = from.to_ascii_lowercase();
-            name.contains(from.as_str()).then(|| name.replacen(from.as_str(), &to_l, 1))?
+            name.contains(from.as_str()).then(|| name.replace(from.as_str(), &to_l))?
         }
         NameMatch::Regex(re) => re.captures(name).map(|c| expand(to, &c))?,
     };

@@ -5,8 +5,8 @@
 //! A question in the template's zones, class and type is matched against
 //! each regex (the lowercase name with its final dot); the first match
 //! renders the RR lines with the question's fields and the regex's groups
-//! and answers with them and the rcode, authoritatively. No match: NXDOMAIN,
-//! or the next plugin with `fallthrough`. Questions outside the zones,
+//! and answers with them and the rcode, authoritatively. No match: SERVFAIL
+//! (CoreDNS since 1.9.2), or the next plugin with `fallthrough`. Questions outside the zones,
 //! class or type go to the next template or plugin.
 
 use crate::metrics::Source;
@@ -80,9 +80,10 @@ impl Template {
 
     pub fn serve(&self, req: &Request, out: &mut Vec<u8>) -> Outcome {
         let q = &req.q;
+        // A question of class or type ANY matches any template (CoreDNS).
         if !in_zones(req.key, &self.zones)
-            || self.cfg.class.is_some_and(|c| c != q.qclass)
-            || self.cfg.qtype.is_some_and(|t| t != q.qtype)
+            || self.cfg.class.is_some_and(|c| c != q.qclass && q.qclass != message::CLASS_ANY)
+            || self.cfg.qtype.is_some_and(|t| t != q.qtype && q.qtype != message::TYPE_ANY)
         {
             return Outcome::Pass;
         }
@@ -92,8 +93,10 @@ impl Template {
             if self.fallthrough.as_ref().is_some_and(|z| in_zones(req.key, z)) {
                 return Outcome::Pass;
             }
-            message::empty_reply(out, q, message::RCODE_NXDOMAIN);
-            return Outcome::Answered(Done { qtype: q.qtype, rcode: 3, plugin: Source::Template });
+            // No regex matched and no fallthrough: SERVFAIL, as CoreDNS
+            // answers since 1.9.2 (the template cannot say what exists).
+            message::empty_reply(out, q, message::RCODE_SERVFAIL);
+            return Outcome::Answered(Done { qtype: q.qtype, rcode: 2, plugin: Source::Template });
         };
         self.matches.fetch_add(1, Ordering::Relaxed);
         let zone = self

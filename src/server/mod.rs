@@ -126,12 +126,16 @@ impl Server {
             let routes = routes.clone();
             let stop = stop.clone();
             let server = socket.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
-            let stats = metrics.query_stats("udp", server);
-            all_stats.push(stats.clone());
+            // The thread's own counters (one writer: no locked
+            // instructions), and shared ones for the replies that forwarded
+            // questions send from the runtime's threads.
+            let stats = metrics.query_stats("udp", server.clone());
+            let forwarded = metrics.query_stats_shared("udp", server);
+            all_stats.extend([stats.clone(), forwarded.clone()]);
             let runtime = runtime.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("dns-udp-{n}"))
-                .spawn(move || udp_loop(Arc::new(socket), &routes, &stop, &stats, &runtime))
+                .spawn(move || udp_loop(Arc::new(socket), &routes, &stop, [&stats, &forwarded], &runtime))
                 .map_err(|error| ServeError::Bind { addr: addrs[0], error })?;
             udp_threads.push(handle);
         }
@@ -179,7 +183,7 @@ fn udp_loop(
     socket: Arc<UdpSocket>,
     routes: &Routes,
     stop: &AtomicBool,
-    stats: &Arc<QueryStats>,
+    [stats, forwarded]: [&Arc<QueryStats>; 2],
     runtime: &tokio::runtime::Handle,
 ) {
     let mut buf = vec![0u8; 65535];
@@ -219,7 +223,7 @@ fn udp_loop(
                 refresh(runtime, pending);
             }
             Flow::Forward(pending) => {
-                let (socket, stats) = (socket.clone(), stats.clone());
+                let (socket, stats) = (socket.clone(), forwarded.clone());
                 runtime.spawn(async move {
                     let mut out = Vec::new();
                     if let Some(done) = pending.run(&mut out).await {
