@@ -310,22 +310,27 @@ async fn reload_switches_upstream_and_drops_no_question() {
     inst.lock().await.apply(&cf).await.unwrap();
     assert_eq!(inst.lock().await.addrs(), vec![dns], "same listener kept");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A kubernetes option changes: a new zone index, loaded before it
+    // answers (the old one serves until then).
+    let changed = text.replace("pods insecure", "pods insecure\n        ttl 30");
+    let env2 = |_: &str| None;
+    let opts = clusterdns::corefile::Options { default_port: 53, env: &env2 };
+    let cf2 = clusterdns::corefile::parse_str(&changed, std::path::Path::new("Corefile"), &opts).unwrap();
+    inst.lock().await.apply(&cf2).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     client.await.unwrap();
     assert!(asked.load(Ordering::Relaxed) > 20);
     assert_eq!(failed.load(Ordering::Relaxed), 0, "no question failed across the reload");
     let m = query(dns, "h1.example.com.", RecordType::A).await;
     assert_eq!(answers(&m), vec!["h1.example.com. A 198.51.100.1"], "the new upstream answers");
-    // A Corefile that fails to start keeps the running one.
-    let bad = text.replace("forward .", "forward . 127.0.0.1:1 {\n max_fails nope\n }\n    forward_unknown .");
-    assert!(
-        clusterdns::corefile::parse_str(
-            &bad,
-            std::path::Path::new("Corefile"),
-            &clusterdns::corefile::Options { default_port: 53, env: &env }
-        )
-        .is_err()
-    );
+    let m = query(dns, "kafka.default.svc.cluster.local.", RecordType::A).await;
+    assert!(m.answers.iter().all(|r| r.ttl == 30), "the new kubernetes options: {m:?}");
+    // A Corefile that parses but cannot start (its new address is taken by
+    // the upstream): the reload fails and the running one stays.
+    let bad = format!("{changed}\n.:{} {{\n bind 127.0.0.25\n forward . 127.0.0.1:1\n}}\n", new.addr.port());
+    let cf3 = clusterdns::corefile::parse_str(&bad, std::path::Path::new("Corefile"), &opts).unwrap();
+    assert!(inst.lock().await.apply(&cf3).await.is_err(), "the address is in use");
     let m = query(dns, "h1.example.com.", RecordType::A).await;
     assert_eq!(answers(&m), vec!["h1.example.com. A 198.51.100.1"]);
     Arc::try_unwrap(inst).ok().unwrap().into_inner().shutdown().await;

@@ -468,3 +468,41 @@ fn log_and_errors_write_coredns_lines() {
     let log = server.log();
     assert!(log.contains("plugin/errors: 2 h1.example.com. A:"), "{log}");
 }
+
+/// k3s's and AKS's customisation: a new file in the imported folder is
+/// picked up by `reload` (the Corefile's own text does not change).
+#[test]
+fn reload_picks_up_a_new_imported_file() {
+    let up = Upstream::start("127.0.0.44", 0);
+    let stub = Upstream::start("127.0.0.44", 0);
+    stub.a("dns-test.acme.local.", 30, "10.10.10.10");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("custom")).unwrap();
+    let port = free_port();
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:{port} {{\n    bind 127.0.0.1\n    forward . {}\n    reload 2s 1s\n}}\nimport custom/*.server\n",
+            up.addr
+        ),
+    )
+    .unwrap();
+    let server = start(&corefile, dir.path(), None);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while common::exchange(addr, &common::make_query("x.example.", RecordType::A, None), Transport::Udp).is_none() {
+        assert!(Instant::now() < deadline, "not up:\n{}", server.log());
+    }
+    assert_eq!(ask(addr, "dns-test.acme.local.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    std::fs::write(
+        dir.path().join("custom").join("acme.server"),
+        format!("acme.local:{port} {{\n    bind 127.0.0.1\n    forward . {}\n}}\n", stub.addr),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answers(&ask(addr, "dns-test.acme.local.", RecordType::A)) != vec!["dns-test.acme.local. A 10.10.10.10"] {
+        assert!(Instant::now() < deadline, "the imported file was not applied:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

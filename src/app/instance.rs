@@ -318,10 +318,19 @@ impl Instance {
         built: Built,
         kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
     ) -> Result<(), AppError> {
+        // Sources of new indexes, checked before anything switches.
+        let mut sources = Vec::new();
+        for (k, index) in kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c)) {
+            match prepare_source(k).await {
+                Ok(source) => sources.push((source, index.clone())),
+                Err(e) => return Err(e),
+            }
+        }
         // New addresses first: if one cannot be bound, nothing changes.
         let mut fresh = BTreeMap::new();
-        for addr in built.routers.keys().filter(|a| !self.servers.contains_key(a)) {
-            let routes: Routes = Arc::new(ArcSwap::from_pointee(Router::default()));
+        for (addr, router) in built.routers.iter().filter(|(a, _)| !self.servers.contains_key(a)) {
+            // A new address answers with its new chains from the start.
+            let routes: Routes = Arc::new(ArcSwap::from_pointee(router.clone()));
             match Server::bind(routes.clone(), &[*addr], &self.metrics).await {
                 Ok(s) => {
                     fresh.insert(*addr, (s, routes));
@@ -332,16 +341,25 @@ impl Instance {
                 }
             }
         }
-        // Sources of new indexes, checked before anything switches.
-        let mut sources = Vec::new();
-        for (k, index) in kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c)) {
-            match prepare_source(k).await {
-                Ok(source) => sources.push((source, index.clone())),
-                Err(e) => {
-                    shutdown_all(fresh).await;
-                    return Err(e);
-                }
-            }
+        // On a reload, a zone whose kubernetes options changed is loaded
+        // before it answers: the old one keeps serving until then (up to
+        // `startup_timeout`, else the reload fails and the old stays).
+        let reloading = !self.servers.is_empty();
+        let waiting: Vec<Arc<ZoneIndex>> = sources.iter().map(|(_, i)| i.clone()).collect();
+        let timeout = kube
+            .iter()
+            .filter(|(_, i)| waiting.iter().any(|w| Arc::ptr_eq(w, i)))
+            .map(|(k, _)| k.startup_timeout)
+            .max()
+            .unwrap_or_default();
+        for (source, index) in std::mem::take(&mut sources) {
+            run_source(source, index, self.metrics.clone());
+        }
+        if reloading && !waiting.is_empty() && !super::wait_loaded(&waiting, timeout).await {
+            shutdown_all(fresh).await;
+            return Err(AppError::Other(format!(
+                "the new kubernetes zone did not load within {timeout:?} (startup_timeout): the running configuration stays"
+            )));
         }
         // The switch: every router in one pass, then the addresses that are
         // no longer configured close.
@@ -361,14 +379,12 @@ impl Instance {
             }
         }
         shutdown_all(gone).await;
-        // The new indexes fill in the background (their names answer
-        // SERVFAIL meanwhile).
-        for (source, index) in sources {
-            run_source(source, index, self.metrics.clone());
-        }
         self.cancel.cancel();
         self.cancel = CancellationToken::new();
         crate::plugins::hosts::spawn_reloads(built.hosts, self.cancel.clone());
+        // The new chains' loop detectors probe afresh: a loop found under
+        // the old configuration no longer holds `/ready` at 503.
+        self.metrics.state.loop_detected.store(false, Ordering::Release);
         let bound = self.addrs();
         for (port, l) in built.loops {
             let Some(addr) = bound.iter().find(|a| a.port() == port || port == 0).copied() else { continue };
@@ -401,9 +417,10 @@ async fn shutdown_all(servers: BTreeMap<SocketAddr, (Server, Routes)>) {
     }
 }
 
-/// Looks at the Corefile every `reload` interval (plus up to `jitter`) and
-/// applies it when its text changed: the ConfigMap's `..data` symlink swap
-/// included, since the path is read afresh each time. A Corefile that does
+/// Reads the Corefile every `reload` interval (plus up to `jitter`) and
+/// applies it when what it says changed: its text, an imported file (k3s's
+/// and AKS's `coredns-custom`), a resolv.conf of `forward`; the ConfigMap's
+/// `..data` symlink swap included, since the path is read afresh each time. A Corefile that does
 /// not parse or start keeps the running configuration, is logged, and counts
 /// `coredns_reload_failed_total`. `on_change` gets the new zone indexes.
 pub fn spawn_reload(
@@ -418,37 +435,43 @@ pub fn spawn_reload(
         text.hash(&mut h);
         h.finish()
     };
+    // What a Corefile says once its imports (and the resolv.conf files of
+    // `forward`) are read: a change in any of them counts, as in CoreDNS.
+    let read = move |path: &std::path::Path| -> Result<(u64, corefile::Corefile), (u64, String)> {
+        let env = |name: &str| std::env::var(name).ok();
+        let opts = corefile::Options { default_port, env: &env };
+        match corefile::parse_file(path, &opts) {
+            Ok(cf) => Ok((digest(&format!("{cf:?}")), cf)),
+            Err(e) => Err((digest(&e.to_string()), e.to_string())),
+        }
+    };
     tokio::spawn(async move {
-        let mut last = std::fs::read_to_string(&path).map(|t| digest(&t)).unwrap_or(0);
+        let mut last = match read(&path) {
+            Ok((sum, _)) | Err((sum, _)) => sum,
+        };
         loop {
             let Some(every) = instance.lock().await.reload.clone() else { return };
             let jitter = every.jitter.as_millis() as u64;
             let wait = every.interval + std::time::Duration::from_millis(rand::random_range(0..=jitter));
             tokio::time::sleep(wait).await;
-            let read = tokio::task::spawn_blocking({
+            let parsed = tokio::task::spawn_blocking({
                 let path = path.clone();
-                move || std::fs::read_to_string(path)
-            });
-            let text = match read.await.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "plugin/reload: cannot read the Corefile");
-                    continue;
-                }
+                move || read(&path)
+            })
+            .await
+            .unwrap_or_else(|e| Err((0, e.to_string())));
+            let sum = match &parsed {
+                Ok((sum, _)) | Err((sum, _)) => *sum,
             };
-            let sum = digest(&text);
             if sum == last {
                 continue;
             }
             last = sum;
-            let parsed = {
-                let env = |name: &str| std::env::var(name).ok();
-                corefile::parse_str(&text, &path, &corefile::Options { default_port, env: &env })
-            };
+            let parsed = parsed.map(|(_, cf)| cf).map_err(|(_, e)| e);
             let mut inst = instance.lock().await;
             let result = match parsed {
                 Ok(cf) => inst.apply(&cf).await,
-                Err(e) => Err(AppError::Other(e.to_string())),
+                Err(e) => Err(AppError::Other(e)),
             };
             match result {
                 Ok(()) => {

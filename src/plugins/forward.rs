@@ -180,7 +180,9 @@ impl Forward {
             order.into_iter().filter(|&i| !self.down(&self.upstreams[i])).collect()
         };
         let first = if self.cfg.force_tcp || (!req.udp && !self.cfg.prefer_udp) { Proto::Tcp } else { Proto::Udp };
-        for i in tries {
+        // Each upstream twice over (a lost packet is not a dead upstream),
+        // as long as the deadline allows, as CoreDNS does.
+        for &i in tries.iter().chain(tries.iter()) {
             let up = &self.upstreams[i];
             let now = Instant::now();
             if now >= deadline {

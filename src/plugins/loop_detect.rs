@@ -34,7 +34,10 @@ pub struct Loop {
     /// afresh. Locked only for HINFO questions.
     probe: Mutex<(String, Box<[u8]>)>,
     seen: AtomicU32,
-    detected: Arc<AtomicBool>,
+    /// This block's finding: only its forwarded names fail.
+    detected: AtomicBool,
+    /// Any block's finding, for `/ready` and the metric.
+    any_detected: Arc<AtomicBool>,
 }
 
 fn probe_name(zone: &str) -> (String, Box<[u8]>) {
@@ -44,15 +47,16 @@ fn probe_name(zone: &str) -> (String, Box<[u8]>) {
 }
 
 impl Loop {
-    /// A detector for the block of `zone`; `detected` is shared with the
-    /// metrics and `/ready`.
-    pub fn new(zone: &str, detected: Arc<AtomicBool>) -> Arc<Self> {
+    /// A detector for the block of `zone`; `any_detected` is shared with
+    /// the metrics and `/ready` (the wiring clears it on a reload, whose new
+    /// detectors probe again).
+    pub fn new(zone: &str, any_detected: Arc<AtomicBool>) -> Arc<Self> {
         let zone = match zone.trim_end_matches('.') {
             "" => String::new(),
             z => format!("{z}."),
         };
         let probe = Mutex::new(probe_name(&zone));
-        Arc::new(Loop { zone, probe, seen: AtomicU32::new(0), detected })
+        Arc::new(Loop { zone, probe, seen: AtomicU32::new(0), detected: AtomicBool::new(false), any_detected })
     }
 
     pub fn detected(&self) -> bool {
@@ -73,6 +77,7 @@ impl Loop {
         if seen <= 2 {
             return None;
         }
+        self.any_detected.store(true, Ordering::Release);
         if !self.detected.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 probe = %name,

@@ -441,7 +441,7 @@ impl Chain {
 
 /// The server blocks of one listening address: a question goes to the
 /// block with the longest zone that contains its name.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Router {
     /// (zone key, chain), longest zone first.
     blocks: Vec<(Box<[u8]>, Arc<Chain>)>,
