@@ -469,10 +469,20 @@ pub fn spawn_reload(
             last = sum;
             let parsed = parsed.map(|(_, cf)| cf).map_err(|(_, e)| e);
             let mut inst = instance.lock().await;
+            let admin_before = (inst.health.as_ref().map(|h| h.addr), inst.ready, inst.prometheus.clone());
             let result = match parsed {
                 Ok(cf) => inst.apply(&cf).await,
                 Err(e) => Err(AppError::Other(e)),
             };
+            let admin_after = (inst.health.as_ref().map(|h| h.addr), inst.ready, inst.prometheus.clone());
+            if result.is_ok() && admin_before != admin_after {
+                // The admin listeners are bound once, at start.
+                tracing::warn!(
+                    before = ?admin_before,
+                    after = ?admin_after,
+                    "plugin/reload: health, ready or prometheus moved: the old addresses keep serving until a restart"
+                );
+            }
             match result {
                 Ok(()) => {
                     tracing::info!(file = %path.display(), "plugin/reload: Reloading complete");
