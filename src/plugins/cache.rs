@@ -138,11 +138,6 @@ impl Cache {
         }
     }
 
-    /// Entries now: (success, denial), for the metrics.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.success.store.len(), self.denial.store.len())
-    }
-
     /// The entry of `key`, and whether it is a success (not a denial).
     fn find(&self, key: &[u8]) -> Option<(Arc<Entry>, bool)> {
         match self.success.store.get(key) {

@@ -14,7 +14,6 @@ use crate::metrics::Source;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -104,11 +103,6 @@ impl Hosts {
         hosts
     }
 
-    /// The file to watch.
-    pub fn file(&self) -> &PathBuf {
-        &self.cfg.file
-    }
-
     /// How often to look at the file (zero: never).
     pub fn interval(&self) -> Duration {
         self.cfg.reload
@@ -185,16 +179,18 @@ impl Hosts {
             return None;
         }
         let table = self.table.load();
-        let (records, count): (&[u8], u16) = match q.qtype {
-            TYPE_PTR => match table.reverse.get(req.key) {
+        // One lookup: the name's entry serves A, AAAA and "does it exist".
+        let entry = table.names.get(req.key);
+        let (records, count): (&[u8], u16) = match (q.qtype, entry) {
+            (TYPE_PTR, _) => match table.reverse.get(req.key) {
                 Some((r, n)) => (r, *n),
                 None => return None,
             },
-            TYPE_A => table.names.get(req.key).map_or((&[], 0), |e| (&e.a, e.a_count)),
-            TYPE_AAAA => table.names.get(req.key).map_or((&[], 0), |e| (&e.aaaa, e.aaaa_count)),
+            (TYPE_A, Some(e)) => (&e.a, e.a_count),
+            (TYPE_AAAA, Some(e)) => (&e.aaaa, e.aaaa_count),
             _ => (&[], 0),
         };
-        if count == 0 && !table.names.contains_key(req.key) {
+        if count == 0 && entry.is_none() {
             if self.fallthrough.as_ref().is_some_and(|z| in_zones(req.key, z)) {
                 return None;
             }

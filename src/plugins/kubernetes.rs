@@ -27,20 +27,11 @@ impl Kubernetes {
         Kubernetes { index, zones, fallthrough }
     }
 
-    pub fn index(&self) -> &Arc<ZoneIndex> {
-        &self.index
-    }
-
-    /// Answers a name in the plugin's zones; `None` passes it on.
-    pub fn serve(&self, req: &Request, out: &mut Vec<u8>) -> Option<Done> {
-        self.serve_chasing(req, out, false).map(|(done, _)| done)
-    }
-
-    /// [`Kubernetes::serve`], and with `chase`, when the answer ends in a
-    /// CNAME to a name outside the served zones (an ExternalName), that
-    /// name's key: R9 has its records resolved through the forwarder and
-    /// appended.
-    pub fn serve_chasing(&self, req: &Request, out: &mut Vec<u8>, chase: bool) -> Option<(Done, Option<Vec<u8>>)> {
+    /// Answers a name in the plugin's zones (`None` passes it on); and with
+    /// `chase`, when the answer ends in a CNAME to a name outside the served
+    /// zones (an ExternalName), that name's key: R9 has its records resolved
+    /// through the forwarder and appended.
+    pub fn serve(&self, req: &Request, out: &mut Vec<u8>, chase: bool) -> Option<(Done, Option<Vec<u8>>)> {
         if !in_zones(req.key, &self.zones) {
             return None;
         }

@@ -276,7 +276,7 @@ impl Chain {
             }
         }
         if let Some(k) = &self.kubernetes
-            && let Some((done, chase)) = k.serve_chasing(req, out, !self.forwards.is_empty())
+            && let Some((done, chase)) = k.serve(req, out, !self.forwards.is_empty())
         {
             // R9: an ExternalName outside the zones, resolved upstream.
             if let Some(target) = chase {
@@ -306,19 +306,36 @@ impl Chain {
         let looped = self.loop_check.as_ref().is_some_and(|l| l.detected());
         match fwd {
             Some(forward) if !looped => Flow::Forward(Box::new(Pending {
-                chain: self.clone(),
-                forward,
-                query: chase::query(req, &target),
-                query_len,
                 revert,
                 chase: Some(out.clone()),
-                refresh: false,
-                udp: req.udp,
-                peer: req.peer,
-                cap: req.cap,
-                started,
+                ..self.pending(req, forward, chase::query(req, &target), query_len, started)
             })),
             _ => self.done(req, query_len, out, revert.as_ref(), started, done),
+        }
+    }
+
+    /// A question for forwarder `forward`: no rewrite to turn back, no
+    /// chase, a client waiting (callers change what differs).
+    fn pending(
+        self: &Arc<Self>,
+        req: &Request,
+        forward: usize,
+        query: Vec<u8>,
+        query_len: usize,
+        started: Instant,
+    ) -> Pending {
+        Pending {
+            chain: self.clone(),
+            forward,
+            query,
+            query_len,
+            revert: None,
+            chase: None,
+            refresh: false,
+            udp: req.udp,
+            peer: req.peer,
+            cap: req.cap,
+            started,
         }
     }
 
@@ -346,19 +363,6 @@ impl Chain {
                 return Some(self.done(req, query_len, out, revert.as_ref(), started, done));
             }
         }
-        let pending = |query: Vec<u8>| Pending {
-            chain: self.clone(),
-            forward,
-            query,
-            query_len,
-            revert: None,
-            chase: None,
-            refresh: true,
-            udp: req.udp,
-            peer: req.peer,
-            cap: req.cap,
-            started,
-        };
         if let Some(cache) = &self.cache
             && let Some((done, refresh)) = cache.lookup(req, out)
         {
@@ -366,22 +370,14 @@ impl Chain {
                 return None;
             };
             if refresh {
-                return Some(Flow::Refresh(done, Box::new(pending(raw.to_vec()))));
+                let refresh = Pending { refresh: true, ..self.pending(req, forward, raw.to_vec(), query_len, started) };
+                return Some(Flow::Refresh(done, Box::new(refresh)));
             }
             return Some(Flow::Done(done));
         }
         Some(Flow::Forward(Box::new(Pending {
-            chain: self.clone(),
-            forward,
-            query: raw.to_vec(),
-            query_len,
             revert,
-            chase: None,
-            refresh: false,
-            udp: req.udp,
-            peer: req.peer,
-            cap: req.cap,
-            started,
+            ..self.pending(req, forward, raw.to_vec(), query_len, started)
         })))
     }
 
