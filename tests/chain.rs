@@ -12,22 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::upstream::Upstream;
-use common::{Transport, answers, ask_within, make_query, query, serve};
+use common::{Transport, WAIT, answers, ask_within, make_query, query, serve};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType};
 
 fn kube(extra: &str) -> String {
-    format!(
-        ".:0 {{
-    bind 127.0.0.1
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        manifests {{fixtures}}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }}
-{extra}
-}}"
-    )
+    common::kube_corefile(extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,4 +411,53 @@ async fn noendpoints_and_ignore_empty_service() {
         assert_eq!(query(dns, name, RecordType::A).await.metadata.response_code, ResponseCode::NoError, "{name}");
     }
     inst.shutdown().await;
+}
+
+/// A reload that changes a kubernetes option builds a new zone; it takes
+/// over only once loaded (20,000 Services take seconds to read here), so
+/// not one question meets an empty zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_kubernetes_zone_takes_over_once_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n");
+    for i in 0..20000 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: default}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    let corefile = |option: &str| {
+        format!(
+            ".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n manifests {}\n startup_timeout 60s\n {option}\n }}\n}}",
+            dir.path().join("cluster.yaml").display()
+        )
+    };
+    let (inst, _) = serve(&corefile("")).await;
+    let dns = inst.addrs()[0];
+    let inst = Arc::new(tokio::sync::Mutex::new(inst));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut bad = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let m = ask_within(dns, "svc-7.default.svc.cluster.local.", RecordType::A, Transport::Udp, None, WAIT);
+                if m.metadata.response_code != ResponseCode::NoError {
+                    bad.push(m.metadata.response_code);
+                }
+            }
+            bad
+        })
+    };
+    let env = |_: &str| None;
+    let opts = clusterdns::corefile::Options { default_port: 53, env: &env };
+    let cf = clusterdns::corefile::parse_str(&corefile("ttl 30"), std::path::Path::new("Corefile"), &opts).unwrap();
+    inst.lock().await.apply(&cf).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let bad = client.await.unwrap();
+    assert!(bad.is_empty(), "{} questions met an unloaded zone (first: {:?})", bad.len(), bad.first());
+    let m = query(dns, "svc-7.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.answers[0].ttl, 30, "the new options answer");
+    Arc::try_unwrap(inst).ok().unwrap().into_inner().shutdown().await;
 }

@@ -74,10 +74,7 @@ async fn cluster() -> FakeApi {
 
 /// The internet, as the upstream knows it.
 fn internet(up: &Upstream) {
-    up.a("h1.example.com.", 300, "203.0.113.1")
-        .cname("www.example.com.", 300, "h2.example.com.")
-        .cname("h2.example.com.", 300, "h1.example.com.")
-        .ptr("9.113.0.203.in-addr.arpa.", 300, "h1.example.com.");
+    up.internet();
 }
 
 fn start(corefile: &Path, dir: &Path, kubeconfig: Option<&Path>) -> Server {

@@ -16,26 +16,11 @@ fn ttls(msg: &Message) -> Vec<u32> {
 }
 
 fn kube_block(forward: &str, cache: &str) -> String {
-    format!(
-        ".:0 {{
-    bind 127.0.0.1
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        manifests {{fixtures}}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }}
-    {forward}
-    {cache}
-}}"
-    )
+    common::kube_corefile(&format!("    {forward}\n    {cache}"))
 }
 
 fn external_zone(up: &Upstream) {
-    up.a("h1.example.com.", 300, "203.0.113.1")
-        .aaaa("h1.example.com.", 300, "2001:db8::1")
-        .cname("www.example.com.", 300, "h2.example.com.")
-        .cname("h2.example.com.", 300, "h1.example.com.")
-        .ptr("9.113.0.203.in-addr.arpa.", 300, "h1.example.com.");
+    up.internet();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

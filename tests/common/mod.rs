@@ -188,3 +188,19 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// One block on 127.0.0.1 (a kernel-chosen port) with the fixture cluster
+/// as kubeadm configures `kubernetes`, then `extra` directives.
+pub fn kube_corefile(extra: &str) -> String {
+    format!(
+        ".:0 {{
+    bind 127.0.0.1
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        manifests {{fixtures}}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+{extra}
+}}"
+    )
+}

@@ -148,6 +148,16 @@ impl Upstream {
         self
     }
 
+    /// The internet, as the tests' upstream knows it: an address with both
+    /// families, a CNAME chain to it, and its reverse name.
+    pub fn internet(&self) -> &Self {
+        self.a("h1.example.com.", 300, "203.0.113.1")
+            .aaaa("h1.example.com.", 300, "2001:db8::1")
+            .cname("www.example.com.", 300, "h2.example.com.")
+            .cname("h2.example.com.", 300, "h1.example.com.")
+            .ptr("9.113.0.203.in-addr.arpa.", 300, "h1.example.com.")
+    }
+
     /// Questions received for `qname` so far.
     pub fn count(&self, qname: &str) -> usize {
         let k = key(qname);
