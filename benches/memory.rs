@@ -42,13 +42,13 @@ fn main() {
         return;
     };
     let base = mib();
-    let mut manifests = Manifests::new(vec![path.into()], "10.96.0.0/12".parse().unwrap());
+    let mut manifests = Manifests::new(vec![path.into()], "10.96.0.0/12".parse().unwrap(), Default::default());
     let (objects, _) = manifests.load(true).unwrap().unwrap_or_default();
     let n = objects.len();
     let parsed = mib();
     println!("objects: {n}, live heap {:.1} MiB (manifest cache + the list sent to the model)", parsed - base);
     let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
-    let mut updater = Updater::new(index.clone());
+    let mut updater = Updater::new(index.clone(), clusterdns::model::Cluster::new());
     updater.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
     let built = mib();
     println!(

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
+use crate::model::Selector;
 use crate::records::PodMode;
 
 #[derive(Parser, Debug)]
@@ -22,7 +23,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the cluster zone over UDP and TCP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the zone snapshot (SPEC.md 5) of a set of manifests and exit.
     Zone(ZoneArgs),
     /// Serve a bundled demo cluster on 127.0.0.1:1053 and print dig commands to try.
@@ -55,14 +56,14 @@ pub struct ServeArgs {
     /// account, else KUBECONFIG, else ~/.kube/config.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// API source: serve only these namespaces (comma-separated or
-    /// repeated), as CoreDNS's `namespaces` option.
+    /// Serve only these namespaces (comma-separated or repeated), as
+    /// CoreDNS's `namespaces` option.
     #[arg(long, value_name = "NS", value_delimiter = ',')]
     pub namespaces: Vec<String>,
-    /// API source: serve only Services (and their EndpointSlices) matching
-    /// this label selector, as CoreDNS's `labels` option.
+    /// Serve only Services (and their EndpointSlices) matching this label
+    /// selector, as CoreDNS's `labels` option.
     #[arg(long, value_name = "SELECTOR")]
-    pub labels: Option<String>,
+    pub labels: Option<Selector>,
     /// Address to answer DNS on, UDP and TCP (repeatable).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
     pub listen: Vec<SocketAddr>,

@@ -10,7 +10,9 @@ use clusterdns::admin::{self, Admin, Endpoints};
 use clusterdns::app::{serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
+use clusterdns::model::Selector;
 use clusterdns::records::PodMode;
+use clusterdns::source::Scope;
 use clusterdns::source::kube::KubeOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +64,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn scope(namespaces: Vec<String>, labels: Option<Selector>) -> Scope {
+    Scope { namespaces, labels, namespace_labels: None }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Zone(args) => {
@@ -78,14 +84,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let running = if args.manifests.is_empty() {
                     let opts = KubeOptions {
                         kubeconfig: args.kubeconfig,
-                        namespaces: args.namespaces,
-                        labels: args.labels,
+                        scope: scope(args.namespaces, args.labels),
                         pods: args.zone.pods == PodMode::Verified,
                         ..Default::default()
                     };
                     serve_api(&opts, &args.zone, &args.listen).await?
                 } else {
-                    serve_manifests(args.manifests, &args.zone, &args.listen).await?
+                    serve_manifests(args.manifests, scope(args.namespaces, args.labels), &args.zone, &args.listen)
+                        .await?
                 };
                 let admin = Admin::new(running.index.clone(), running.metrics.clone());
                 let cancel = CancellationToken::new();
@@ -119,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
-                let running = serve_manifests(vec![dir.clone()], &flags, &[args.listen]).await?;
+                let running = serve_manifests(vec![dir.clone()], Default::default(), &flags, &[args.listen]).await?;
                 running.wait_loaded(Duration::from_secs(30)).await;
                 println!("{}", demo::instructions(running.addr(), &dir));
                 shutdown_signal().await;

@@ -192,7 +192,7 @@ async fn health_fails_when_the_updater_stops() {
     let bound = admin::serve(admin, &["127.0.0.1:0".parse().unwrap()], CancellationToken::new()).await.unwrap();
     let http = bound[0];
     let health = move || tokio::task::spawn_blocking(move || get(http, "/health").unwrap().0);
-    let tx = clusterdns::app::spawn_updater(index.clone(), metrics);
+    let tx = clusterdns::app::spawn_updater(index.clone(), metrics, &Default::default());
     assert_eq!(health().await.unwrap(), 200);
     // Every source gone: the updater thread ends, answers would go stale.
     drop(tx);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clusterdns::app::{Running, serve_api};
 use clusterdns::records::PodMode;
+use clusterdns::source::Scope;
 use clusterdns::source::kube::KubeOptions;
 use common::fake_api::{FakeApi, Fault};
 use common::{Transport, answers, ask, flags};
@@ -327,8 +328,11 @@ async fn namespaces_and_labels_narrow_what_is_served() {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let opts = KubeOptions {
         kubeconfig: Some(api.kubeconfig(dir.path())),
-        namespaces: vec!["team".into()],
-        labels: Some("expose=yes".into()),
+        scope: Scope {
+            namespaces: vec!["team".into()],
+            labels: Some("expose=yes".parse().unwrap()),
+            namespace_labels: None,
+        },
         ..Default::default()
     };
     let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen]).await.unwrap();
@@ -338,6 +342,43 @@ async fn namespaces_and_labels_narrow_what_is_served() {
     until(addr, "web.hidden.svc.cluster.local.", A, nx).await; // other namespace
     until(addr, "hidden.svc.cluster.local.", A, nx).await;
     until(addr, "team.svc.cluster.local.", A, |rc, a| rc == ResponseCode::NoError && a.is_empty()).await;
+    running.server.shutdown().await;
+}
+
+/// CoreDNS's `namespace_labels`: only namespaces whose labels match exist;
+/// relabelling one shows or hides everything in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_labels_follow_the_namespaces_labels() {
+    let api = FakeApi::start().await;
+    let labelled = |n: &str, dns: &str| {
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {n}, labels: {{dns: \"{dns}\"}}}}\n")
+    };
+    api.apply(&labelled("team", "on"));
+    api.apply(&labelled("other", "off"));
+    api.apply(&svc("team", "web", "10.96.1.1"));
+    api.apply(&svc("other", "web", "10.96.1.2"));
+    let dir = tempfile::tempdir().unwrap();
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let scope = Scope { namespace_labels: Some("dns=on".parse().unwrap()), ..Default::default() };
+    let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), scope, ..Default::default() };
+    let running = serve_api(&opts, &flags(PodMode::Insecure), &[listen]).await.unwrap();
+    let addr = running.addr();
+    let nodata = |rc, a: &[String]| rc == ResponseCode::NoError && a.is_empty();
+    until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    until(addr, "web.other.svc.cluster.local.", A, nx).await;
+    until(addr, "other.svc.cluster.local.", A, nx).await;
+    until(addr, "10-0-0-1.other.pod.cluster.local.", A, nx).await;
+    until(addr, "10-0-0-1.team.pod.cluster.local.", A, has("10.0.0.1")).await;
+    // `other` starts matching: its names appear without a change to them.
+    api.apply(&labelled("other", "on"));
+    until(addr, "web.other.svc.cluster.local.", A, has("10.96.1.2")).await;
+    until(addr, "other.svc.cluster.local.", A, nodata).await;
+    // `team` stops matching: the API server sends a delete; its names go.
+    api.apply(&labelled("team", "off"));
+    until(addr, "web.team.svc.cluster.local.", A, nx).await;
+    until(addr, "team.svc.cluster.local.", A, nx).await;
+    let (rc, ans) = q(addr, "web.other.svc.cluster.local.", A);
+    assert!(has("10.96.1.2")(rc, &ans), "{rc:?} {ans:?}");
     running.server.shutdown().await;
 }
 

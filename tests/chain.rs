@@ -413,6 +413,114 @@ async fn noendpoints_and_ignore_empty_service() {
     inst.shutdown().await;
 }
 
+/// `namespaces`, `labels`, `namespace_labels` and `endpoint_pod_names`
+/// from manifests, as CoreDNS applies them to the API's objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_scope_options_and_endpoint_pod_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = |ns: &str, name: &str, ip: &str, labels: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}\n\
+             spec: {{clusterIP: {ip}, ports: [{{name: http, port: 80}}]}}\n---\n"
+        )
+    };
+    let mut text = String::new();
+    text += "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {dns: \"on\"}}\n---\n";
+    text += "apiVersion: v1\nkind: Namespace\nmetadata: {name: b, labels: {dns: \"off\"}}\n---\n";
+    text += &svc("a", "web", "10.96.0.10", "expose: \"yes\"");
+    text += &svc("a", "quiet", "10.96.0.11", "");
+    text += &svc("b", "web", "10.96.0.12", "expose: \"yes\"");
+    text += &svc("c", "web", "10.96.0.13", "expose: \"yes\"");
+    // A headless Service whose slice names its Pods (one with a hostname,
+    // one with a name too long for a label, one without a targetRef).
+    let long = "p".repeat(64);
+    text += "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: a, labels: {expose: \"yes\"}}\n\
+             spec: {clusterIP: None, ports: [{name: sql, port: 5432}]}\n---\n";
+    text += &format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: db-1\n  namespace: a\n\
+         \x20 labels: {{kubernetes.io/service-name: db, expose: \"yes\"}}\naddressType: IPv4\nports: [{{name: sql, port: 5432}}]\n\
+         endpoints:\n\
+         - {{addresses: [10.244.0.1], targetRef: {{kind: Pod, name: db-7f9c-x2x, namespace: a}}}}\n\
+         - {{addresses: [10.244.0.2], hostname: db-0, targetRef: {{kind: Pod, name: db-0-pod, namespace: a}}}}\n\
+         - {{addresses: [10.244.0.3], targetRef: {{kind: Pod, name: {long}, namespace: a}}}}\n\
+         - {{addresses: [10.244.0.4]}}\n"
+    );
+    std::fs::write(dir.path().join("cluster.yaml"), text).unwrap();
+    let block = |options: &str| {
+        format!(
+            ".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local in-addr.arpa {{\n manifests {}\n {options}\n }}\n}}",
+            dir.path().display()
+        )
+    };
+    let rc = |m: &Message| m.metadata.response_code;
+    let a = RecordType::A;
+
+    let (inst, _) = serve(&block("namespaces a c")).await;
+    let dns = inst.addrs()[0];
+    for (name, want) in [
+        ("web.a.svc.cluster.local.", ResponseCode::NoError),
+        ("quiet.a.svc.cluster.local.", ResponseCode::NoError),
+        ("web.b.svc.cluster.local.", ResponseCode::NXDomain),
+        ("b.svc.cluster.local.", ResponseCode::NXDomain),
+        ("web.c.svc.cluster.local.", ResponseCode::NoError),
+    ] {
+        assert_eq!(rc(&query(dns, name, a).await), want, "namespaces: {name}");
+    }
+    inst.shutdown().await;
+
+    let (inst, _) = serve(&block("labels expose=yes")).await;
+    let dns = inst.addrs()[0];
+    assert_eq!(rc(&query(dns, "quiet.a.svc.cluster.local.", a).await), ResponseCode::NXDomain);
+    for name in ["web.a.svc.cluster.local.", "web.b.svc.cluster.local.", "db.a.svc.cluster.local."] {
+        assert_eq!(rc(&query(dns, name, a).await), ResponseCode::NoError, "labels: {name}");
+    }
+    inst.shutdown().await;
+
+    // Only a Namespace object whose labels match makes a namespace; `c`
+    // has no Namespace object at all.
+    let (inst, _) = serve(&block("namespace_labels dns in (on)")).await;
+    let dns = inst.addrs()[0];
+    for (name, want) in [
+        ("web.a.svc.cluster.local.", ResponseCode::NoError),
+        ("a.svc.cluster.local.", ResponseCode::NoError),
+        ("web.b.svc.cluster.local.", ResponseCode::NXDomain),
+        ("b.svc.cluster.local.", ResponseCode::NXDomain),
+        ("web.c.svc.cluster.local.", ResponseCode::NXDomain),
+        ("12.0.96.10.in-addr.arpa.", ResponseCode::NXDomain),
+    ] {
+        assert_eq!(rc(&query(dns, name, RecordType::PTR).await), want, "namespace_labels: {name}");
+    }
+    inst.shutdown().await;
+
+    // endpoint_pod_names: hostname first, then the Pod's name, then the
+    // dashed IP (no targetRef, or a name longer than a label).
+    let names = |m: &Message| {
+        let mut v: Vec<String> = answers(m);
+        v.sort();
+        v
+    };
+    let (inst, _) = serve(&block("endpoint_pod_names")).await;
+    let dns = inst.addrs()[0];
+    let m = query(dns, "db-7f9c-x2x.db.a.svc.cluster.local.", a).await;
+    assert_eq!(answers(&m), vec!["db-7f9c-x2x.db.a.svc.cluster.local. A 10.244.0.1"]);
+    let m = query(dns, "1.0.244.10.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(answers(&m), vec!["1.0.244.10.in-addr.arpa. PTR db-7f9c-x2x.db.a.svc.cluster.local."]);
+    let m = query(dns, "_sql._tcp.db.a.svc.cluster.local.", RecordType::SRV).await;
+    let srv = names(&m).join("\n");
+    for target in ["db-7f9c-x2x", "db-0", "10-244-0-3", "10-244-0-4"] {
+        assert!(srv.contains(&format!(" {target}.db.a.svc.cluster.local.")), "{target} in\n{srv}");
+    }
+    assert!(!srv.contains("db-0-pod"), "a hostname wins over the Pod's name:\n{srv}");
+    inst.shutdown().await;
+    // Without it, the dashed IP.
+    let (inst, _) = serve(&block("")).await;
+    let dns = inst.addrs()[0];
+    assert_eq!(rc(&query(dns, "db-7f9c-x2x.db.a.svc.cluster.local.", a).await), ResponseCode::NXDomain);
+    let m = query(dns, "10-244-0-1.db.a.svc.cluster.local.", a).await;
+    assert_eq!(answers(&m), vec!["10-244-0-1.db.a.svc.cluster.local. A 10.244.0.1"]);
+    inst.shutdown().await;
+}
+
 /// A reload that changes a kubernetes option builds a new zone; it takes
 /// over only once loaded (20,000 Services take seconds to read here), so
 /// not one question meets an empty zone.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use clusterdns::model::{Event, Kind, Namespace, Object};
+use clusterdns::model::{Cluster, Event, Kind, Namespace, Object};
 use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
 use clusterdns::server::Server;
 use common::{Transport, ask, exchange, fixtures, make_query, start};
@@ -235,10 +235,10 @@ async fn servfail_until_loaded_never_nxdomain() {
         let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, t, None);
         assert_eq!(msg.metadata.response_code, ResponseCode::ServFail, "{t:?} before load");
     }
-    let mut updater = Updater::new(index.clone());
+    let mut updater = Updater::new(index.clone(), Cluster::new());
     updater.apply(vec![Event::Reset {
         kinds: vec![Kind::Namespace],
-        objects: vec![Object::Namespace(Namespace { name: "team".into() })],
+        objects: vec![Object::Namespace(Namespace { name: "team".into(), labels: Default::default() })],
     }]);
     // Loaded into the index but not yet declared complete: still SERVFAIL.
     let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);
@@ -256,7 +256,7 @@ async fn tcp_connections_are_capped_and_udp_keeps_serving() {
     use std::io::{Read, Write};
     let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
     let index = ZoneIndex::new(cfg);
-    Updater::new(index.clone()).apply(vec![]); // the apex records
+    Updater::new(index.clone(), Cluster::new()).apply(vec![]); // the apex records
     index.set_loaded();
     let routes = clusterdns::app::single_zone_routes(&index);
     let server = Server::bind_with(routes, &["127.0.0.1:0".parse().unwrap()], &Default::default(), 4).await.unwrap();

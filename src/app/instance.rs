@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::plugins::{Cache, Chain, Chaos, Forward, Hosts, Kubernetes, Log, Loop, Router, Template, zone_key};
 use crate::records::{PodMode, ZoneConfig, ZoneIndex};
 use crate::server::{Routes, Server};
+use crate::source::Scope;
 use crate::source::kube::{KubeOptions, client, spawn_watchers};
 
 /// What a Corefile runs.
@@ -87,18 +88,8 @@ fn kubernetes_zone(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<Zone
     let mut cfg = ZoneConfig::new(zone, k.ttl, pods)?;
     cfg.noendpoints = k.noendpoints;
     cfg.ignore_empty_service = k.ignore_empty_service;
+    cfg.endpoint_pod_names = k.endpoint_pod_names;
     Ok(cfg)
-}
-
-/// Options of `kubernetes` that the model does not implement yet: refused
-/// at start-up rather than silently ignored.
-fn check_kubernetes(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<(), AppError> {
-    let unsupported =
-        [("namespace_labels", k.namespace_labels.is_some()), ("endpoint_pod_names", k.endpoint_pod_names)];
-    match unsupported.iter().find(|(_, set)| *set) {
-        Some((name, _)) => Err(config_error(pos, format!("kubernetes option '{name}' is not implemented yet"))),
-        None => Ok(()),
-    }
 }
 
 /// Builds the chains of `cf`. Zone indexes come from `kube` when their
@@ -145,7 +136,6 @@ fn build(
             }
             match &d.plugin {
                 Plugin::Kubernetes(k) => {
-                    check_kubernetes(k, &d.pos)?;
                     let index = match kube.iter().find(|(c, _)| c == k) {
                         Some((_, index)) => index.clone(),
                         None => {
@@ -230,7 +220,11 @@ fn build(
 /// any listener answers with the new configuration.
 enum Source {
     Api(kube::Client, KubeOptions),
-    Manifests(Vec<std::path::PathBuf>, ipnet::IpNet),
+    Manifests(Vec<std::path::PathBuf>, ipnet::IpNet, Scope),
+}
+
+fn scope(k: &corefile::Kubernetes) -> Scope {
+    Scope { namespaces: k.namespaces.clone(), labels: k.labels.clone(), namespace_labels: k.namespace_labels.clone() }
 }
 
 async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
@@ -239,15 +233,14 @@ async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
             kubeconfig: k.kubeconfig.as_ref().map(|(p, _)| p.clone()),
             context: k.kubeconfig.as_ref().and_then(|(_, c)| c.clone()),
             endpoint: k.endpoint.clone(),
-            namespaces: k.namespaces.clone(),
-            labels: k.labels.clone(),
+            scope: scope(k),
             pods: k.pods == corefile::Pods::Verified,
             ..Default::default()
         };
         Ok(Source::Api(client(&opts).await?, opts))
     } else {
         check_paths(&k.manifests)?;
-        Ok(Source::Manifests(k.manifests.clone(), k.service_cidr))
+        Ok(Source::Manifests(k.manifests.clone(), k.service_cidr, scope(k)))
     }
 }
 
@@ -256,12 +249,12 @@ async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
 fn run_source(source: Source, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) {
     match source {
         Source::Api(client, opts) => {
-            let tx = spawn_updater(index, metrics.clone());
+            let tx = spawn_updater(index, metrics.clone(), &opts.scope);
             spawn_watchers(client, &opts, tx, metrics);
         }
-        Source::Manifests(paths, cidr) => {
+        Source::Manifests(paths, cidr, scope) => {
             tokio::spawn(async move {
-                if let Err(e) = start_manifests(paths, cidr, index, metrics).await {
+                if let Err(e) = start_manifests(paths, cidr, scope, index, metrics).await {
                     tracing::error!("kubernetes: cannot load the manifests: {e}");
                 }
             });

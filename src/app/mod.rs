@@ -40,7 +40,7 @@ use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
 use crate::server::{Routes, ServeError, Server};
 use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
 use crate::source::manifests::{ManifestError, Manifests};
-use crate::source::{SourceMsg, watch_manifests};
+use crate::source::{Scope, SourceMsg, watch_manifests};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -125,6 +125,7 @@ pub fn single_zone_routes(index: &Arc<ZoneIndex>) -> Routes {
 /// the manifests are loaded), then loads the manifests and watches them.
 pub async fn serve_manifests(
     paths: Vec<PathBuf>,
+    scope: Scope,
     flags: &ZoneFlags,
     listen: &[SocketAddr],
 ) -> Result<Running, AppError> {
@@ -133,7 +134,7 @@ pub async fn serve_manifests(
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
-    start_manifests(paths, flags.service_cidr, index.clone(), metrics.clone()).await?;
+    start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone()).await?;
     Ok(Running { server, index, metrics })
 }
 
@@ -149,11 +150,12 @@ fn check_paths(paths: &[PathBuf]) -> Result<(), AppError> {
 async fn start_manifests(
     paths: Vec<PathBuf>,
     cidr: ipnet::IpNet,
+    scope: Scope,
     index: Arc<ZoneIndex>,
     metrics: Arc<Metrics>,
 ) -> Result<(), AppError> {
-    let tx = spawn_updater(index, metrics);
-    let mut manifests = Manifests::new(paths, cidr);
+    let tx = spawn_updater(index, metrics, &scope);
+    let mut manifests = Manifests::new(paths, cidr, scope);
     let loaded = tokio::task::spawn_blocking(move || {
         let first = manifests.load(true);
         (manifests, first)
@@ -186,7 +188,7 @@ pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listen: &[SocketAd
 
 async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
     let client = client(opts).await?;
-    let tx = spawn_updater(index, metrics.clone());
+    let tx = spawn_updater(index, metrics.clone(), &opts.scope);
     spawn_watchers(client, opts, tx, metrics);
     Ok(())
 }
@@ -195,7 +197,7 @@ async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metri
 /// beside it so the caller can report them.
 pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {
     let cfg = zone_config(flags)?;
-    let mut manifests = Manifests::new(paths, flags.service_cidr);
+    let mut manifests = Manifests::new(paths, flags.service_cidr, Scope::default());
     let (objects, errors) = manifests.load(true)?.unwrap_or_default();
     let mut cluster = crate::model::Cluster::new();
     for obj in objects {

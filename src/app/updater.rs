@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::model::Cluster;
 use crate::records::{Updater, ZoneIndex};
-use crate::source::{SourceMsg, rss_kib};
+use crate::source::{Scope, SourceMsg, rss_kib};
 
 /// Starts the updater thread: it applies batches in order, merging those
 /// that queue up while it works. Ends when every sender is gone.
-pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Sender<SourceMsg> {
+pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope) -> mpsc::Sender<SourceMsg> {
+    let cluster = if scope.gated() { Cluster::exposed_only() } else { Cluster::new() };
     let (tx, rx) = mpsc::channel::<SourceMsg>();
     index.set_writer_alive(true);
     let watched = index.clone();
@@ -25,7 +27,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> mpsc::Send
             }
         }
         let _alive = Alive(index.clone());
-        let mut updater = Updater::new(index.clone());
+        let mut updater = Updater::new(index.clone(), cluster);
         while let Ok(first) = rx.recv() {
             let mut events = Vec::new();
             let mut synced = false;

@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::model::Selector;
+
 /// Where something was written: the file (an imported one where it came
 /// from an import) and its 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,10 +390,10 @@ pub struct Kubernetes {
     pub ttl: u32,
     /// Empty: all.
     pub namespaces: Vec<String>,
-    /// A label selector as written (its words joined by spaces).
-    pub labels: Option<String>,
-    /// Never set together with `namespaces`.
-    pub namespace_labels: Option<String>,
+    /// Services and EndpointSlices served (its words joined by spaces).
+    pub labels: Option<Selector>,
+    /// Namespaces served; never set together with `namespaces`.
+    pub namespace_labels: Option<Selector>,
     pub endpoint_pod_names: bool,
     /// `ignore empty_service`
     pub ignore_empty_service: bool,

@@ -7,6 +7,7 @@ use super::config::*;
 use super::plugins::{Ctx, arg_err, lines, unknown, unsupported};
 use super::syntax::RawDirective;
 use super::{CorefileError, anchored, values};
+use crate::model::Selector;
 
 /// Options of CoreDNS's kubernetes plugin (current or retired) that
 /// clusterdns does not implement.
@@ -78,7 +79,7 @@ pub(crate) fn parse(d: &RawDirective, cx: &Ctx) -> Result<Kubernetes, CorefileEr
                     return Err(arg_err(d, opt, "a label selector"));
                 }
                 let sel = args.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
-                check_selector(&sel).map_err(|e| {
+                let sel = Selector::parse(&sel).map_err(|e| {
                     opt.err(format!("kubernetes: unable to parse {} selector value: '{sel}': {e}", opt.text))
                 })?;
                 if opt.text == "labels" {
@@ -127,74 +128,4 @@ pub(crate) fn parse(d: &RawDirective, cx: &Ctx) -> Result<Kubernetes, CorefileEr
         return Err(d.name.err("kubernetes: namespaces and namespace_labels cannot both be set"));
     }
     Ok(k)
-}
-
-/// A Kubernetes label selector as `metav1.ParseToLabelSelector` takes it:
-/// comma-separated `key`, `!key`, `key=v`, `key==v`, `key!=v`,
-/// `key in (v,...)`, `key notin (v,...)`.
-fn check_selector(sel: &str) -> Result<(), String> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in sel.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&sel[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        if depth < 0 {
-            return Err("unbalanced ')'".into());
-        }
-    }
-    if depth != 0 {
-        return Err("unclosed '('".into());
-    }
-    parts.push(&sel[start..]);
-    for p in parts {
-        requirement(p.trim())?;
-    }
-    Ok(())
-}
-
-fn requirement(r: &str) -> Result<(), String> {
-    if let Some(key) = r.strip_prefix('!') {
-        return label_key(key.trim());
-    }
-    for op in ["==", "!=", "="] {
-        if let Some((k, v)) = r.split_once(op) {
-            label_key(k.trim())?;
-            return label_value(v.trim());
-        }
-    }
-    for op in [" notin ", " in "] {
-        if let Some((k, set)) = r.split_once(op) {
-            label_key(k.trim())?;
-            let set = set.trim();
-            let Some(inner) = set.strip_prefix('(').and_then(|s| s.strip_suffix(')')) else {
-                return Err(format!("expected '(' values ')' in \"{r}\""));
-            };
-            return inner.split(',').try_for_each(|v| label_value(v.trim()));
-        }
-    }
-    label_key(r)
-}
-
-fn label_key(k: &str) -> Result<(), String> {
-    let name = k.rsplit_once('/').map_or(k, |(_, n)| n);
-    let ok_name = !name.is_empty() && name.len() <= 63 && label_chars(name);
-    let ok_prefix = k.rsplit_once('/').is_none_or(|(p, _)| !p.is_empty() && p.len() <= 253 && label_chars(p));
-    if ok_name && ok_prefix { Ok(()) } else { Err(format!("invalid label key \"{k}\"")) }
-}
-
-fn label_value(v: &str) -> Result<(), String> {
-    if v.is_empty() || (v.len() <= 63 && label_chars(v)) { Ok(()) } else { Err(format!("invalid label value \"{v}\"")) }
-}
-
-fn label_chars(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }

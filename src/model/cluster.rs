@@ -45,6 +45,9 @@ pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
 
 #[derive(Default, Debug)]
 pub struct Cluster {
+    /// Serve nothing of a namespace not in `namespaces` (CoreDNS's
+    /// `namespace_labels`: the source lists only the matching ones).
+    exposed_only: bool,
     namespaces: BTreeSet<String>,
     services: HashMap<NsName, Arc<Service>>,
     services_by_ns: HashMap<String, BTreeSet<String>>,
@@ -74,8 +77,17 @@ impl Cluster {
         Self::default()
     }
 
+    /// A model that serves only the objects of namespaces it holds.
+    pub fn exposed_only() -> Self {
+        Cluster { exposed_only: true, ..Self::default() }
+    }
+
+    fn exposed(&self, ns: &str) -> bool {
+        !self.exposed_only || self.namespaces.contains(ns)
+    }
+
     pub fn service(&self, ns: &str, name: &str) -> Option<&Service> {
-        self.services.get(&nsn(ns, name)).map(|s| &**s)
+        self.services.get(&nsn(ns, name)).map(|s| &**s).filter(|_| self.exposed(ns))
     }
 
     pub fn has_namespace(&self, ns: &str) -> bool {
@@ -83,7 +95,7 @@ impl Cluster {
     }
 
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Pod> {
-        self.pods.get(&nsn(ns, name)).map(|p| &**p)
+        self.pods.get(&nsn(ns, name)).map(|p| &**p).filter(|_| self.exposed(ns))
     }
 
     pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
@@ -149,7 +161,22 @@ impl Cluster {
         let ns: Arc<str> = key.namespace.as_str().into();
         let mut out = Vec::new();
         match key.kind {
-            Kind::Namespace => out.push(Owner::Namespace(key.name.as_str().into())),
+            Kind::Namespace => {
+                let name: Arc<str> = key.name.as_str().into();
+                out.push(Owner::Namespace(name.clone()));
+                // A namespace coming or going hides or shows all it holds.
+                if self.exposed_only {
+                    for svc in self.services_by_ns.get(&key.name).into_iter().flatten() {
+                        out.push(Owner::Service(name.clone(), svc.as_str().into()));
+                    }
+                    for pod in self.pods_by_ns.get(&key.name).into_iter().flatten() {
+                        out.push(Owner::Pod(name.clone(), pod.as_str().into()));
+                    }
+                    if key.name == DNS_SERVICE.0 {
+                        out.push(Owner::Static);
+                    }
+                }
+            }
             Kind::Service => {
                 out.push(Owner::Service(ns, key.name.as_str().into()));
                 if (key.namespace.as_str(), key.name.as_str()) == DNS_SERVICE {
@@ -267,7 +294,10 @@ impl Cluster {
     fn get(&self, key: &ObjectKey) -> Option<Object> {
         let k = nsn(&key.namespace, &key.name);
         match key.kind {
-            Kind::Namespace => self.namespaces.get(&key.name).map(|n| Object::Namespace(Namespace { name: n.clone() })),
+            Kind::Namespace => {
+                let ns = |n: &String| Object::Namespace(Namespace { name: n.clone(), labels: Labels::default() });
+                self.namespaces.get(&key.name).map(ns)
+            }
             Kind::Service => self.services.get(&k).cloned().map(Object::Service),
             Kind::EndpointSlice => self.slices.get(&k).cloned().map(Object::EndpointSlice),
             Kind::Endpoints => self.endpoints.get(&k).cloned().map(Object::Endpoints),

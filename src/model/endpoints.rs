@@ -61,5 +61,13 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
             Some(EndpointPort { name: p.name.clone(), protocol: p.protocol, port })
         })
         .collect();
-    EndpointGroup { endpoints: vec![Endpoint { addresses: pod.ips.clone(), ready: pod.ready, hostname }], ports }
+    EndpointGroup {
+        endpoints: vec![Endpoint {
+            addresses: pod.ips.clone(),
+            ready: pod.ready,
+            hostname,
+            pod: Some(pod.name.as_str()).filter(|n| n.len() < 64).map(Box::from),
+        }],
+        ports,
+    }
 }

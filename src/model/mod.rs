@@ -5,6 +5,8 @@
 mod cluster;
 mod endpoints;
 mod objects;
+mod selector;
 
 pub use cluster::{Cluster, DNS_SERVICE, Event, Owner};
 pub use objects::*;
+pub use selector::Selector;

@@ -80,6 +80,8 @@ impl Object {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {
     pub name: String,
+    /// For `namespace_labels` in the manifest source; the model keeps names only.
+    pub labels: Labels,
 }
 
 /// What a Service name answers with (SPEC.md R2, R3, R9).
@@ -154,6 +156,9 @@ pub struct Endpoint {
     pub addresses: Vec<IpAddr>,
     pub ready: bool,
     pub hostname: Option<String>,
+    /// The name of the Pod behind it (`targetRef`), when it fits a DNS
+    /// label: the endpoint's name under CoreDNS's `endpoint_pod_names`.
+    pub pod: Option<Box<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,13 +270,20 @@ fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
     s.trim().parse().map_err(|_| TrimError::BadIp(s.to_string()))
 }
 
+/// The name a `targetRef` gives its endpoint: CoreDNS takes any referent
+/// whose name is under 64 bytes (longer is not a DNS label).
+fn target_pod(r: Option<&core::ObjectReference>) -> Option<Box<str>> {
+    r?.name.as_deref().filter(|n| !n.is_empty() && n.len() < 64).map(Box::from)
+}
+
 fn port(p: i32) -> Result<u16, TrimError> {
     u16::try_from(p).ok().filter(|p| *p != 0).ok_or(TrimError::BadPort(p))
 }
 
 impl Namespace {
     pub fn from_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Self, TrimError> {
-        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)? })
+        let labels = meta.labels.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)?, labels })
     }
 }
 
@@ -344,7 +356,8 @@ impl EndpointSlice {
             let addresses = ep.addresses.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
-            endpoints.push(Endpoint { addresses, ready, hostname: ep.hostname.filter(|h| !h.is_empty()) });
+            let hostname = ep.hostname.filter(|h| !h.is_empty());
+            endpoints.push(Endpoint { addresses, ready, hostname, pod: target_pod(ep.target_ref.as_ref()) });
         }
         let mut ports = Vec::new();
         for p in slice.ports.unwrap_or_default() {
@@ -376,6 +389,7 @@ impl Endpoints {
                         addresses: vec![parse_ip(&a.ip)?],
                         ready,
                         hostname: a.hostname.filter(|h| !h.is_empty()),
+                        pod: target_pod(a.target_ref.as_ref()),
                     });
                 }
             }

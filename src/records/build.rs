@@ -177,7 +177,8 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
         let mut eps = Vec::new();
         for e in g.endpoints.iter().filter(|e| e.ready) {
             for ip in &e.addresses {
-                let label = e.hostname.clone().unwrap_or_else(|| ip_label(ip));
+                let pod = e.pod.as_deref().filter(|_| cfg.endpoint_pod_names);
+                let label = e.hostname.as_deref().or(pod).map_or_else(|| ip_label(ip), str::to_string);
                 if let Some(name) = child(&svc_name, &label) {
                     eps.push(Ep { ip: *ip, name });
                 }

@@ -330,8 +330,10 @@ pub struct Updater {
 }
 
 impl Updater {
-    pub fn new(index: Arc<ZoneIndex>) -> Self {
-        Updater { cluster: Cluster::new(), index, ids: HashMap::new(), free_ids: Vec::new() }
+    /// An updater writing `index` from `cluster` (empty; `Cluster::exposed_only`
+    /// under `namespace_labels`).
+    pub fn new(index: Arc<ZoneIndex>, cluster: Cluster) -> Self {
+        Updater { cluster, index, ids: HashMap::new(), free_ids: Vec::new() }
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -502,7 +504,7 @@ mod tests {
         let ports =
             vec![EndpointPort { name: ["http", ""][r.next(2) as usize].into(), protocol: Protocol::Tcp, port: 80 }];
         match r.next(5) {
-            0 => Object::Namespace(Namespace { name: ns }),
+            0 => Object::Namespace(Namespace { name: ns, labels: Default::default() }),
             1 => Object::Service(Arc::new(Service {
                 namespace: ns,
                 name: svc.clone(),
@@ -525,6 +527,7 @@ mod tests {
                             addresses: vec![ip(r)],
                             ready: r.next(3) > 0,
                             hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2))) } else { None },
+                            pod: None,
                         })
                         .collect(),
                     ports,
@@ -534,7 +537,7 @@ mod tests {
                 namespace: ns,
                 name: svc,
                 groups: vec![EndpointGroup {
-                    endpoints: vec![Endpoint { addresses: vec![ip(r)], ready: true, hostname: None }],
+                    endpoints: vec![Endpoint { addresses: vec![ip(r)], ready: true, hostname: None, pod: None }],
                     ports,
                 }],
             })),
@@ -553,7 +556,7 @@ mod tests {
 
     fn fresh(cfg: &ZoneConfig, objects: Vec<Object>) -> BTreeMap<Vec<u8>, NodeData> {
         let index = ZoneIndex::new(cfg.clone());
-        let mut u = Updater::new(index.clone());
+        let mut u = Updater::new(index.clone(), Cluster::new());
         u.apply(vec![Event::Reset { kinds: vec![], objects: vec![] }]);
         u.apply(objects.into_iter().map(Event::Apply).collect());
         index.dump()
@@ -568,7 +571,7 @@ mod tests {
             let cfg = ZoneConfig::new("cluster.local", 5, pods).unwrap();
             let mut r = Rng(0x9E3779B97F4A7C15);
             let index = ZoneIndex::new(cfg.clone());
-            let mut u = Updater::new(index.clone());
+            let mut u = Updater::new(index.clone(), Cluster::new());
             u.apply(vec![]);
             for step in 0..400 {
                 let mut batch = Vec::new();

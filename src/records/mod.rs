@@ -50,6 +50,9 @@ pub struct ZoneConfig {
     /// CoreDNS's `ignore empty_service`: a Service with no ready endpoint
     /// does not exist (NXDOMAIN), so clients go on down their search path.
     pub ignore_empty_service: bool,
+    /// CoreDNS's `endpoint_pod_names`: an endpoint without a hostname is
+    /// named after its Pod, not its dashed IP.
+    pub endpoint_pod_names: bool,
 }
 
 /// A cluster domain that is not a valid DNS name.
@@ -82,6 +85,7 @@ impl ZoneConfig {
             pods,
             noendpoints: false,
             ignore_empty_service: false,
+            endpoint_pod_names: false,
         })
     }
 

@@ -25,7 +25,7 @@ use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
-use super::SourceMsg;
+use super::{Scope, SourceMsg};
 use crate::metrics::Metrics;
 use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service};
 
@@ -51,10 +51,10 @@ pub struct KubeOptions {
     /// The API server's URL, overriding the kubeconfig's or the in-cluster
     /// one (CoreDNS's `endpoint`).
     pub endpoint: Option<String>,
-    /// Serve only these namespaces (CoreDNS `namespaces`); empty: all.
-    pub namespaces: Vec<String>,
-    /// A label selector for Services and EndpointSlices (CoreDNS `labels`).
-    pub labels: Option<String>,
+    /// What is served: `namespaces` filtered here, the selectors by the API
+    /// server (`labels` on Services and EndpointSlices, `namespace_labels`
+    /// on Namespaces).
+    pub scope: Scope,
     /// Watch Pods (only `--pods verified` needs them).
     pub pods: bool,
     /// Seconds after which the API server ends a watch (then resumed from
@@ -118,18 +118,23 @@ pub fn spawn_watchers(client: Client, opts: &KubeOptions, tx: mpsc::Sender<Sourc
         kinds.push(Kind::Pod);
     }
     let sync = Arc::new(SyncState { pending: Mutex::new(kinds.iter().copied().collect()) });
-    let filter = Arc::new(opts.namespaces.iter().cloned().collect::<HashSet<String>>());
+    let filter = Arc::new(opts.scope.namespaces.iter().cloned().collect::<HashSet<String>>());
     // The safe list: paginated, from any cached version (CRATES.md).
     let base = watcher::Config::default().any_semantic().page_size(500).timeout(opts.watch_timeout.max(1));
-    let labelled = match &opts.labels {
-        Some(sel) => base.clone().labels(sel),
+    let labelled = match &opts.scope.labels {
+        Some(sel) => base.clone().labels(sel.text()),
+        None => base.clone(),
+    };
+    // A namespace that stops matching arrives as a delete: its names go.
+    let namespaces = match &opts.scope.namespace_labels {
+        Some(sel) => base.clone().labels(sel.text()),
         None => base.clone(),
     };
     let ctx =
         |kind| Watch { kind, tx: tx.clone(), sync: sync.clone(), metrics: metrics.clone(), namespaces: filter.clone() };
     tokio::spawn(ctx(Kind::Namespace).run(
         Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
-        base.clone(),
+        namespaces,
         |n: PartialObjectMeta<core::Namespace>| {
             Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))).map_err(|e| e.to_string())
         },
@@ -296,8 +301,7 @@ impl Default for KubeOptions {
             kubeconfig: None,
             context: None,
             endpoint: None,
-            namespaces: Vec::new(),
-            labels: None,
+            scope: Scope::default(),
             pods: false,
             watch_timeout: Self::WATCH_TIMEOUT,
         }

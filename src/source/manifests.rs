@@ -8,9 +8,10 @@ use std::time::SystemTime;
 
 use ipnet::IpNet;
 
+use super::Scope;
 use super::alloc::allocate;
 use super::parse::{DocError, parse_text};
-use crate::model::{Namespace, Object};
+use crate::model::{Labels, Namespace, Object};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -37,6 +38,7 @@ struct FileState {
 pub struct Manifests {
     roots: Vec<PathBuf>,
     cidr: IpNet,
+    scope: Scope,
     files: HashMap<PathBuf, FileState>,
 }
 
@@ -67,8 +69,8 @@ fn walk(root: &Path, out: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
 }
 
 impl Manifests {
-    pub fn new(roots: Vec<PathBuf>, cidr: IpNet) -> Self {
-        Manifests { roots, cidr, files: HashMap::new() }
+    pub fn new(roots: Vec<PathBuf>, cidr: IpNet, scope: Scope) -> Self {
+        Manifests { roots, cidr, scope, files: HashMap::new() }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -112,7 +114,7 @@ impl Manifests {
                 }
             };
             changed = true;
-            let (objects, errs) = parse_text(path, &text);
+            let (objects, errs) = parse_text(path, &text, self.scope.labels.as_ref());
             let broken = errs.iter().any(|e| e.syntax);
             errors.extend(errs);
             match self.files.get_mut(path) {
@@ -131,16 +133,18 @@ impl Manifests {
         let mut sorted: Vec<&PathBuf> = self.files.keys().collect();
         sorted.sort();
         for p in sorted {
-            all.extend(self.files[p].objects.iter().cloned());
+            all.extend(self.files[p].objects.iter().filter(|o| self.scope.keeps(o)).cloned());
         }
-        // SPEC.md 1: in manifest mode a namespace exists when any object lives in it.
+        // SPEC.md 1: in manifest mode a namespace exists when any object
+        // lives in it; under `namespace_labels`, only a labelled Namespace
+        // document makes one.
         let mut namespaces: BTreeSet<String> = BTreeSet::new();
-        for obj in &all {
+        for obj in all.iter().filter(|_| !self.scope.gated()) {
             if !matches!(obj, Object::Namespace(_)) {
                 namespaces.insert(obj.namespace().to_string());
             }
         }
-        all.extend(namespaces.into_iter().map(|name| Object::Namespace(Namespace { name })));
+        all.extend(namespaces.into_iter().map(|name| Object::Namespace(Namespace { name, labels: Labels::default() })));
         allocate(&mut all, &self.cidr);
         Ok(Some((all, errors)))
     }

@@ -9,10 +9,48 @@ pub mod manifests;
 pub mod parse;
 mod watch;
 
-use crate::model::Event;
+use crate::model::{Event, Object, Selector};
 
 pub use alloc::allocate;
 pub use watch::{ALL_KINDS, watch_manifests};
+
+/// What a source serves of what it reads: CoreDNS's `namespaces`, `labels`
+/// and `namespace_labels`. The API server applies the selectors to watches;
+/// the manifest source applies all three itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only these namespaces; empty: all.
+    pub namespaces: Vec<String>,
+    /// Only Services and EndpointSlices with these labels.
+    pub labels: Option<Selector>,
+    /// Only namespaces with these labels: the model then serves nothing of
+    /// a namespace it has not been told exists (`Cluster::exposed_only`).
+    pub namespace_labels: Option<Selector>,
+}
+
+impl Scope {
+    /// Whether objects of `namespace` are served (its labels aside).
+    pub fn wants(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// Whether the model must hide namespaces it has not seen.
+    pub fn gated(&self) -> bool {
+        self.namespace_labels.is_some()
+    }
+
+    /// Whether a parsed object is served: its namespace is wanted, and a
+    /// Namespace matches `namespace_labels`. (`labels` is applied before
+    /// trimming, which drops a Service's labels.)
+    pub fn keeps(&self, obj: &Object) -> bool {
+        match obj {
+            Object::Namespace(n) => {
+                self.wants(&n.name) && self.namespace_labels.as_ref().is_none_or(|s| s.matches(&n.labels))
+            }
+            o => self.wants(o.namespace()),
+        }
+    }
+}
 
 /// What a source tells the updater.
 pub enum SourceMsg {

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde_json::Value;
 
-use crate::model::{EndpointSlice, Endpoints, Namespace, Object, Pod, Service};
+use crate::model::{EndpointSlice, Endpoints, Labels, Namespace, Object, Pod, Selector, Service};
 
 /// One problem in one document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +71,10 @@ fn yaml_value(doc: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string())
 }
 
-/// Parses one file's text into objects and per-document errors.
-pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
+/// Parses one file's text into objects and per-document errors. `labels`:
+/// only Services and EndpointSlices with these labels are kept (CoreDNS's
+/// `labels`; trimming drops their labels, so it is decided here).
+pub fn parse_text(path: &Path, text: &str, labels: Option<&Selector>) -> (Vec<Object>, Vec<DocError>) {
     let file = path.display().to_string();
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     // One document at a time: a parsed document is many times its text, so
@@ -87,7 +89,7 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Object>, Vec<DocError>) {
             let value = if is_json { serde_json::from_str(body).map_err(|e| e.to_string()) } else { yaml_value(body) };
             match value {
                 Err(message) => errors.push(DocError { file: file.clone(), doc, line, message, syntax: true }),
-                Ok(v) => objects_of(v, &mut objects, &mut |message| {
+                Ok(v) => objects_of(v, labels, &mut objects, &mut |message| {
                     errors.push(DocError { file: file.clone(), doc, line, message, syntax: false })
                 }),
             }
@@ -130,7 +132,7 @@ fn describe(v: &Value) -> String {
 }
 
 /// Adds the objects of one document (a `List` gives its items).
-fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
+fn objects_of(v: Value, labels: Option<&Selector>, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     if v.is_null() {
         return;
     }
@@ -141,12 +143,18 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
             && let Some(Value::Array(items)) = map.remove("items")
         {
             for item in items {
-                objects_of(item, out, err);
+                objects_of(item, labels, out, err);
             }
         }
         return;
     }
     let what = describe(&v);
+    if let Some(sel) = labels
+        && matches!(kind.as_str(), "Service" | "EndpointSlice")
+        && !sel.matches(&labels_of(&v))
+    {
+        return;
+    }
     let result: Result<Option<Object>, String> = match (kind.as_str(), api.as_str()) {
         ("Namespace", "v1") => {
             convert::<core::Namespace, _>(v, |n| Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))))
@@ -173,6 +181,12 @@ fn objects_of(v: Value, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
     }
 }
 
+/// `metadata.labels` of a raw object (values that are not strings ignored).
+fn labels_of(v: &Value) -> Labels {
+    let map = v.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object);
+    map.into_iter().flatten().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))).collect()
+}
+
 fn convert<T, F>(v: Value, trim: F) -> Result<Option<Object>, String>
 where
     T: serde::de::DeserializeOwned,
@@ -189,7 +203,7 @@ mod tests {
     #[test]
     fn broken_document_does_not_hide_others() {
         let text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n---\nkind: [unclosed\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: nope\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
-        let (objs, errs) = parse_text(Path::new("x.yaml"), text);
+        let (objs, errs) = parse_text(Path::new("x.yaml"), text, None);
         assert_eq!(objs.len(), 2, "{objs:?}");
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!((errs[0].doc, errs[0].line, errs[0].syntax), (2, 6, true));
@@ -200,7 +214,7 @@ mod tests {
     #[test]
     fn lists_and_json() {
         let json = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"x"}},{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}]}"#;
-        let (objs, errs) = parse_text(Path::new("x.json"), json);
+        let (objs, errs) = parse_text(Path::new("x.json"), json, None);
         assert_eq!((objs.len(), errs.len()), (1, 0));
     }
 }

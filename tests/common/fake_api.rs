@@ -43,8 +43,9 @@ pub enum Fault {
 struct Stored {
     /// resource plural, namespace, name -> object
     objects: BTreeMap<(String, String, String), Value>,
-    /// Every change: (resourceVersion, plural, ADDED|MODIFIED|DELETED, object)
-    log: Vec<(u64, String, &'static str, Value)>,
+    /// Every change: (resourceVersion, plural, ADDED|MODIFIED|DELETED,
+    /// object, the version it replaced)
+    log: Vec<(u64, String, &'static str, Value, Option<Value>)>,
     rv: u64,
     /// Watches from a version below this get 410 Gone.
     compacted: u64,
@@ -158,8 +159,8 @@ impl FakeApi {
         }
         let key = key_of(plural, &obj);
         let kind = if s.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
-        s.objects.insert(key, obj.clone());
-        s.log.push((rv, plural.to_string(), kind, obj));
+        let prev = s.objects.insert(key, obj.clone());
+        s.log.push((rv, plural.to_string(), kind, obj, prev));
         drop(s);
         self.changed.notify_waiters();
     }
@@ -171,7 +172,7 @@ impl FakeApi {
             s.rv += 1;
             let rv = s.rv;
             obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-            s.log.push((rv, plural.to_string(), "DELETED", obj));
+            s.log.push((rv, plural.to_string(), "DELETED", obj, None));
         }
         drop(s);
         self.changed.notify_waiters();
@@ -200,7 +201,7 @@ impl FakeApi {
             obj["metadata"]["resourceVersion"] = json!(rv.to_string());
             let key = key_of(plural, &obj);
             s.objects.insert(key, obj.clone());
-            s.log.push((rv, plural.to_string(), "ADDED", obj));
+            s.log.push((rv, plural.to_string(), "ADDED", obj, None));
         }
         drop(s);
         self.changed.notify_waiters();
@@ -332,11 +333,22 @@ async fn handle(
                 let notified = changed.notified();
                 let (events, rv) = {
                     let s = state.lock().unwrap();
+                    // As the API server's watch cache: an object that
+                    // enters the selector is ADDED, one that leaves it DELETED.
                     let ev: Vec<Value> = s
                         .log
                         .iter()
-                        .filter(|(rv, p, _, o)| *rv > seen && p == plural && matches(o))
-                        .map(|(_, _, t, o)| json!({"type": t, "object": o}))
+                        .filter(|(rv, p, ..)| *rv > seen && p == plural)
+                        .filter_map(|(_, _, t, o, prev)| {
+                            let was = prev.as_ref().is_some_and(&matches);
+                            let t = match (was, matches(o)) {
+                                (_, true) if *t == "MODIFIED" && !was => "ADDED",
+                                (_, true) => t,
+                                (true, false) => "DELETED",
+                                (false, false) => return None,
+                            };
+                            Some(json!({"type": t, "object": o}))
+                        })
                         .collect();
                     (ev, s.rv)
                 };

@@ -293,13 +293,16 @@ fn kubernetes() {
                manifests /m\n service_cidr 10.100.0.1/16\n fallthrough in-addr.arpa\n}");
     assert_eq!(x.zones, zones(&["cluster.local.", "10.in-addr.arpa.", "11.in-addr.arpa."]));
     assert_eq!((x.pods, x.ttl, x.namespaces.clone()), (Pods::Verified, 0, zones(&["a", "b", "c"])));
-    assert_eq!(x.labels.as_deref(), Some("app=x, tier in (a,b),!legacy"));
+    assert_eq!(x.labels.as_ref().map(|s| s.text()), Some("app=x, tier in (a,b),!legacy"));
     assert!(x.endpoint_pod_names && x.ignore_empty_service && x.noendpoints);
     assert_eq!(x.kubeconfig, Some(("/k.conf".into(), Some("ctx".into()))));
     assert_eq!((x.endpoint.as_deref(), x.startup_timeout), (Some("https://10.0.0.1:6443"), secs(60)));
     assert_eq!((x.manifests.clone(), x.service_cidr.to_string()), (vec!["/m".into()], "10.100.0.0/16".into()));
     assert_eq!(x.fallthrough, Some(zones(&["in-addr.arpa."])));
-    assert_eq!(k("kubernetes {\n namespace_labels team=a\n}").namespace_labels.as_deref(), Some("team=a"));
+    assert_eq!(
+        k("kubernetes {\n namespace_labels team=a\n}").namespace_labels.map(|s| s.text().to_string()).as_deref(),
+        Some("team=a")
+    );
 
     let rows: &[(&str, usize, &str)] = &[
         ("kubernetes in-addr.arpa", 2, "non-reverse zone name must be used"),
