@@ -360,6 +360,45 @@ async fn kubernetes_endpoint_and_kubeconfig_context() {
     inst.shutdown().await;
 }
 
+/// A reload that replaces a zone stops the old zone's source: its watches
+/// close (they would otherwise pile up on the API server, one set per
+/// reload), and so does every source at shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_zone_stops_watching() {
+    let api = common::fake_api::FakeApi::start().await;
+    api.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n");
+    let text = |ttl: u32| {
+        format!(
+            ".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n endpoint http://{}\n ttl {ttl}\n }}\n}}",
+            api.addr
+        )
+    };
+    let settle = |want: usize| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + WAIT;
+            while api.open_watches() != want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            api.open_watches()
+        }
+    };
+    let (mut inst, _) = serve(&text(5)).await;
+    // Namespaces, Services, EndpointSlices.
+    assert_eq!(settle(3).await, 3);
+    let env = |_: &str| None;
+    let opts = clusterdns::corefile::Options { default_port: 53, env: &env };
+    for ttl in [6, 7, 8] {
+        let cf = clusterdns::corefile::parse_str(&text(ttl), std::path::Path::new("Corefile"), &opts).unwrap();
+        inst.apply(&cf).await.unwrap();
+        assert_eq!(settle(3).await, 3, "after the reload to ttl {ttl}");
+    }
+    let m = query(inst.addrs()[0], "team.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    inst.shutdown().await;
+    assert_eq!(settle(0).await, 0, "watches left open after shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noendpoints_and_ignore_empty_service() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,7 +30,7 @@ pub struct Instance {
     servers: BTreeMap<SocketAddr, (Server, Routes)>,
     /// One zone index per distinct `kubernetes` configuration, kept across
     /// reloads while the configuration stays the same.
-    kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
+    kube: Vec<Zone>,
     pub metrics: Arc<Metrics>,
     /// `health` (address, lame duck), `ready`, `prometheus` addresses.
     pub health: Option<corefile::Health>,
@@ -40,6 +40,15 @@ pub struct Instance {
     pub reload: Option<corefile::Reload>,
     /// Stops the background tasks of the current chains (hosts reloads).
     cancel: CancellationToken,
+}
+
+/// A `kubernetes` configuration, its zone index, and what stops the
+/// source that fills it (when a reload drops it, or a reload fails).
+#[derive(Clone)]
+struct Zone {
+    config: corefile::Kubernetes,
+    index: Arc<ZoneIndex>,
+    stop: CancellationToken,
 }
 
 /// Chains built from a Corefile, not yet serving.
@@ -94,11 +103,7 @@ fn kubernetes_zone(k: &corefile::Kubernetes, pos: &corefile::Pos) -> Result<Zone
 
 /// Builds the chains of `cf`. Zone indexes come from `kube` when their
 /// configuration is there; new ones are added to it (empty, no source yet).
-fn build(
-    cf: &Corefile,
-    kube: &mut Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
-    metrics: &Arc<Metrics>,
-) -> Result<Built, AppError> {
+fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<Built, AppError> {
     // Per listening address: (zone key, chain) of each block on it.
     type Blocks = Vec<(Box<[u8]>, Arc<Chain>)>;
     let mut routers: BTreeMap<SocketAddr, Blocks> = BTreeMap::new();
@@ -136,11 +141,11 @@ fn build(
             }
             match &d.plugin {
                 Plugin::Kubernetes(k) => {
-                    let index = match kube.iter().find(|(c, _)| c == k) {
-                        Some((_, index)) => index.clone(),
+                    let index = match kube.iter().find(|z| z.config == *k) {
+                        Some(z) => z.index.clone(),
                         None => {
                             let index = ZoneIndex::new(kubernetes_zone(k, &d.pos)?);
-                            kube.push((k.clone(), index.clone()));
+                            kube.push(Zone { config: k.clone(), index: index.clone(), stop: CancellationToken::new() });
                             index
                         }
                     };
@@ -246,15 +251,15 @@ async fn prepare_source(k: &corefile::Kubernetes) -> Result<Source, AppError> {
 
 /// Starts filling `index` in the background: until it is loaded its names
 /// are SERVFAIL (never NXDOMAIN, never REFUSED).
-fn run_source(source: Source, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) {
+fn run_source(source: Source, index: Arc<ZoneIndex>, metrics: Arc<Metrics>, stop: CancellationToken) {
     match source {
         Source::Api(client, opts) => {
             let tx = spawn_updater(index, metrics.clone(), &opts.scope);
-            spawn_watchers(client, &opts, tx, metrics);
+            spawn_watchers(client, &opts, tx, metrics, stop);
         }
         Source::Manifests(paths, cidr, scope) => {
             tokio::spawn(async move {
-                if let Err(e) = start_manifests(paths, cidr, scope, index, metrics).await {
+                if let Err(e) = start_manifests(paths, cidr, scope, index, metrics, stop).await {
                     tracing::error!("kubernetes: cannot load the manifests: {e}");
                 }
             });
@@ -295,7 +300,7 @@ impl Instance {
 
     /// The zone indexes in use.
     pub fn indexes(&self) -> Vec<Arc<ZoneIndex>> {
-        self.kube.iter().map(|(_, i)| i.clone()).collect()
+        self.kube.iter().map(|z| z.index.clone()).collect()
     }
 
     /// Replaces the running configuration with `cf`. On an error nothing
@@ -306,16 +311,12 @@ impl Instance {
         self.switch(built, kube).await
     }
 
-    async fn switch(
-        &mut self,
-        built: Built,
-        kube: Vec<(corefile::Kubernetes, Arc<ZoneIndex>)>,
-    ) -> Result<(), AppError> {
+    async fn switch(&mut self, built: Built, kube: Vec<Zone>) -> Result<(), AppError> {
         // Sources of new indexes, checked before anything switches.
         let mut sources = Vec::new();
-        for (k, index) in kube.iter().filter(|(c, _)| !self.kube.iter().any(|(o, _)| o == c)) {
-            match prepare_source(k).await {
-                Ok(source) => sources.push((source, index.clone())),
+        for z in kube.iter().filter(|z| !self.kube.iter().any(|o| o.config == z.config)) {
+            match prepare_source(&z.config).await {
+                Ok(source) => sources.push((source, z.clone())),
                 Err(e) => return Err(e),
             }
         }
@@ -338,17 +339,14 @@ impl Instance {
         // before it answers: the old one keeps serving until then (up to
         // `startup_timeout`, else the reload fails and the old stays).
         let reloading = !self.servers.is_empty();
-        let waiting: Vec<Arc<ZoneIndex>> = sources.iter().map(|(_, i)| i.clone()).collect();
-        let timeout = kube
-            .iter()
-            .filter(|(_, i)| waiting.iter().any(|w| Arc::ptr_eq(w, i)))
-            .map(|(k, _)| k.startup_timeout)
-            .max()
-            .unwrap_or_default();
-        for (source, index) in std::mem::take(&mut sources) {
-            run_source(source, index, self.metrics.clone());
+        let started: Vec<Zone> = sources.iter().map(|(_, z)| z.clone()).collect();
+        let waiting: Vec<Arc<ZoneIndex>> = started.iter().map(|z| z.index.clone()).collect();
+        let timeout = started.iter().map(|z| z.config.startup_timeout).max().unwrap_or_default();
+        for (source, z) in std::mem::take(&mut sources) {
+            run_source(source, z.index, self.metrics.clone(), z.stop);
         }
         if reloading && !waiting.is_empty() && !super::wait_loaded(&waiting, timeout).await {
+            started.iter().for_each(|z| z.stop.cancel());
             shutdown_all(fresh).await;
             return Err(AppError::Other(format!(
                 "the new kubernetes zone did not load within {timeout:?} (startup_timeout): the running configuration stays"
@@ -383,9 +381,11 @@ impl Instance {
             let Some(addr) = bound.iter().find(|a| a.port() == port || port == 0).copied() else { continue };
             tokio::task::spawn_blocking(move || l.probe(addr));
         }
-        // Only the indexes the new chains use stay in the pool. (The source
-        // of one dropped keeps running until the process ends.)
-        self.kube = kube.into_iter().filter(|(c, _)| built.used.contains(c)).collect();
+        // Only the indexes the new chains use stay; the sources of the
+        // others stop (their watches close, their updater threads end).
+        let (used, dropped): (Vec<Zone>, Vec<Zone>) = kube.into_iter().partition(|z| built.used.contains(&z.config));
+        dropped.iter().for_each(|z| z.stop.cancel());
+        self.kube = used;
         self.health = built.health;
         self.ready = built.ready;
         self.prometheus = built.prometheus;
@@ -400,6 +400,7 @@ impl Instance {
     /// Closes every listener and stops the background tasks.
     pub async fn stop(&mut self) {
         self.cancel.cancel();
+        self.kube.iter().for_each(|z| z.stop.cancel());
         shutdown_all(std::mem::take(&mut self.servers)).await;
     }
 }

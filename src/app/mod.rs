@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ZoneFlags;
 use crate::corefile;
@@ -134,7 +135,7 @@ pub async fn serve_manifests(
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
-    start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone()).await?;
+    start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone(), CancellationToken::new()).await?;
     Ok(Running { server, index, metrics })
 }
 
@@ -153,6 +154,7 @@ async fn start_manifests(
     scope: Scope,
     index: Arc<ZoneIndex>,
     metrics: Arc<Metrics>,
+    stop: CancellationToken,
 ) -> Result<(), AppError> {
     let tx = spawn_updater(index, metrics, &scope);
     let mut manifests = Manifests::new(paths, cidr, scope);
@@ -169,7 +171,7 @@ async fn start_manifests(
     let kinds = crate::source::ALL_KINDS.to_vec();
     let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset { kinds, objects }]));
     let _ = tx.send(SourceMsg::Synced);
-    watch_manifests(manifests, tx).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))
+    watch_manifests(manifests, tx, stop).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))
 }
 
 /// A server answering from the Kubernetes API. The DNS port is bound first:
@@ -189,7 +191,7 @@ pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listen: &[SocketAd
 async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
     let client = client(opts).await?;
     let tx = spawn_updater(index, metrics.clone(), &opts.scope);
-    spawn_watchers(client, opts, tx, metrics);
+    spawn_watchers(client, opts, tx, metrics, CancellationToken::new());
     Ok(())
 }
 

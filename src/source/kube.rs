@@ -24,6 +24,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 use super::{Scope, SourceMsg};
 use crate::metrics::Metrics;
@@ -111,8 +112,15 @@ impl SyncState {
     }
 }
 
-/// Starts the watchers on the current tokio runtime.
-pub fn spawn_watchers(client: Client, opts: &KubeOptions, tx: mpsc::Sender<SourceMsg>, metrics: Arc<Metrics>) {
+/// Starts the watchers on the current tokio runtime; they stop when `stop`
+/// is cancelled (and the updater with them: it ends when they are gone).
+pub fn spawn_watchers(
+    client: Client,
+    opts: &KubeOptions,
+    tx: mpsc::Sender<SourceMsg>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
     let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
     if opts.pods {
         kinds.push(Kind::Pod);
@@ -132,38 +140,50 @@ pub fn spawn_watchers(client: Client, opts: &KubeOptions, tx: mpsc::Sender<Sourc
     };
     let ctx =
         |kind| Watch { kind, tx: tx.clone(), sync: sync.clone(), metrics: metrics.clone(), namespaces: filter.clone() };
-    tokio::spawn(ctx(Kind::Namespace).run(
-        Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
-        namespaces,
-        |n: PartialObjectMeta<core::Namespace>| {
-            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))).map_err(|e| e.to_string())
-        },
-    ));
+    spawn_until(
+        &stop,
+        ctx(Kind::Namespace).run(
+            Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
+            namespaces,
+            |n: PartialObjectMeta<core::Namespace>| {
+                Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))).map_err(|e| e.to_string())
+            },
+        ),
+    );
     // The other kinds arrive as DynamicObject and are parsed one by one: a
     // typed list fails whole on one malformed object, and the watcher would
     // then relist forever instead of skipping that object.
     let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(client.clone(), &ar);
-    tokio::spawn(ctx(Kind::Service).run(dynamic(ApiResource::erase::<core::Service>(&())), labelled.clone(), |o| {
-        parse::<core::Service>(o)
-            .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
-            .map(|s| Some(Object::Service(s.into())))
-    }));
-    tokio::spawn(ctx(Kind::EndpointSlice).run(
-        dynamic(ApiResource::erase::<discovery::EndpointSlice>(&())),
-        labelled,
-        |o| {
+    spawn_until(
+        &stop,
+        ctx(Kind::Service).run(dynamic(ApiResource::erase::<core::Service>(&())), labelled.clone(), |o| {
+            parse::<core::Service>(o)
+                .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
+                .map(|s| Some(Object::Service(s.into())))
+        }),
+    );
+    spawn_until(
+        &stop,
+        ctx(Kind::EndpointSlice).run(dynamic(ApiResource::erase::<discovery::EndpointSlice>(&())), labelled, |o| {
             parse::<discovery::EndpointSlice>(o)
                 .and_then(|s| EndpointSlice::trim(s).map_err(|e| e.to_string()))
                 .map(|s| s.map(|s| Object::EndpointSlice(s.into())))
-        },
-    ));
+        }),
+    );
     if opts.pods {
-        tokio::spawn(ctx(Kind::Pod).run(dynamic(ApiResource::erase::<core::Pod>(&())), base, |o| {
-            parse::<core::Pod>(o)
-                .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
-                .map(|p| Some(Object::Pod(p.into())))
-        }));
+        spawn_until(
+            &stop,
+            ctx(Kind::Pod).run(dynamic(ApiResource::erase::<core::Pod>(&())), base, |o| {
+                parse::<core::Pod>(o)
+                    .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
+                    .map(|p| Some(Object::Pod(p.into())))
+            }),
+        );
     }
+}
+
+fn spawn_until<F: std::future::Future<Output = ()> + Send + 'static>(stop: &CancellationToken, task: F) {
+    tokio::spawn(stop.clone().run_until_cancelled_owned(task));
 }
 
 /// When the cluster changed the endpoints this slice reflects (set by the

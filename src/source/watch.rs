@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
+use tokio_util::sync::CancellationToken;
 
 use super::SourceMsg;
 use super::manifests::Manifests;
@@ -23,9 +24,22 @@ const POLL: Duration = Duration::from_secs(5);
 pub const ALL_KINDS: [Kind; 5] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
 
 /// After the first load (done by the caller), sends the manifests' objects
-/// as a reset whenever a file changes. Runs on its own thread until the updater is gone.
-pub fn watch_manifests(mut manifests: Manifests, tx: mpsc::Sender<SourceMsg>) -> std::io::Result<()> {
+/// as a reset whenever a file changes. Runs on its own thread until the updater
+/// is gone or `stop` is cancelled (within one poll period).
+pub fn watch_manifests(
+    mut manifests: Manifests,
+    tx: mpsc::Sender<SourceMsg>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     let (ntx, nrx) = mpsc::channel::<()>();
+    // Cancelling wakes the thread at once (it also checks between polls).
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let (ntx, stop) = (ntx.clone(), stop.clone());
+        rt.spawn(async move {
+            stop.cancelled().await;
+            let _ = ntx.send(());
+        });
+    }
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.is_ok() {
             let _ = ntx.send(());
@@ -56,7 +70,7 @@ pub fn watch_manifests(mut manifests: Manifests, tx: mpsc::Sender<SourceMsg>) ->
     }
     std::thread::Builder::new().name("manifests".into()).spawn(move || {
         let _keep = watcher;
-        loop {
+        while !stop.is_cancelled() {
             // Wait for a change, then for its burst of events to settle.
             match nrx.recv_timeout(POLL) {
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
@@ -64,6 +78,9 @@ pub fn watch_manifests(mut manifests: Manifests, tx: mpsc::Sender<SourceMsg>) ->
                     let start = Instant::now();
                     while start.elapsed() < MAX_DELAY && nrx.recv_timeout(QUIET).is_ok() {}
                 }
+            }
+            if stop.is_cancelled() {
+                return; // dropping `tx` ends the updater
             }
             match manifests.load(false) {
                 Ok(None) => {}

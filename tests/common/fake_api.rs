@@ -55,6 +55,8 @@ struct Stored {
     requests: usize,
     /// 410 Gone answers given to watches.
     gone: usize,
+    /// The streams of the watches served (closed once the client hangs up).
+    watches: Vec<tokio::sync::mpsc::Sender<Bytes>>,
 }
 
 pub struct FakeApi {
@@ -100,6 +102,7 @@ impl FakeApi {
             page: 2,
             requests: 0,
             gone: 0,
+            watches: Vec::new(),
         }));
         let (generation, _) = watch::channel(0u64);
         let (up, _) = watch::channel(true);
@@ -176,6 +179,14 @@ impl FakeApi {
         }
         drop(s);
         self.changed.notify_waiters();
+    }
+
+    /// How many watches a client holds open now.
+    #[allow(dead_code)]
+    pub fn open_watches(&self) -> usize {
+        let mut s = self.state.lock().unwrap();
+        s.watches.retain(|w| !w.is_closed());
+        s.watches.len()
     }
 
     /// Forgets the change log: watches from before now get 410 Gone.
@@ -313,6 +324,7 @@ async fn handle(
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
         let timeout = q.get("timeoutSeconds").and_then(|v| v.parse().ok()).unwrap_or(290u64);
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+        state.lock().unwrap().watches.push(tx.clone());
         let mut gen_rx = generation.subscribe();
         tokio::spawn(async move {
             let line = |v: Value| Bytes::from(format!("{v}\n"));
