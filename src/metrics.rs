@@ -20,6 +20,12 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+/// The `server` label of a listening address, as CoreDNS writes it:
+/// `dns://:53` when bound to every address, `dns://127.0.0.1:53` with `bind`.
+pub fn server_label(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() { format!("dns://:{}", addr.port()) } else { format!("dns://{addr}") }
+}
+
 /// The query types CoreDNS counts by name; the rest are "other".
 const TYPES: [(u16, &str); 10] = [
     (1, "A"),

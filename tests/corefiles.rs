@@ -9,8 +9,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -293,15 +293,6 @@ fn bad_corefiles_fail_with_file_and_line() {
     }
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text)
-}
-
 /// A ConfigMap volume: `Corefile -> ..data/Corefile`, `..data -> ..<ts>`;
 /// an update writes a new `..<ts>` folder and swaps `..data` atomically.
 fn configmap_write(dir: &Path, version: &str, text: &str) {
@@ -362,7 +353,7 @@ fn configmap_symlink_swap_reloads_and_a_broken_one_keeps_serving() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics_addr: SocketAddr = ([127, 0, 0, 1], metrics).into();
     loop {
-        let body = http_get(metrics_addr, "/metrics").unwrap_or_default();
+        let body = common::http_get(metrics_addr, "/metrics").unwrap_or_default();
         if body.contains("coredns_reload_failed_total 1") {
             break;
         }

@@ -16,8 +16,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -626,12 +625,7 @@ use common::free_port;
 
 /// A plain HTTP/1.1 GET: the status, None when nothing answers.
 fn get(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
+    common::http_get(addr, path)?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The paths of two JSON values where they differ.
@@ -774,6 +768,16 @@ fn kubeadm_coredns_deployment_runs_clusterdns() {
     assert!(m.answers.iter().all(|r| matches!(r.data, RData::A(_))), "{:?}", m.answers);
     let m = ask("nope.default.svc.cluster.local.");
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // The `server` label as CoreDNS writes it for `.:53` (no bind), the
+    // same on the request counters and the cache's; cache zones as its.
+    let text = common::http_get(prometheus, "/metrics").unwrap_or_default();
+    let label = format!("server=\"dns://:{}\"", dns.port());
+    for prefix in ["coredns_dns_requests_total{", "coredns_cache_entries{", "coredns_plugin_enabled{"] {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_default();
+        assert!(line.contains(&label), "{prefix}: {line:?}, want {label}");
+    }
+    let entries = format!("coredns_cache_entries{{{label},type=\"success\",zones=\".\",view=\"\"}}");
+    assert!(text.contains(&entries), "{text}");
 
     // SIGTERM, as the kubelet stops a pod: DNS answers through the lame
     // duck, then the process exits 0.

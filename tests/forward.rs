@@ -259,7 +259,9 @@ async fn prefetch_refreshes_a_popular_entry_before_it_expires() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     query(dns, "hot.example.com.", RecordType::A).await;
     assert_eq!(up.count("hot.example.com."), 2, "served from the prefetched entry");
-    assert!(metrics.render().contains("coredns_cache_prefetch_total{server=\"dns://:0\",zones=\".\",view=\"\"} 1"));
+    assert!(
+        metrics.render().contains("coredns_cache_prefetch_total{server=\"dns://127.0.0.1:0\",zones=\".\",view=\"\"} 1")
+    );
     inst.shutdown().await;
 }
 
@@ -308,8 +310,8 @@ async fn the_cache_is_bounded_and_evicts() {
     let value = |prefix: &str| -> f64 {
         body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(-1.0)
     };
-    let entries = value("coredns_cache_entries{server=\"dns://:0\",type=\"denial\"");
-    let evicted = value("coredns_cache_evictions_total{server=\"dns://:0\",type=\"denial\"");
+    let entries = value("coredns_cache_entries{server=\"dns://127.0.0.1:0\",type=\"denial\"");
+    let evicted = value("coredns_cache_evictions_total{server=\"dns://127.0.0.1:0\",type=\"denial\"");
     assert!(entries > 0.0 && entries <= 1100.0, "bounded near 1024: {entries}\n{body}");
     assert!(evicted >= 400.0, "1,600 names into 1,024 places: {evicted} evicted\n{body}");
     inst.shutdown().await;

@@ -119,10 +119,19 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
     };
     for block in &cf.blocks {
         let mut chain = Chain::default();
-        let mut bind: Vec<IpAddr> = Vec::new();
         let zones = block.zones();
         let port = block.keys.first().map_or(0, |k| k.port);
-        let server = format!("dns://:{port}");
+        let mut bind: Vec<IpAddr> = Vec::new();
+        for d in &block.plugins {
+            if let Plugin::Bind(ips) = &d.plugin {
+                bind.extend(ips);
+            }
+        }
+        if bind.is_empty() {
+            bind.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        }
+        // CoreDNS's `server` label names the block's first address.
+        let server = crate::metrics::server_label(SocketAddr::new(bind[0], port));
         for d in &block.plugins {
             for zone in &zones {
                 metrics
@@ -157,9 +166,9 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
                 }
                 Plugin::Forward(f) => chain.forwards.push(Arc::new(Forward::new(f.clone(), metrics.forward.clone()))),
                 Plugin::Cache(c) => {
-                    chain.cache = Some(Cache::new(c, metrics.cache_stats(server.clone(), zones.join(" "))))
+                    chain.cache = Some(Cache::new(c, metrics.cache_stats(server.clone(), zones.join(","))))
                 }
-                Plugin::Bind(ips) => bind.extend(ips),
+                Plugin::Bind(_) => {}
                 Plugin::Health(h) => b.health = Some(h.clone()),
                 Plugin::Ready(addr) => b.ready = Some(*addr),
                 Plugin::Prometheus(addr) => {
@@ -204,9 +213,6 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
                 }
                 Plugin::Reload(r) => b.reload = Some(r.clone()),
             }
-        }
-        if bind.is_empty() {
-            bind.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         }
         let chain = chain.sealed();
         for key in &block.keys {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
-use crate::metrics::{Answered, Metrics, QueryStats};
+use crate::metrics::{Answered, Metrics, QueryStats, server_label};
 use crate::plugins::{self, Flow, Router};
 
 /// The server blocks a listener answers with; swapped on reload.
@@ -125,7 +125,7 @@ impl Server {
         for (n, socket) in sockets.into_iter().enumerate() {
             let routes = routes.clone();
             let stop = stop.clone();
-            let server = socket.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
+            let server = socket.local_addr().map(server_label).unwrap_or_default();
             // The thread's own counters (one writer: no locked
             // instructions), and shared ones for the replies that forwarded
             // questions send from the runtime's threads.
@@ -140,7 +140,7 @@ impl Server {
             udp_threads.push(handle);
         }
         for listener in tcp {
-            let server = listener.local_addr().map(|a| format!("dns://{a}")).unwrap_or_default();
+            let server = listener.local_addr().map(server_label).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
             all_stats.push(stats.clone());
             let slots = Arc::new(tokio::sync::Semaphore::new(tcp_connections));
