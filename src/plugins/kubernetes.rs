@@ -10,7 +10,7 @@ use crate::metrics::Source;
 
 use std::sync::Arc;
 
-use super::message::{self, CLASS_ANY, CLASS_IN, Done, TYPE_ANY, TYPE_CNAME};
+use super::message::{self, CLASS_IN, Done, TYPE_ANY, TYPE_CNAME};
 use super::{Request, in_zones};
 use crate::records::{Rcode, ZoneIndex, answer};
 
@@ -36,7 +36,9 @@ impl Kubernetes {
             return None;
         }
         let q = &req.q;
-        let refuse = (q.qclass != CLASS_IN && q.qclass != CLASS_ANY)
+        // Class IN only: ANY (255) too is REFUSED, as CoreDNS's server does
+        // for every class but IN (and CH where `chaos` is configured).
+        let refuse = q.qclass != CLASS_IN
             // Zone transfers and other meta queries are not served.
             || matches!(q.qtype, 251..=254);
         if refuse {

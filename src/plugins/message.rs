@@ -79,11 +79,13 @@ impl Query<'_> {
 #[derive(Debug)]
 pub enum Parsed<'a> {
     Query(Query<'a>),
-    /// Answer with a bare header carrying this rcode.
+    /// Answer with a bare header carrying this rcode (and an OPT when the
+    /// message had one that could be read).
     Error {
         id: u16,
         flags: u16,
         rcode: u8,
+        edns: Option<Edns>,
     },
     /// Not a DNS query header at all, or a response: say nothing.
     Drop,
@@ -110,6 +112,90 @@ pub fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// EDNS option codes checked on the way in.
+const OPT_COOKIE: u16 = 10;
+
+/// What a walk through every section of a message found.
+struct Sections {
+    /// The first question: where its name ends, its type and class.
+    question: Option<(usize, u16, u16)>,
+    /// The OPT record, when there is one that could be read.
+    edns: Option<Edns>,
+    /// Something is malformed (FORMERR).
+    bad: bool,
+}
+
+/// Where a question name of plain labels (a pointer can point nowhere
+/// valid this early) starting at `i` ends, within 255 bytes.
+fn question_name_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    loop {
+        let len = *b.get(i)?;
+        if len & 0xC0 != 0 || i - start + len as usize + 1 > 255 {
+            return None;
+        }
+        i += len as usize + 1;
+        if len == 0 {
+            return Some(i);
+        }
+    }
+}
+
+/// Whether an OPT's options are well formed: each fits its record, and a
+/// COOKIE is a client cookie (8 bytes) or one with a server cookie (16 to
+/// 40 bytes), RFC 7873 5.2.2.
+fn options_ok(rdata: &[u8]) -> bool {
+    let mut i = 0;
+    while i < rdata.len() {
+        let (Some(code), Some(len)) = (u16_at(rdata, i), u16_at(rdata, i + 2)) else { return false };
+        let len = len as usize;
+        if i + 4 + len > rdata.len() || (code == OPT_COOKIE && !(len == 8 || (16..=40).contains(&len))) {
+            return false;
+        }
+        i += 4 + len;
+    }
+    true
+}
+
+/// Walks the question and record sections without following pointers;
+/// every step moves forward.
+fn sections(b: &[u8], counts: [u16; 4]) -> Sections {
+    let mut s = Sections { question: None, edns: None, bad: true };
+    let mut i = 12;
+    for n in 0..counts[0] {
+        let end = if n == 0 { question_name_end(b, i) } else { skip_name(b, i) };
+        let Some(end) = end else { return s };
+        let (Some(qtype), Some(qclass)) = (u16_at(b, end), u16_at(b, end + 2)) else { return s };
+        if n == 0 {
+            s.question = Some((end, qtype, qclass));
+        }
+        i = end + 4;
+    }
+    let answers_and_authority = counts[1] as usize + counts[2] as usize;
+    let mut bad = false;
+    for n in 0..answers_and_authority + counts[3] as usize {
+        let start = i;
+        let Some(after) = skip_name(b, i) else { return s };
+        i = after;
+        let (Some(rtype), Some(class), Some(rdlen)) = (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8)) else {
+            return s;
+        };
+        let rdata = i + 10..i + 10 + rdlen as usize;
+        let Some(data) = b.get(rdata.clone()) else { return s };
+        if rtype == TYPE_OPT {
+            // RFC 6891 6.1.1: one OPT, owned by the root, in the additional
+            // section. The first one read still shapes the FORMERR.
+            bad |= n < answers_and_authority || s.edns.is_some() || b[start] != 0 || !options_ok(data);
+            if s.edns.is_none() {
+                s.edns = Some(Edns { payload: class, version: b[i + 5], dnssec_ok: b[i + 6] & 0x80 != 0 });
+            }
+        }
+        i = rdata.end;
+    }
+    s.bad = bad;
+    s
+}
+
 /// Parses a query. Never panics, never loops: every step moves forward.
 pub fn parse(b: &[u8]) -> Parsed<'_> {
     let (Some(id), Some(flags)) = (u16_at(b, 0), u16_at(b, 2)) else {
@@ -118,58 +204,18 @@ pub fn parse(b: &[u8]) -> Parsed<'_> {
     if b.len() < 12 || flags & FLAG_QR != 0 {
         return Parsed::Drop;
     }
-    let formerr = Parsed::Error { id, flags, rcode: RCODE_FORMERR };
-    let opcode = (flags >> 11) & 0xF;
-    if opcode != 0 {
-        return Parsed::Error { id, flags, rcode: RCODE_NOTIMP };
-    }
     let counts = [4, 6, 8, 10].map(|i| u16_at(b, i).unwrap_or(0));
-    if counts[0] != 1 {
-        return formerr;
+    let s = sections(b, counts);
+    let error = |rcode| Parsed::Error { id, flags, rcode, edns: s.edns };
+    if (flags >> 11) & 0xF != 0 {
+        return error(RCODE_NOTIMP);
     }
-    // The question name: plain labels only (a pointer can point nowhere
-    // valid this early), at most 255 bytes.
-    let mut i = 12;
-    loop {
-        let Some(&len) = b.get(i) else { return formerr };
-        if len & 0xC0 != 0 || i - 12 + len as usize + 1 > 255 {
-            return formerr;
+    match s.question {
+        Some((end, qtype, qclass)) if counts[0] == 1 && !s.bad => {
+            Parsed::Query(Query { id, flags, qname: &b[12..end], qtype, qclass, edns: s.edns })
         }
-        i += len as usize + 1;
-        if len == 0 {
-            break;
-        }
+        _ => error(RCODE_FORMERR),
     }
-    let qname = &b[12..i];
-    let (Some(qtype), Some(qclass)) = (u16_at(b, i), u16_at(b, i + 2)) else {
-        return formerr;
-    };
-    i += 4;
-    let mut edns = None;
-    let records = counts[1] as usize + counts[2] as usize + counts[3] as usize;
-    for n in 0..records {
-        let start = i;
-        let Some(after) = skip_name(b, i) else {
-            return formerr;
-        };
-        i = after;
-        let (Some(rtype), Some(class), Some(rdlen)) = (u16_at(b, i), u16_at(b, i + 2), u16_at(b, i + 8)) else {
-            return formerr;
-        };
-        let additional = n >= counts[1] as usize + counts[2] as usize;
-        if rtype == TYPE_OPT {
-            // RFC 6891 6.1.1: one OPT, owned by the root, in the additional section.
-            if !additional || edns.is_some() || b[start] != 0 {
-                return formerr;
-            }
-            edns = Some(Edns { payload: class, version: b[i + 5], dnssec_ok: b[i + 6] & 0x80 != 0 });
-        }
-        i += 10 + rdlen as usize;
-        if i > b.len() {
-            return formerr;
-        }
-    }
-    Parsed::Query(Query { id, flags, qname, qtype, qclass, edns })
 }
 
 /// What was answered, for the metrics and the log.
@@ -192,10 +238,16 @@ pub fn max_size(q: &Query, udp: bool, cap: u16) -> usize {
     }
 }
 
-/// A bare header echoing the client's flags, for FORMERR and NOTIMP.
-pub fn error_reply(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u8) {
+/// A bare header echoing the client's opcode and RD, for FORMERR and
+/// NOTIMP; with our OPT (DO copied) when the message carried one
+/// (SPEC.md 4).
+pub fn error_reply(out: &mut Vec<u8>, id: u16, flags: u16, rcode: u8, edns: Option<Edns>) {
     out.clear();
-    header(out, id, FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16, [0, 0, 0, 0]);
+    let counts = [0, 0, 0, u16::from(edns.is_some())];
+    header(out, id, FLAG_QR | (flags & 0x7800) | (flags & FLAG_RD) | rcode as u16, counts);
+    if let Some(e) = edns {
+        push_opt(out, 0, e.dnssec_ok);
+    }
 }
 
 /// Starts a response to `q`: the header (counts zero, flags QR and RD) and

@@ -511,8 +511,8 @@ pub fn handle(
 ) -> Option<(usize, Flow)> {
     let q = match message::parse(raw) {
         Parsed::Drop => return None,
-        Parsed::Error { id, flags, rcode } => {
-            message::error_reply(out, id, flags, rcode);
+        Parsed::Error { id, flags, rcode, edns } => {
+            message::error_reply(out, id, flags, rcode, edns);
             return Some((0, Flow::Done(Done { qtype: 0, rcode: rcode.into(), plugin: Source::Server })));
         }
         Parsed::Query(q) => q,
