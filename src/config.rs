@@ -64,17 +64,21 @@ pub struct ServeArgs {
     /// selector, as CoreDNS's `labels` option.
     #[arg(long, value_name = "SELECTOR")]
     pub labels: Option<Selector>,
-    /// Address to answer DNS on, UDP and TCP (repeatable).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
+    /// Address to answer DNS on, UDP and TCP (repeatable). `[::]:PORT`
+    /// takes IPv4 too (IPv4 only on a host without IPv6), unless an IPv4
+    /// address on the same port is listed as well.
+    #[arg(long, value_name = "ADDR", default_value = "[::]:53")]
     pub listen: Vec<SocketAddr>,
-    /// Where `/health` answers (CoreDNS's health plugin port); `off` disables.
-    #[arg(long = "health", value_name = "ADDR|off", default_value = "0.0.0.0:8080", value_parser = admin_addr)]
+    /// Where `/health` answers (CoreDNS's health plugin port); `off`
+    /// disables. Loopback by default: in a pod, give 0.0.0.0:8080 (or use
+    /// a Corefile, whose `health` listens on every address as CoreDNS's).
+    #[arg(long = "health", value_name = "ADDR|off", default_value = "127.0.0.1:8080", value_parser = admin_addr)]
     pub health: AdminAddr,
     /// Where `/ready` answers (CoreDNS's ready plugin port); `off` disables.
-    #[arg(long = "ready", value_name = "ADDR|off", default_value = "0.0.0.0:8181", value_parser = admin_addr)]
+    #[arg(long = "ready", value_name = "ADDR|off", default_value = "127.0.0.1:8181", value_parser = admin_addr)]
     pub ready: AdminAddr,
     /// Where Prometheus `/metrics` answers (CoreDNS's port); `off` disables.
-    #[arg(long = "metrics", value_name = "ADDR|off", default_value = "0.0.0.0:9153", value_parser = admin_addr)]
+    #[arg(long = "metrics", value_name = "ADDR|off", default_value = "127.0.0.1:9153", value_parser = admin_addr)]
     pub metrics: AdminAddr,
     /// On SIGTERM, keep answering DNS this many seconds with `/ready` at 503
     /// before closing the listeners (so endpoints drop the pod first).

@@ -128,6 +128,7 @@ fn run(flags: Flags) -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     let result = rt.block_on(async {
+        let mut signals = crate::Signals::new()?;
         let metrics = Arc::new(Metrics::default());
         let instance = serve_corefile(&cf, metrics.clone()).await?;
         let admin = Admin::for_indexes(admin_zones(instance.indexes()), metrics);
@@ -136,7 +137,16 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         endpoints.extend(instance.health.as_ref().map(|h| (h.addr, Endpoints::HEALTH)));
         endpoints.extend(instance.ready.map(|a| (a, Endpoints::READY)));
         endpoints.extend(instance.prometheus.iter().map(|a| (*a, Endpoints::METRICS)));
-        let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await?;
+        let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await.map_err(|e| {
+            let plugin = if e.serves.health {
+                "health"
+            } else if e.serves.ready {
+                "ready"
+            } else {
+                "prometheus"
+            };
+            anyhow::anyhow!("{e} (set by the Corefile's `{plugin}`)")
+        })?;
         if !flags.quiet {
             for block in &cf.blocks {
                 for k in &block.keys {
@@ -148,17 +158,20 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::info!(listen = ?instance.addrs(), admin = ?bound, "serving");
         let instance = Arc::new(tokio::sync::Mutex::new(instance));
         let watched = admin.clone();
-        spawn_reload(conf, flags.port, instance.clone(), move |indexes| {
+        let now = Arc::new(tokio::sync::Notify::new());
+        spawn_reload(conf, flags.port, instance.clone(), now.clone(), move |indexes| {
             watched.indexes.store(Arc::new(admin_zones(indexes)))
         });
-        crate::shutdown_signal().await;
+        signals
+            .stop(&|| {
+                tracing::info!("SIGHUP: reading the Corefile again");
+                now.notify_one();
+            })
+            .await;
         let mut instance = instance.lock().await;
         let lameduck = instance.health.as_ref().map_or(Duration::ZERO, |h| h.lameduck);
         admin.lame_duck.store(true, Ordering::Release);
-        if !lameduck.is_zero() {
-            tracing::info!(?lameduck, "shutting down: lame duck");
-            tokio::time::sleep(lameduck).await;
-        }
+        signals.lame_duck(lameduck).await;
         cancel.cancel();
         instance.stop().await;
         Ok::<_, anyhow::Error>(())

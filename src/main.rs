@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         report(info);
     }));
     let args: Vec<String> = std::env::args().collect();
+    clusterdns::server::raise_file_limit();
     if coredns::is_coredns_style(&args[1..]) {
         return coredns::main(&args[1..]);
     }
@@ -81,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
+                let mut signals = Signals::new()?;
                 let running = if args.manifests.is_empty() {
                     let opts = KubeOptions {
                         kubeconfig: args.kubeconfig,
@@ -103,13 +105,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
                 .collect();
-                let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await?;
+                let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await.map_err(|e| {
+                    let flag = if e.serves.health {
+                        "health"
+                    } else if e.serves.ready {
+                        "ready"
+                    } else {
+                        "metrics"
+                    };
+                    anyhow::anyhow!("{e} (another address: --{flag} ADDR; none: --{flag} off)")
+                })?;
                 tracing::info!(listen = ?running.server.local_addrs(), admin = ?bound, "serving");
-                shutdown_signal().await;
+                signals.stop(&|| tracing::info!("SIGHUP: nothing to reload (manifest files are watched)")).await;
                 // Lame duck: not ready any more, still answering, then stop.
                 admin.lame_duck.store(true, Ordering::Release);
-                tracing::info!(seconds = args.lameduck, "shutting down: lame duck");
-                tokio::time::sleep(Duration::from_secs(args.lameduck)).await;
+                signals.lame_duck(Duration::from_secs(args.lameduck)).await;
                 cancel.cancel();
                 running.server.shutdown().await;
                 Ok(())
@@ -125,10 +135,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
+                let mut signals = Signals::new()?;
                 let running = serve_manifests(vec![dir.clone()], Default::default(), &flags, &[args.listen]).await?;
                 running.wait_loaded(Duration::from_secs(30)).await;
                 println!("{}", demo::instructions(running.addr(), &dir));
-                shutdown_signal().await;
+                signals.stop(&|| tracing::info!("SIGHUP: nothing to reload")).await;
                 running.server.shutdown().await;
                 // The demo's copy of its manifests goes with it.
                 let _ = std::fs::remove_dir_all(&dir);
@@ -138,24 +149,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
+/// The signals a server heeds: SIGTERM and SIGINT stop it (after the lame
+/// duck; a second one stops it at once), SIGHUP asks for a reload.
+pub(crate) struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (before serving: from then on SIGHUP no longer
+    /// kills the process).
+    pub(crate) fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile runs `on_hup`.
+    pub(crate) async fn stop(&mut self, on_hup: &dyn Fn()) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => { tracing::info!("SIGTERM: stopping"); return }
+                _ = self.int.recv() => { tracing::info!("SIGINT: stopping (again to stop at once)"); return }
+                _ = self.hup.recv() => on_hup(),
             }
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Sleeps through the lame duck unless another SIGTERM or SIGINT comes.
+    pub(crate) async fn lame_duck(&mut self, lameduck: Duration) {
+        if lameduck.is_zero() {
+            return;
+        }
+        tracing::info!(?lameduck, "shutting down: lame duck");
+        tokio::select! {
+            _ = tokio::time::sleep(lameduck) => {}
+            _ = self.term.recv() => tracing::info!("SIGTERM again: stopping now"),
+            _ = self.int.recv() => tracing::info!("SIGINT again: stopping now"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clusterdns::model::{Cluster, Event, Kind, Namespace, Object};
 use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
-use clusterdns::server::Server;
+use clusterdns::server::{Server, TcpLimits};
 use common::{Transport, ask, exchange, fixtures, make_query, start};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -259,7 +259,9 @@ async fn tcp_connections_are_capped_and_udp_keeps_serving() {
     Updater::new(index.clone(), Cluster::new()).apply(vec![]); // the apex records
     index.set_loaded();
     let routes = clusterdns::app::single_zone_routes(&index);
-    let server = Server::bind_with(routes, &["127.0.0.1:0".parse().unwrap()], &Default::default(), 4).await.unwrap();
+    let limits = TcpLimits { total: 4, per_client: 4, ..TcpLimits::default() };
+    let server =
+        Server::bind_with(routes, &["127.0.0.1:0".parse().unwrap()], &Default::default(), limits).await.unwrap();
     let addr = server.local_addrs()[0];
     tokio::task::spawn_blocking(move || {
         // Four idle connections take every slot.

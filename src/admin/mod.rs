@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -18,6 +19,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::server::Slots;
 
 pub use crate::metrics::Metrics;
 
@@ -94,11 +97,25 @@ impl Admin {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {error}")]
+#[error("cannot listen on {addr} for {serves}: {error}")]
 pub struct AdminBindError {
     pub addr: SocketAddr,
+    /// What the address was for (`/health`, `/ready`, `/metrics`).
+    pub serves: Endpoints,
     pub error: std::io::Error,
 }
+
+/// Connections one admin address serves at once, and from one client
+/// address: probes and scrapes need a handful, and a client that hoards
+/// connections cannot starve the kubelet's probes. Past either, a new
+/// connection is closed at once.
+const ADMIN_CONNECTIONS: usize = 256;
+const ADMIN_CONNECTIONS_PER_CLIENT: usize = 16;
+/// A request's headers must arrive within this long.
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection (kept alive or not) lasts at most this long; scrapers
+/// reconnect.
+const ADMIN_CONNECTION_LIFE: Duration = Duration::from_secs(60);
 
 /// Binds each address (every path is served on each, so one address may
 /// carry all three) and serves until `cancel`. Returns the bound addresses.
@@ -108,6 +125,14 @@ pub struct Endpoints {
     pub health: bool,
     pub ready: bool,
     pub metrics: bool,
+}
+
+impl std::fmt::Display for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let paths = [(self.health, "/health"), (self.ready, "/ready"), (self.metrics, "/metrics")];
+        let named: Vec<&str> = paths.iter().filter(|(on, _)| *on).map(|(_, p)| *p).collect();
+        f.write_str(&named.join(", "))
+    }
 }
 
 impl Endpoints {
@@ -150,26 +175,51 @@ pub async fn serve_each(
     }
     let mut bound = Vec::new();
     for (addr, serves) in merged {
-        let listener = TcpListener::bind(addr).await.map_err(|error| AdminBindError { addr, error })?;
-        bound.push(listener.local_addr().map_err(|error| AdminBindError { addr, error })?);
-        let (admin, cancel) = (admin.clone(), cancel.clone());
-        tokio::spawn(async move {
-            loop {
-                let conn = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    c = listener.accept() => c,
-                };
-                let Ok((stream, _)) = conn else { continue };
-                let admin = admin.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let r = admin.respond(req.uri().path(), serves);
-                        async move { Ok::<_, Infallible>(r) }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let err = |error| AdminBindError { addr, serves, error };
+        let listener = TcpListener::bind(addr).await.map_err(err)?;
+        bound.push(listener.local_addr().map_err(err)?);
+        tokio::spawn(accept(listener, admin.clone(), serves, cancel.clone()));
     }
     Ok(bound)
+}
+
+/// Serves one admin address: at most [`ADMIN_CONNECTIONS`] at once, each
+/// with a header timeout and a bounded life; accept errors (out of file
+/// descriptors) back off instead of spinning.
+async fn accept(listener: TcpListener, admin: Arc<Admin>, serves: Endpoints, cancel: CancellationToken) {
+    let slots = Slots::new(ADMIN_CONNECTIONS, ADMIN_CONNECTIONS_PER_CLIENT);
+    let mut backoff = Duration::ZERO;
+    loop {
+        let conn = tokio::select! {
+            _ = cancel.cancelled() => return,
+            c = listener.accept() => c,
+        };
+        let (stream, peer) = match conn {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tracing::warn!(error = %e, ?backoff, "admin accept");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        backoff = Duration::ZERO;
+        let Some(slot) = slots.take(peer.ip()) else {
+            drop(stream); // too many open: closed at once
+            continue;
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let r = admin.respond(req.uri().path(), serves);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFE, conn).await;
+        });
+    }
 }

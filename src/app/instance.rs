@@ -8,7 +8,7 @@
 //! answered by the old chains or by the new ones, never by none.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -128,7 +128,8 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
             }
         }
         if bind.is_empty() {
-            bind.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            // Every address, IPv4 and IPv6 (CoreDNS's `:53`).
+            bind.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
         }
         // CoreDNS's `server` label names the block's first address.
         let server = crate::metrics::server_label(SocketAddr::new(bind[0], port));
@@ -423,10 +424,13 @@ async fn shutdown_all(servers: BTreeMap<SocketAddr, (Server, Routes)>) {
 /// `..data` symlink swap included, since the path is read afresh each time. A Corefile that does
 /// not parse or start keeps the running configuration, is logged, and counts
 /// `coredns_reload_failed_total`. `on_change` gets the new zone indexes.
+/// `now` asks for a look at once (SIGHUP), with or without `reload`: a
+/// look that finds nothing changed says so.
 pub fn spawn_reload(
     path: std::path::PathBuf,
     default_port: u16,
     instance: Arc<tokio::sync::Mutex<Instance>>,
+    now: Arc<tokio::sync::Notify>,
     on_change: impl Fn(Vec<Arc<ZoneIndex>>) + Send + 'static,
 ) {
     use std::hash::{Hash, Hasher};
@@ -450,10 +454,21 @@ pub fn spawn_reload(
             Ok((sum, _)) | Err((sum, _)) => sum,
         };
         loop {
-            let Some(every) = instance.lock().await.reload.clone() else { return };
-            let jitter = every.jitter.as_millis() as u64;
-            let wait = every.interval + std::time::Duration::from_millis(rand::random_range(0..=jitter));
-            tokio::time::sleep(wait).await;
+            let every = instance.lock().await.reload.clone();
+            let asked = match every {
+                Some(every) => {
+                    let jitter = every.jitter.as_millis() as u64;
+                    let wait = every.interval + std::time::Duration::from_millis(rand::random_range(0..=jitter));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => false,
+                        _ = now.notified() => true,
+                    }
+                }
+                None => {
+                    now.notified().await;
+                    true
+                }
+            };
             let parsed = tokio::task::spawn_blocking({
                 let path = path.clone();
                 move || read(&path)
@@ -464,6 +479,9 @@ pub fn spawn_reload(
                 Ok((sum, _)) | Err((sum, _)) => *sum,
             };
             if sum == last {
+                if asked {
+                    tracing::info!(file = %path.display(), "SIGHUP: the Corefile has not changed");
+                }
                 continue;
             }
             last = sum;

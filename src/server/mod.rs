@@ -13,10 +13,11 @@
 //! through an `ArcSwap`, so a reloaded Corefile takes effect between two
 //! questions without dropping any.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,14 +34,76 @@ use crate::plugins::{self, Flow, Router};
 /// The server blocks a listener answers with; swapped on reload.
 pub type Routes = Arc<ArcSwap<Router>>;
 
-/// How long an idle TCP connection is kept (RFC 7766 suggests seconds).
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// TCP connections served at once. Each costs a task and a 64 KiB buffer;
-/// past this, new connections are closed at once (clients retry or stay on
-/// UDP) so that idle or slow clients cannot exhaust memory or descriptors.
-pub const TCP_CONNECTIONS: usize = 1024;
 /// How often a UDP thread looks at the stop flag when no query comes.
 const UDP_POLL: Duration = Duration::from_millis(200);
+/// The kernel's send buffer of a TCP connection: what a client that stops
+/// reading can leave unsent (Linux doubles it for its bookkeeping). Enough
+/// for the largest DNS message; autotuning would let it grow to megabytes.
+const TCP_SEND_BUFFER: usize = 64 * 1024;
+
+/// What the TCP listener lets clients hold. Past a limit a new connection
+/// is closed at once: clients retry or stay on UDP, and every other client
+/// and the UDP path go on as before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connections open at once, over all clients.
+    pub total: usize,
+    /// Connections one client address may hold.
+    pub per_client: usize,
+    /// A connection that does not deliver a whole query within this long is
+    /// closed (idle, or a slow writer); RFC 7766 suggests seconds.
+    pub read: Duration,
+    /// A reply the client does not take within this long closes the
+    /// connection (a client that stopped reading).
+    pub write: Duration,
+}
+
+impl TcpLimits {
+    /// Limits for a process that may open `files` descriptors: half of them
+    /// for DNS over TCP (the rest for UDP sockets, upstreams, the API,
+    /// files), at most 16,384 (an idle connection costs a few KiB), and no
+    /// client more than a sixteenth (a NodeLocal DNSCache's `force_tcp`
+    /// pool comes from one node address and needs hundreds).
+    pub fn for_file_limit(files: u64) -> TcpLimits {
+        let total = usize::try_from(files.saturating_sub(256) / 2).unwrap_or(usize::MAX).clamp(64, 16_384);
+        TcpLimits {
+            total,
+            per_client: (total / 16).max(16),
+            read: Duration::from_secs(10),
+            write: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits::for_file_limit(file_limit())
+    }
+}
+
+/// The process's soft limit of open files.
+pub fn file_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct, which `lim` is.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 }
+}
+
+/// Raises the soft limit of open files to the hard limit, as Go's runtime
+/// does for CoreDNS (the soft default of 1,024 is a few hundred TCP clients).
+/// Returns the limit in force afterwards.
+pub fn raise_file_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                tracing::debug!("cannot raise the open-file limit");
+            }
+        }
+    }
+    file_limit()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -58,11 +121,12 @@ pub struct Server {
     udp_threads: Vec<JoinHandle<()>>,
 }
 
-fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// `v6only`: an IPv6 socket takes IPv6 only (else `[::]` takes IPv4 too).
+fn udp_socket(addr: SocketAddr, v6only: bool) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
     if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+        socket.set_only_v6(v6only)?;
     }
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
@@ -70,20 +134,46 @@ fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// The TCP twin of [`udp_socket`], with the same `v6only`.
+fn tcp_listener(addr: SocketAddr, v6only: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(v6only)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Whether an IPv6 listening address takes IPv6 only: a wildcard `[::]`
+/// takes IPv4 as well (one socket for a dual-stack cluster, as Go's
+/// `:53`), unless IPv4 on the same port is listed on its own.
+fn only_v6(addr: SocketAddr, listen: &[SocketAddr]) -> bool {
+    !addr.ip().is_unspecified() || listen.iter().any(|a| a.is_ipv4() && a.port() == addr.port())
+}
+
+/// Whether binding failed because the host has no IPv6 at all.
+fn no_ipv6(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAFNOSUPPORT) || e.kind() == io::ErrorKind::AddrNotAvailable
+}
+
 impl Server {
     /// Binds every address (UDP and TCP on the same port; port 0 picks one)
     /// and starts answering with `routes`. Must be called within a tokio runtime.
     pub async fn bind(routes: Routes, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
-        Self::bind_with(routes, listen, metrics, TCP_CONNECTIONS).await
+        Self::bind_with(routes, listen, metrics, TcpLimits::default()).await
     }
 
-    /// [`Server::bind`] with a chosen limit of concurrent TCP connections.
+    /// [`Server::bind`] with chosen TCP limits.
     pub async fn bind_with(
         routes: Routes,
         listen: &[SocketAddr],
         metrics: &Metrics,
-        tcp_connections: usize,
+        limits: TcpLimits,
     ) -> Result<Server, ServeError> {
+        tracing::debug!(?limits, "tcp limits");
         let runtime = tokio::runtime::Handle::current();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -91,16 +181,25 @@ impl Server {
         let mut addrs = Vec::new();
         let mut sockets = Vec::new();
         let mut tcp = Vec::new();
-        for &want in listen {
-            let bind_err = |error| ServeError::Bind { addr: want, error };
+        for &asked in listen {
+            let v6only = only_v6(asked, listen);
+            let bind_err = |error| ServeError::Bind { addr: asked, error };
+            // `[::]` on a host without IPv6: IPv4's wildcard instead.
+            let want = match udp_socket(asked, v6only) {
+                Err(e) if asked.is_ipv6() && asked.ip().is_unspecified() && no_ipv6(&e) => {
+                    tracing::info!(%asked, error = %e, "no IPv6 here: listening on IPv4 only");
+                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), asked.port())
+                }
+                _ => asked,
+            };
             // With port 0 the kernel picks a free UDP port, whose TCP twin
             // may be taken (a client's ephemeral port): pick again then.
             let attempts = if want.port() == 0 { 20 } else { 1 };
             let mut last_err = None;
             for _ in 0..attempts {
-                let first = udp_socket(want).map_err(bind_err)?;
+                let first = udp_socket(want, v6only).map_err(bind_err)?;
                 let addr = first.local_addr().map_err(bind_err)?;
-                let listener = match TcpListener::bind(addr).await {
+                let listener = match tcp_listener(addr, v6only) {
                     Ok(l) => l,
                     Err(e) => {
                         last_err = Some(e);
@@ -109,7 +208,7 @@ impl Server {
                 };
                 sockets.push(first);
                 for _ in 1..threads {
-                    sockets.push(udp_socket(addr).map_err(bind_err)?);
+                    sockets.push(udp_socket(addr, v6only).map_err(bind_err)?);
                 }
                 tcp.push(listener);
                 addrs.push(addr);
@@ -143,8 +242,8 @@ impl Server {
             let server = listener.local_addr().map(server_label).unwrap_or_default();
             let stats = metrics.query_stats("tcp", server);
             all_stats.push(stats.clone());
-            let slots = Arc::new(tokio::sync::Semaphore::new(tcp_connections));
-            tokio::spawn(tcp_accept(listener, routes.clone(), cancel.clone(), stats, slots));
+            let slots = Slots::new(limits.total, limits.per_client);
+            tokio::spawn(tcp_accept(listener, routes.clone(), cancel.clone(), stats, slots, limits));
         }
         let zones = routes.load().zones();
         for s in &all_stats {
@@ -246,13 +345,61 @@ fn refresh(runtime: &tokio::runtime::Handle, pending: Box<plugins::Pending>) {
     });
 }
 
+/// Open connections of one listener, in all and per client address.
+pub struct Slots {
+    total_max: usize,
+    per_client: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+    total: AtomicUsize,
+}
+
+/// One open connection's place in [`Slots`], given back on drop.
+pub struct Slot {
+    slots: Arc<Slots>,
+    peer: IpAddr,
+}
+
+impl Slots {
+    pub fn new(total: usize, per_client: usize) -> Arc<Slots> {
+        Arc::new(Slots { total_max: total, per_client, open: Mutex::new(HashMap::new()), total: AtomicUsize::new(0) })
+    }
+
+    /// A place for a connection from `peer`, unless a limit is reached.
+    pub fn take(self: &Arc<Self>, peer: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().ok()?;
+        let mine = open.get(&peer).copied().unwrap_or(0);
+        if mine >= self.per_client || self.total.load(Ordering::Relaxed) >= self.total_max {
+            return None;
+        }
+        open.insert(peer, mine + 1);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Slot { slots: self.clone(), peer })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.slots.open.lock()
+            && let Some(n) = open.get_mut(&self.peer)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+        self.slots.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn tcp_accept(
     listener: TcpListener,
     routes: Routes,
     cancel: CancellationToken,
     stats: Arc<QueryStats>,
-    slots: Arc<tokio::sync::Semaphore>,
+    slots: Arc<Slots>,
+    limits: TcpLimits,
 ) {
+    let mut backoff = Duration::ZERO;
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -260,7 +407,8 @@ async fn tcp_accept(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                backoff = Duration::ZERO;
+                let Some(slot) = slots.take(peer.ip()) else {
                     tracing::debug!(%peer, "tcp connection refused: too many open");
                     drop(stream);
                     continue;
@@ -272,38 +420,53 @@ async fn tcp_accept(
                     let _slot = slot;
                     tokio::select! {
                         _ = cancel.cancelled() => {}
-                        r = tcp_conn(stream, &routes, &stats, peer) => if let Err(e) = r {
+                        r = tcp_conn(stream, &routes, &stats, peer, limits) => if let Err(e) = r {
                             tracing::debug!(error = %e, "tcp connection");
                         }
                     }
                 });
             }
             Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(error = %e, "tcp accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors and the like: back off (doubling
+                // to a second), keep serving UDP and the open connections.
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tracing::warn!(error = %e, ?backoff, "tcp accept");
+                tokio::time::sleep(backoff).await;
             }
         }
     }
 }
 
-/// RFC 7766: queries on one connection, each with a two-byte length.
-async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, peer: SocketAddr) -> io::Result<()> {
+/// RFC 7766: queries on one connection, each with a two-byte length. Each
+/// query must arrive within `limits.read` and each reply be taken within
+/// `limits.write`, or the connection closes.
+async fn tcp_conn(
+    mut stream: TcpStream,
+    routes: &Routes,
+    stats: &QueryStats,
+    peer: SocketAddr,
+    limits: TcpLimits,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; 65535];
-    let mut out = Vec::with_capacity(4096);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(TCP_SEND_BUFFER);
+    // Grown to the largest query seen: an idle connection holds no buffer.
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
     loop {
         let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+        match tokio::time::timeout(limits.read, stream.read_exact(&mut len)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()), // idle
         }
         let len = u16::from_be_bytes(len) as usize;
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf[..len])).await {
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        match tokio::time::timeout(limits.read, stream.read_exact(&mut buf[..len])).await {
             Ok(r) => r?,
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(()), // a slow writer
         };
         let started = std::time::Instant::now();
         let handled = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out, started);
@@ -324,7 +487,10 @@ async fn tcp_conn(mut stream: TcpStream, routes: &Routes, stats: &QueryStats, pe
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
-        stream.write_all(&framed).await?;
+        match tokio::time::timeout(limits.write, stream.write_all(&framed)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()), // the client stopped reading
+        }
     }
 }
 
