@@ -134,3 +134,226 @@ async fn the_do_bit_is_copied_into_every_answer() {
     }
     running.server.shutdown().await;
 }
+
+// ---- Clients and the network -------------------------------------------
+
+mod net {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use clusterdns::server::{Server, TcpLimits};
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    use socket2::{Domain, Socket, Type};
+
+    use super::common::{Transport, ask_within, make_query};
+
+    /// A zone with its apex records, served with `limits` on `listen`.
+    pub async fn zone_server(listen: &[SocketAddr], limits: TcpLimits) -> Server {
+        use clusterdns::model::Cluster;
+        use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
+        let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
+        Updater::new(index.clone(), Cluster::new()).apply(vec![]);
+        index.set_loaded();
+        let routes = clusterdns::app::single_zone_routes(&index);
+        Server::bind_with(routes, listen, &Default::default(), limits).await.unwrap()
+    }
+
+    /// A TCP connection to `to` from the loopback address `from`.
+    pub fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+        let s = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+        let from: IpAddr = from.parse().unwrap();
+        s.bind(&SocketAddr::new(from, 0).into())?;
+        s.connect_timeout(&to.into(), Duration::from_secs(2))?;
+        Ok(s.into())
+    }
+
+    pub fn framed(name: &str) -> Vec<u8> {
+        let q = make_query(name, RecordType::SOA, None);
+        let mut f = (q.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(&q);
+        f
+    }
+
+    /// One SOA question over TCP from `from`: answered or not.
+    pub fn tcp_ok(from: &str, to: SocketAddr) -> bool {
+        let Ok(mut s) = connect_from(from, to) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(&framed("cluster.local.")).is_err() {
+            return false;
+        }
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).is_ok()
+    }
+
+    /// Until `deadline`, whether a TCP question from `from` gets answered.
+    pub fn tcp_ok_within(from: &str, to: SocketAddr, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if tcp_ok(from, to) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// A client that sends questions and never reads: its replies pile up.
+    pub fn slow_reader(from: &str, to: SocketAddr) -> Option<TcpStream> {
+        let s = Socket::new(Domain::for_address(to), Type::STREAM, None).ok()?;
+        s.set_recv_buffer_size(4096).ok()?;
+        s.bind(&SocketAddr::new(from.parse().unwrap(), 0).into()).ok()?;
+        s.connect_timeout(&to.into(), Duration::from_secs(2)).ok()?;
+        let mut s: TcpStream = s.into();
+        s.set_write_timeout(Some(Duration::from_millis(500))).ok()?;
+        let burst: Vec<u8> = (0..200).flat_map(|_| framed("cluster.local.")).collect();
+        for _ in 0..50 {
+            if s.write_all(&burst).is_err() {
+                break; // the server stopped reading: its replies are stuck
+            }
+        }
+        Some(s)
+    }
+
+    /// A client that stopped reading held its TCP slot for as long as it
+    /// liked: `write_all` had no timeout. Now the reply times out and the
+    /// slot frees.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_held_its_tcp_slot() {
+        let limits =
+            TcpLimits { total: 1, per_client: 1, read: Duration::from_secs(30), write: Duration::from_secs(1) };
+        let server = zone_server(&["127.0.0.1:0".parse().unwrap()], limits).await;
+        let addr = server.local_addrs()[0];
+        let freed = tokio::task::spawn_blocking(move || {
+            let hostile = slow_reader("127.0.0.2", addr).expect("connects");
+            // Its replies cannot be delivered: within a few write timeouts
+            // the one slot is free for someone else.
+            let freed = tcp_ok_within("127.0.0.3", addr, Duration::from_secs(8));
+            drop(hostile);
+            freed
+        })
+        .await
+        .unwrap();
+        assert!(freed, "the slot of a client that does not read was never freed");
+        server.shutdown().await;
+    }
+
+    /// The 1,024 TCP slots were global: one address could take them all
+    /// and lock every other client out of TCP. Now each address has its own
+    /// share.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_client_address_took_every_tcp_slot() {
+        let limits = TcpLimits { total: 8, per_client: 2, ..TcpLimits::for_file_limit(1 << 20) };
+        let server = zone_server(&["127.0.0.1:0".parse().unwrap()], limits).await;
+        let addr = server.local_addrs()[0];
+        tokio::task::spawn_blocking(move || {
+            let idle: Vec<TcpStream> = (0..8).filter_map(|_| connect_from("127.0.0.2", addr).ok()).collect();
+            std::thread::sleep(Duration::from_millis(200));
+            // Two of its connections are served, the others closed at once.
+            let open = idle
+                .iter()
+                .filter(|s| {
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+                    let mut b = [0u8; 1];
+                    !matches!((&**s).read(&mut b), Ok(0))
+                })
+                .count();
+            assert_eq!(open, 2, "connections kept from one address");
+            assert!(tcp_ok("127.0.0.3", addr), "another address is served");
+        })
+        .await
+        .unwrap();
+        server.shutdown().await;
+    }
+
+    /// A thousand hostile connections (idle, slow writers, slow readers)
+    /// from ten addresses, with the limits the process really runs with:
+    /// another client's every question over UDP and TCP is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thousand_hostile_connections_leave_other_clients_served() {
+        let files = clusterdns::server::raise_file_limit();
+        assert!(files >= 4096, "the hard file limit here is {files}: too low for this test");
+        let server = zone_server(&["127.0.0.1:0".parse().unwrap()], TcpLimits::default()).await;
+        let addr = server.local_addrs()[0];
+        let bad = tokio::task::spawn_blocking(move || {
+            let mut hostile = Vec::new();
+            for n in 0..1000 {
+                let from = format!("127.0.0.{}", 2 + n % 10);
+                let conn = match n % 3 {
+                    0 => connect_from(&from, addr).ok(),
+                    1 => connect_from(&from, addr).ok().map(|mut s| {
+                        let _ = s.write_all(&[0]); // half a length, then nothing
+                        s
+                    }),
+                    _ => slow_reader(&from, addr),
+                };
+                hostile.extend(conn);
+            }
+            let mut bad = Vec::new();
+            for i in 0..200 {
+                let t = if i % 4 == 0 { Transport::Tcp } else { Transport::Udp };
+                let m = ask_within(addr, "cluster.local.", RecordType::SOA, t, None, Duration::from_secs(3));
+                if m.metadata.response_code != ResponseCode::NoError || m.answers.len() != 1 {
+                    bad.push((i, t));
+                }
+            }
+            drop(hostile);
+            bad
+        })
+        .await
+        .unwrap();
+        assert!(bad.is_empty(), "unanswered while hostile connections were held: {bad:?}");
+        server.shutdown().await;
+    }
+
+    /// `[::]` alone refused IPv4 over UDP (v6-only) but took it over TCP,
+    /// and `127.0.0.1:P` beside `[::]:P` did not start. Now `[::]` takes
+    /// both families on both protocols, and an IPv4 address listed on the
+    /// same port makes it IPv6 only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ipv4_and_ipv6_on_one_port_did_not_work() {
+        let limits = TcpLimits::default();
+        let server = zone_server(&["[::]:0".parse().unwrap()], limits).await;
+        let port = server.local_addrs()[0].port();
+        for ip in ["127.0.0.1", "::1"] {
+            let to = SocketAddr::new(ip.parse().unwrap(), port);
+            for t in [Transport::Udp, Transport::Tcp] {
+                let m = ask_within(to, "cluster.local.", RecordType::SOA, t, None, Duration::from_secs(2));
+                assert_eq!(m.answers.len(), 1, "[::] over {t:?} from {ip}");
+            }
+        }
+        server.shutdown().await;
+        // Both listed on one port: both start, each family answers.
+        let mut started = None;
+        for _ in 0..20 {
+            let port = super::common::free_port();
+            let listen: Vec<SocketAddr> = vec![([127, 0, 0, 1], port).into(), format!("[::]:{port}").parse().unwrap()];
+            let routes = {
+                use clusterdns::model::Cluster;
+                use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
+                let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
+                Updater::new(index.clone(), Cluster::new()).apply(vec![]);
+                index.set_loaded();
+                clusterdns::app::single_zone_routes(&index)
+            };
+            match Server::bind_with(routes, &listen, &Default::default(), limits).await {
+                Ok(s) => {
+                    started = Some((s, port));
+                    break;
+                }
+                Err(e) if e.to_string().contains("in use") => continue, // the port was taken meanwhile
+                Err(e) => panic!("127.0.0.1:{port} with [::]:{port}: {e}"),
+            }
+        }
+        let (server, port) = started.expect("a free port");
+        for ip in ["127.0.0.1", "::1"] {
+            let to = SocketAddr::new(ip.parse().unwrap(), port);
+            for t in [Transport::Udp, Transport::Tcp] {
+                let m = ask_within(to, "cluster.local.", RecordType::SOA, t, None, Duration::from_secs(2));
+                assert_eq!(m.answers.len(), 1, "both listed, over {t:?} from {ip}");
+            }
+        }
+        server.shutdown().await;
+    }
+}

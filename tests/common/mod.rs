@@ -65,7 +65,7 @@ pub fn exchange(addr: SocketAddr, packet: &[u8], transport: Transport) -> Option
 pub fn exchange_within(addr: SocketAddr, packet: &[u8], transport: Transport, wait: Duration) -> Option<Vec<u8>> {
     match transport {
         Transport::Udp => {
-            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let sock = UdpSocket::bind(if addr.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }).unwrap();
             sock.set_read_timeout(Some(wait)).unwrap();
             sock.send_to(packet, addr).unwrap();
             let mut buf = vec![0u8; 65535];
