@@ -357,3 +357,130 @@ mod net {
         server.shutdown().await;
     }
 }
+
+// ---- Admin ports and signals (the real binary) ---------------------------
+
+mod process {
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use hickory_proto::rr::RecordType;
+
+    use super::common::{Process, Transport, ask_within, fixtures, free_port, http_get};
+    use super::net::{connect_from, tcp_ok};
+
+    /// `clusterdns serve` on 127.0.0.1 with /health on its own port, under
+    /// `ulimit -n files` (soft and hard), started and healthy.
+    fn serve(files: u32, extra: &[&str]) -> (Process, SocketAddr, SocketAddr) {
+        let (dns, health) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap().keep();
+        let log = dir.join("server.log");
+        let fixture = fixtures().join("workloads.yaml");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--manifests".into(),
+            fixture.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{dns}"),
+            "--health".into(),
+            format!("127.0.0.1:{health}"),
+            "--ready".into(),
+            "off".into(),
+            "--metrics".into(),
+            "off".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_clusterdns"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let p = Process { child, log };
+        let health: SocketAddr = ([127, 0, 0, 1], health).into();
+        let start = Instant::now();
+        while !http_get(health, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            assert!(start.elapsed() < Duration::from_secs(20), "never healthy:\n{}", p.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (p, ([127, 0, 0, 1], dns).into(), health)
+    }
+
+    /// CPU seconds the process has used.
+    fn cpu(pid: u32) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+        ticks as f64 / 100.0
+    }
+
+    /// 400 idle connections to /health under `ulimit -n 256` took 65% of a
+    /// core (the accept loop spun on EMFILE) and stopped DNS over TCP. Now
+    /// one address holds at most a few admin connections and accept errors
+    /// back off.
+    #[test]
+    fn idle_admin_connections_spun_a_core_and_stopped_dns_over_tcp() {
+        let (p, dns, health) = serve(256, &[]);
+        let before = cpu(p.child.id());
+        let idle: Vec<_> = (0..400).filter_map(|_| connect_from("127.0.0.2", health).ok()).collect();
+        std::thread::sleep(Duration::from_secs(2));
+        let used = cpu(p.child.id()) - before;
+        assert!(used < 0.5, "{used:.2} CPU seconds while idle admin connections were opened:\n{}", p.log());
+        let probe = http_get(health, "/health").unwrap_or_default();
+        assert!(probe.starts_with("HTTP/1.1 200"), "the probe: {probe:?}");
+        assert!(tcp_ok("127.0.0.3", dns), "DNS over TCP:\n{}", p.log());
+        let m = ask_within(dns, "cluster.local.", RecordType::SOA, Transport::Udp, None, Duration::from_secs(2));
+        assert_eq!(m.answers.len(), 1);
+        drop(idle);
+    }
+
+    /// A request whose headers never end held its admin connection forever
+    /// (no header timeout). Now it is closed within seconds.
+    #[test]
+    fn a_half_sent_admin_request_was_kept_open() {
+        let (_p, _dns, health) = serve(1024, &[]);
+        let mut s = connect_from("127.0.0.2", health).unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let start = Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        assert!(start.elapsed() < Duration::from_secs(12), "still open after {:?}", start.elapsed());
+    }
+
+    fn signal(p: &Process, sig: &str) {
+        assert!(Command::new("kill").args([sig, &p.child.id().to_string()]).status().unwrap().success());
+    }
+
+    /// SIGHUP killed the process without a word, and a second Ctrl-C was
+    /// ignored while the lame duck ran its course.
+    #[test]
+    fn sighup_killed_the_server_and_a_second_ctrl_c_was_ignored() {
+        let (mut p, dns, _) = serve(1024, &["--lameduck", "30"]);
+        signal(&p, "-HUP");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(p.child.try_wait().unwrap().is_none(), "SIGHUP ended it:\n{}", p.log());
+        let m = ask_within(dns, "cluster.local.", RecordType::SOA, Transport::Udp, None, Duration::from_secs(2));
+        assert_eq!(m.answers.len(), 1, "answers after SIGHUP");
+        assert!(p.log().contains("SIGHUP"), "SIGHUP is logged:\n{}", p.log());
+        signal(&p, "-INT");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(p.child.try_wait().unwrap().is_none(), "the lame duck runs after one SIGINT");
+        signal(&p, "-INT");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = p.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "a second SIGINT did not stop it:\n{}", p.log());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}:\n{}", p.log());
+    }
+}
