@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -227,9 +226,7 @@ async fn loadbalance_rotates_and_rewrite_is_invisible() {
     inst.shutdown().await;
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarding_loop_fails_only_forwarded_names() {

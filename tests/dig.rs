@@ -25,9 +25,19 @@ fn dig(port: u16, args: &[&str]) -> String {
     try_dig(port, args).unwrap_or_else(|| panic!("dig {args:?}: no answer from port {port}"))
 }
 
+/// Stopped as a user stops it (SIGTERM: the demo removes its folder), and
+/// killed if it does not go.
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -49,6 +59,10 @@ fn wait_answering(port: u16, log: &std::path::Path) {
 
 #[test]
 fn demo_answers_as_the_readme_shows() {
+    // A folder left by a demo that was killed (no such process): the next
+    // demo removes it.
+    let stale = std::env::temp_dir().join("clusterdns-demo-999999999");
+    std::fs::create_dir_all(&stale).unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
@@ -89,6 +103,12 @@ fn demo_answers_as_the_readme_shows() {
     assert_eq!(ptr.trim(), "web-0.nginx.default.svc.cluster.local.");
     let pod = dig(port, &["+short", "10-244-1-10.default.pod.cluster.local"]);
     assert_eq!(pod.trim(), "10.244.1.10", "demo runs with --pods insecure");
+    assert!(!stale.exists(), "a dead demo's folder is removed");
+    // Stopped as a user stops it, the demo leaves no folder behind.
+    let dir = printed.split("serving the cluster in ").nth(1).and_then(|s| s.split(" on ").next()).unwrap().to_string();
+    assert!(std::path::Path::new(&dir).exists(), "{dir}");
+    drop(child);
+    assert!(!std::path::Path::new(&dir).exists(), "the demo left {dir} behind");
 }
 
 #[test]

@@ -239,6 +239,32 @@ mod net {
         server.shutdown().await;
     }
 
+    /// A query whose length arrives but whose body never does: the test of
+    /// this closed its connection at once, so the server's body timeout was
+    /// never exercised. Held open here, the connection is closed by the
+    /// server after the read limit, and its slot serves the next client.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_length_whose_body_never_came_held_its_connection() {
+        let limits =
+            TcpLimits { total: 1, per_client: 1, read: Duration::from_millis(500), write: Duration::from_secs(1) };
+        let server = zone_server(&["127.0.0.1:0".parse().unwrap()], limits).await;
+        let addr = server.local_addrs()[0];
+        tokio::task::spawn_blocking(move || {
+            let mut s = connect_from("127.0.0.2", addr).unwrap();
+            s.write_all(&[0xFF, 0xFF, 1, 2]).unwrap(); // 65,535 bytes announced, 2 sent
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let start = Instant::now();
+            let mut b = [0u8; 1];
+            assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(4), "closed after {took:?}");
+            assert!(tcp_ok_within("127.0.0.3", addr, Duration::from_secs(3)), "the slot is free again");
+        })
+        .await
+        .unwrap();
+        server.shutdown().await;
+    }
+
     /// The 1,024 TCP slots were global: one address could take them all
     /// and lock every other client out of TCP. Now each address has its own
     /// share.

@@ -86,13 +86,16 @@ async fn reloads_keep_untouched_names_answering() {
         write(&d, ".web.yaml.swp", &service("web", "10.96.50.12"));
         std::fs::rename(d.join(".web.yaml.swp"), d.join("web.yaml")).unwrap();
         eventually(addr, "web", Some("10.96.50.12"));
-        // A half-written save that does not parse: the last good version stays.
+        // A half-written save that does not parse: the last good version
+        // stays. A marker file written with it shows the reload has run
+        // (a sleep alone would pass before it ran).
         write(
             &d,
             "web.yaml",
             "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: reload\nspec:\n  clusterIP: [",
         );
-        std::thread::sleep(Duration::from_millis(1500));
+        write(&d, "marker-1.yaml", &service("marker-1", "10.96.50.101"));
+        eventually(addr, "marker-1", Some("10.96.50.101"));
         eventually(addr, "web", Some("10.96.50.12"));
         write(&d, "web.yaml", &service("web", "10.96.50.13"));
         eventually(addr, "web", Some("10.96.50.13"));
@@ -101,7 +104,8 @@ async fn reloads_keep_untouched_names_answering() {
         // Move a file into a new subdirectory.
         std::fs::create_dir(d.join("sub")).unwrap();
         std::fs::rename(d.join("db.yaml"), d.join("sub/db.yaml")).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        write(&d, "marker-2.yaml", &service("marker-2", "10.96.50.102"));
+        eventually(addr, "marker-2", Some("10.96.50.102"));
         eventually(addr, "db", Some("10.96.50.3"));
         // Delete a file.
         std::fs::remove_file(d.join("sub/db.yaml")).unwrap();

@@ -429,6 +429,17 @@ fn check(addr: std::net::SocketAddr, cases: &[Case]) {
                     case.row, case.q, case.t, case.rcode, case.soa, msg.metadata.authoritative
                 ));
             }
+            // `answers` compares lower case: the case of the echo and of
+            // the owners that name the question is checked here, exactly.
+            let echoed = msg.queries.first().map(|q| q.name().to_ascii());
+            if echoed.as_deref() != Some(case.q) {
+                failures.push(format!("{} {}: question echoed as {echoed:?}", case.row, case.q));
+            }
+            for r in msg.answers.iter().filter(|r| r.name.to_ascii().eq_ignore_ascii_case(case.q)) {
+                if r.name.to_ascii() != case.q {
+                    failures.push(format!("{} {}: answer owner written {}", case.row, case.q, r.name));
+                }
+            }
             if !msg.authorities.is_empty() && !case.soa {
                 failures.push(format!("{} {}: authority section not empty on a positive answer", case.row, case.q));
             }

@@ -193,9 +193,8 @@ async fn malformed_and_hostile_packets() {
         s.write_all(&[0, 3, 1, 2, 3]).unwrap();
         let mut buf = [0u8; 16];
         assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)), "connection closed");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(&[0xFF, 0xFF, 1, 2]).unwrap(); // a length it never sends
-        drop(s);
+        // (A length whose body never comes: tests/regression.rs holds the
+        // connection open until the server's read limit closes it.)
     }
     // Still serving, over both transports.
     for t in [Transport::Udp, Transport::Tcp] {

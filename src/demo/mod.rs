@@ -8,11 +8,27 @@ use std::path::{Path, PathBuf};
 pub const CLUSTER_YAML: &str = include_str!("cluster.yaml");
 
 /// Writes the demo manifests to a fresh temporary folder and returns it.
+/// The folders of demos that are no longer running (killed before they
+/// could remove theirs) go first.
 pub fn write_files() -> std::io::Result<PathBuf> {
+    remove_stale(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!("clusterdns-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("cluster.yaml"), CLUSTER_YAML)?;
     Ok(dir)
+}
+
+/// Removes `clusterdns-demo-<pid>` folders under `tmp` whose process is gone.
+fn remove_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("clusterdns-demo-")) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What to try, printed when the demo is up.

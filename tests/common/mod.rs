@@ -177,13 +177,27 @@ impl Process {
     }
 }
 
-/// A port free for both UDP and TCP on every address (the kernel's pick,
-/// released: good enough for tests).
+/// A port free for UDP and TCP, for a server the test starts itself.
+///
+/// Not one the kernel picks: those come from the ephemeral range
+/// (32768-60999), where every outgoing connection of every process takes
+/// its port, so a picked-and-released port could be taken again before the
+/// server binds it. These come from below that range, each handed out once
+/// per test binary, starting at a point that differs between binaries.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
     loop {
-        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "no free port left below the ephemeral range");
+        let port = (LOW + (start + n) % SPAN) as u16;
+        let free = UdpSocket::bind(("0.0.0.0", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && UdpSocket::bind(("::", port)).is_ok();
+        if free {
             return port;
         }
     }
