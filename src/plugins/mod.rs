@@ -501,6 +501,28 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
 /// Handles one message from a client: parse, route, run the chain. `None`
 /// when nothing should be sent (not a query); else the block's slot (for
 /// the metrics) and what became of the question.
+/// [`handle`], with a panic anywhere in the chain answered SERVFAIL (as
+/// CoreDNS recovers per query): the panic hook has logged it and counted
+/// `coredns_panics_total`, and the listener goes on with the next query.
+pub fn handle_guarded(
+    router: &Router,
+    raw: &[u8],
+    udp: bool,
+    peer: SocketAddr,
+    out: &mut Vec<u8>,
+    started: Instant,
+) -> Option<(usize, Flow)> {
+    let run = std::panic::AssertUnwindSafe(|| handle(router, raw, udp, peer, out, started));
+    match std::panic::catch_unwind(run) {
+        Ok(handled) => handled,
+        Err(_) => {
+            let (id, flags) = (message::u16_at(raw, 0)?, message::u16_at(raw, 2)?);
+            message::error_reply(out, id, flags, message::RCODE_SERVFAIL, None);
+            Some((0, Flow::Done(Done { qtype: 0, rcode: message::RCODE_SERVFAIL.into(), plugin: Source::Server })))
+        }
+    }
+}
+
 pub fn handle(
     router: &Router,
     raw: &[u8],

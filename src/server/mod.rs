@@ -301,7 +301,7 @@ fn udp_loop(
             }
         };
         let started = std::time::Instant::now();
-        let Some((block, flow)) = plugins::handle(router.load(), &buf[..len], true, peer, &mut out, started) else {
+        let Some((block, flow)) = plugins::handle_guarded(router.load(), &buf[..len], true, peer, &mut out, started) else {
             continue;
         };
         let request_len = len;
@@ -469,7 +469,7 @@ async fn tcp_conn(
             Err(_) => return Ok(()), // a slow writer
         };
         let started = std::time::Instant::now();
-        let handled = plugins::handle(&routes.load(), &buf[..len], false, peer, &mut out, started);
+        let handled = plugins::handle_guarded(&routes.load(), &buf[..len], false, peer, &mut out, started);
         // Not a query: a stream that carries garbage is closed.
         let Some((block, flow)) = handled else { return Ok(()) };
         let done = match flow {
