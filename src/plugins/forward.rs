@@ -35,6 +35,10 @@ const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Replies larger than this are not expected: we ask with EDNS 1232.
 const UDP_BUF: usize = 4096;
 
+/// Questions in flight upstream when `max_concurrent` is not set: past it,
+/// REFUSED (counted as `max_concurrent` rejects). A few KiB each.
+pub const MAX_IN_FLIGHT: usize = 4096;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error("max_concurrent reached")]
@@ -154,21 +158,22 @@ impl Forward {
 
     /// Sends the question upstream and returns the first valid reply.
     pub async fn exchange(self: &Arc<Self>, req: &Request<'_>) -> Result<Reply, ForwardError> {
-        let max = self.cfg.max_concurrent;
-        if max > 0 && self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+        // Without `max_concurrent` (CoreDNS: no limit) a flood towards a
+        // dead upstream would hold a task per question for 5 s each: the
+        // built-in cap bounds that memory.
+        let max = if self.cfg.max_concurrent > 0 { self.cfg.max_concurrent } else { MAX_IN_FLIGHT };
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.stats.max_concurrent_rejects.fetch_add(1, Ordering::Relaxed);
             return Err(ForwardError::Overloaded);
         }
-        struct InFlight<'a>(&'a AtomicUsize, bool);
+        struct InFlight<'a>(&'a AtomicUsize);
         impl Drop for InFlight<'_> {
             fn drop(&mut self) {
-                if self.1 {
-                    self.0.fetch_sub(1, Ordering::AcqRel);
-                }
+                self.0.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        let _slot = InFlight(&self.in_flight, max > 0);
+        let _slot = InFlight(&self.in_flight);
         let deadline = Instant::now() + TOTAL_TIMEOUT;
         let order = self.order();
         let all_down = order.iter().all(|&i| self.down(&self.upstreams[i]));

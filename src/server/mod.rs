@@ -301,7 +301,8 @@ fn udp_loop(
             }
         };
         let started = std::time::Instant::now();
-        let Some((block, flow)) = plugins::handle_guarded(router.load(), &buf[..len], true, peer, &mut out, started) else {
+        let Some((block, flow)) = plugins::handle_guarded(router.load(), &buf[..len], true, peer, &mut out, started)
+        else {
             continue;
         };
         let request_len = len;
