@@ -92,11 +92,20 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-fn set_nofile(pid: u32, limit: u64) {
-    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-    // SAFETY: prlimit only reads `lim`; a null old-limit pointer is allowed.
-    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+/// Sets the soft file limit of process `pid`, the hard one left as it is
+/// (raising it again needs no privilege); returns the soft limit before.
+fn set_nofile(pid: u32, soft: Option<u64>) -> u64 {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit reads no new limit (null) and writes `old`.
+    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    if let Some(soft) = soft {
+        let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
+        // SAFETY: prlimit reads `new`; a null old-limit pointer is allowed.
+        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+    old.rlim_cur
 }
 
 /// Used to: a reload that could not read the directory (EMFILE: every file
@@ -116,7 +125,7 @@ fn fd_exhaustion_during_reload_keeps_the_zone() {
     // any hole below it (the server accepts until EMFILE).
     let pid = server.child.id();
     let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
-    set_nofile(pid, open);
+    let soft = set_nofile(pid, Some(open));
     let clients: Vec<_> = (0..32).filter_map(|_| std::net::TcpStream::connect(addr).ok()).collect();
     std::thread::sleep(Duration::from_millis(300));
     // A change: the reload now cannot open the directory.
@@ -127,7 +136,7 @@ fn fd_exhaustion_during_reload_keeps_the_zone() {
 
     // Descriptors back: the next reload (the poll) reads the new file.
     drop(clients);
-    set_nofile(pid, 1024);
+    set_nofile(pid, Some(soft));
     eventually("db appears once the directory can be read", || {
         answers_a(addr, "db.fd.svc.cluster.local.", &["10.96.60.2"])
     });
