@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::model::Cluster;
+use crate::model::{Cluster, Event};
 use crate::records::{Updater, ZoneIndex};
 use crate::source::{Scope, SourceMsg, release_free_memory, rss_kib};
 
@@ -35,9 +35,15 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
             let mut events = Vec::new();
             let mut synced = false;
             let mut triggered = Vec::new();
+            let mut big = 0;
             for msg in std::iter::once(first).chain(rx.try_iter()) {
                 match msg {
-                    SourceMsg::Events(ev) => events.extend(ev),
+                    SourceMsg::Events(ev) => {
+                        // A reset (a relist, a manifest reload) is diffed
+                        // against the whole model: big however little changed.
+                        big += ev.iter().map(|e| if let Event::Reset { objects, .. } = e { objects.len() } else { 1 }).sum::<usize>();
+                        events.extend(ev)
+                    }
                     SourceMsg::Synced => synced = true,
                     SourceMsg::Triggered(ns, svc, at) => triggered.push((ns, svc, at)),
                 }
@@ -72,7 +78,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
                 release_free_memory();
                 let counts = updater.cluster().counts();
                 tracing::info!(?counts, names = index.len(), elapsed = ?started.elapsed(), "cluster state loaded");
-            } else if stats.events >= TRIM_AFTER {
+            } else if stats.events.max(big) >= TRIM_AFTER {
                 // A big change (a reload, a relist) freed the old objects.
                 release_free_memory();
             }
