@@ -11,8 +11,8 @@
 //!   when the document does not say which object it is);
 //! - a file rewritten in place (`kubectl get -o yaml > file`: truncated,
 //!   then written in pieces) keeps its last good version while it is empty,
-//!   and a version that lost objects is applied only once the file has been
-//!   still for [`SETTLE`];
+//!   and a version that lost objects, or that ends mid-line, is applied
+//!   only once the file has been still for [`SETTLE`];
 //! - FIFOs, sockets and devices named `*.yaml`, and symlinks that loop, are
 //!   skipped with a warning; nothing here ever blocks on a file.
 
@@ -341,7 +341,10 @@ impl Manifests {
                     docs.iter().flat_map(|d| d.objects.iter()).chain(kept.iter()).map(Object::key).collect();
                 old.objects().any(|o| !now.contains(&o.key()))
             });
-        if (broken || lost)
+        // Cut mid-line: the last document may parse, but as less than it
+        // will be (a Service without its clusterIP gets another one).
+        let cut = !text.ends_with('\n');
+        if (broken || lost || cut)
             && had_objects
             && let Some(wait) = settling
         {
