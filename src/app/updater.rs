@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::model::Cluster;
+use crate::model::{Cluster, Event};
 use crate::records::{Updater, ZoneIndex};
-use crate::source::{Scope, SourceMsg, rss_kib};
+use crate::source::{Scope, SourceMsg, release_free_memory, rss_kib};
+
+/// A batch of this many events frees enough to be worth handing back.
+const TRIM_AFTER: usize = 1000;
 
 /// Starts the updater thread: it applies batches in order, merging those
 /// that queue up while it works. Ends when every sender is gone.
@@ -32,9 +35,15 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
             let mut events = Vec::new();
             let mut synced = false;
             let mut triggered = Vec::new();
+            let mut big = 0;
             for msg in std::iter::once(first).chain(rx.try_iter()) {
                 match msg {
-                    SourceMsg::Events(ev) => events.extend(ev),
+                    SourceMsg::Events(ev) => {
+                        // A reset (a relist, a manifest reload) is diffed
+                        // against the whole model: big however little changed.
+                        big += ev.iter().map(|e| if let Event::Reset { objects, .. } = e { objects.len() } else { 1 }).sum::<usize>();
+                        events.extend(ev)
+                    }
                     SourceMsg::Synced => synced = true,
                     SourceMsg::Triggered(ns, svc, at) => triggered.push((ns, svc, at)),
                 }
@@ -69,6 +78,9 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
                 release_free_memory();
                 let counts = updater.cluster().counts();
                 tracing::info!(?counts, names = index.len(), elapsed = ?started.elapsed(), "cluster state loaded");
+            } else if stats.events.max(big) >= TRIM_AFTER {
+                // A big change (a reload, a relist) freed the old objects.
+                release_free_memory();
             }
         }
     });
@@ -77,21 +89,4 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
         watched.set_writer_alive(false);
     }
     tx
-}
-
-/// Hands the memory freed after the first load (parse buffers, the build's
-/// scratch records) back to the system. glibc keeps it in its arenas
-/// otherwise, and it then shows as resident for the life of the process.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            fn malloc_trim(pad: usize) -> i32;
-        }
-        // SAFETY: malloc_trim only returns free pages of the allocator's own
-        // arenas to the kernel; it touches no live allocation.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
 }

@@ -22,7 +22,10 @@ impl Cluster {
             let mut pods: Vec<&Pod> = self
                 .pods_in(&svc.namespace)
                 .filter(|p| selector.selects(&p.labels))
-                .filter(|p| !p.ips.is_empty())
+                // The controller leaves terminal Pods out entirely (their IPs
+                // may be another Pod's already); terminating ones stay, not
+                // ready unless `publishNotReadyAddresses`.
+                .filter(|p| !p.ips.is_empty() && !p.terminal)
                 .collect();
             pods.sort_by(|a, b| a.name.cmp(&b.name));
             groups.extend(pods.into_iter().map(|p| Cow::Owned(emulate(svc, p))));
@@ -66,7 +69,7 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
             addresses: pod.ips.clone(),
             ready: pod.ready,
             hostname,
-            pod: Some(pod.name.as_str()).filter(|n| n.len() < 64).map(Box::from),
+            pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Box::from),
         }],
         ports,
     }

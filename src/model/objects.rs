@@ -103,12 +103,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Kubernetes defaults a missing or unknown protocol to TCP.
-    pub fn parse(s: Option<&str>) -> Protocol {
-        match s.map(|s| s.to_ascii_uppercase()) {
-            Some(p) if p == "UDP" => Protocol::Udp,
-            Some(p) if p == "SCTP" => Protocol::Sctp,
-            _ => Protocol::Tcp,
+    /// A port's protocol as the API server takes it: missing is TCP; only
+    /// `TCP`, `UDP` and `SCTP` (exactly so) are valid.
+    pub fn parse(s: Option<&str>) -> Result<Protocol, TrimError> {
+        match s {
+            None | Some("TCP") => Ok(Protocol::Tcp),
+            Some("UDP") => Ok(Protocol::Udp),
+            Some("SCTP") => Ok(Protocol::Sctp),
+            Some(other) => Err(TrimError::BadProtocol(other.to_string())),
         }
     }
 
@@ -209,6 +211,11 @@ pub struct Pod {
     /// Ready as the EndpointSlice controller sees it: not `Ready=False`, not
     /// Succeeded/Failed, not being deleted.
     pub ready: bool,
+    /// Phase Succeeded or Failed: the Pod's IPs are free for others to
+    /// take; the EndpointSlice controller makes no endpoint of it.
+    pub terminal: bool,
+    /// `deletionTimestamp` set: going away, its IPs soon another Pod's.
+    pub deleting: bool,
     pub hostname: Option<String>,
     pub subdomain: Option<String>,
     pub container_ports: Vec<ContainerPort>,
@@ -248,7 +255,8 @@ impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
     }
 }
 
-/// Why a known kind could not be trimmed.
+/// Why a known kind could not be trimmed: what the API server would have
+/// refused, so the object is left out whole.
 #[derive(Debug, thiserror::Error)]
 pub enum TrimError {
     #[error("metadata.name is missing")]
@@ -257,6 +265,97 @@ pub enum TrimError {
     BadIp(String),
     #[error("port {0} is out of range")]
     BadPort(i32),
+    #[error("protocol {0:?} is not TCP, UDP or SCTP")]
+    BadProtocol(String),
+    #[error("{field} {value:?} is not {rule}")]
+    BadName { field: &'static str, value: String, rule: &'static str },
+    #[error("address {address:?} is not an {family} address")]
+    WrongFamily { address: String, family: String },
+    #[error("type ExternalName needs spec.externalName")]
+    NoExternalName,
+}
+
+/// What the API server requires of a name (apimachinery's validation).
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    /// RFC 1123 label: lower-case letters, digits and `-`, starting and
+    /// ending with a letter or digit, at most 63 (namespaces, hostnames).
+    Label1123,
+    /// RFC 1035 label: an RFC 1123 label that starts with a letter
+    /// (Service names).
+    Label1035,
+    /// RFC 1123 subdomain: such labels joined by dots, at most 253
+    /// (EndpointSlice and Pod names, externalName).
+    Subdomain,
+}
+
+impl Rule {
+    fn text(self) -> &'static str {
+        match self {
+            Rule::Label1123 => "an RFC 1123 label (lower-case letters, digits, '-'; at most 63)",
+            Rule::Label1035 => "an RFC 1035 label (a lower-case letter, then letters, digits, '-'; at most 63)",
+            Rule::Subdomain => "an RFC 1123 subdomain (lower-case labels joined by dots; at most 253)",
+        }
+    }
+
+    fn holds(self, s: &str) -> bool {
+        let label = |l: &str| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        };
+        match self {
+            Rule::Label1123 => label(s),
+            Rule::Label1035 => label(s) && s.as_bytes()[0].is_ascii_lowercase(),
+            Rule::Subdomain => s.len() <= 253 && s.split('.').all(label),
+        }
+    }
+}
+
+/// Whether `s` is a valid RFC 1123 label as Kubernetes checks it (an
+/// endpoint's or a Pod's DNS name).
+pub fn is_dns_label(s: &str) -> bool {
+    Rule::Label1123.holds(s)
+}
+
+fn check(field: &'static str, value: &str, rule: Rule) -> Result<(), TrimError> {
+    if rule.holds(value) {
+        Ok(())
+    } else {
+        Err(TrimError::BadName { field, value: value.to_string(), rule: rule.text() })
+    }
+}
+
+/// `metadata.name` and `metadata.namespace`, checked.
+fn meta_names(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rule: Rule,
+) -> Result<(String, String), TrimError> {
+    let name = meta.name.clone().ok_or(TrimError::NoName)?;
+    check("metadata.name", &name, rule)?;
+    let namespace = ns_or_default(meta.namespace.clone());
+    check("metadata.namespace", &namespace, Rule::Label1123)?;
+    Ok((namespace, name))
+}
+
+/// A hostname, checked; empty means none.
+fn hostname(field: &'static str, h: Option<String>) -> Result<Option<String>, TrimError> {
+    match h.filter(|h| !h.is_empty()) {
+        Some(h) => check(field, &h, Rule::Label1123).map(|()| Some(h)),
+        None => Ok(None),
+    }
+}
+
+/// A port name, checked; empty means unnamed.
+fn port_name(n: Option<String>) -> Result<String, TrimError> {
+    let n = n.unwrap_or_default();
+    if !n.is_empty() {
+        check("port name", &n, Rule::Label1123)?;
+    }
+    Ok(n)
 }
 
 fn ns_or_default(ns: Option<String>) -> String {
@@ -271,9 +370,9 @@ fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
 }
 
 /// The name a `targetRef` gives its endpoint: CoreDNS takes any referent
-/// whose name is under 64 bytes (longer is not a DNS label).
+/// whose name is a DNS label (a Pod name with dots is not one).
 fn target_pod(r: Option<&core::ObjectReference>) -> Option<Box<str>> {
-    r?.name.as_deref().filter(|n| !n.is_empty() && n.len() < 64).map(Box::from)
+    r?.name.as_deref().filter(|n| is_dns_label(n)).map(Box::from)
 }
 
 fn port(p: i32) -> Result<u16, TrimError> {
@@ -283,7 +382,9 @@ fn port(p: i32) -> Result<u16, TrimError> {
 impl Namespace {
     pub fn from_meta(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<Self, TrimError> {
         let labels = meta.labels.iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Ok(Namespace { name: meta.name.clone().ok_or(TrimError::NoName)?, labels })
+        let name = meta.name.clone().ok_or(TrimError::NoName)?;
+        check("metadata.name", &name, Rule::Label1123)?;
+        Ok(Namespace { name, labels })
     }
 }
 
@@ -292,12 +393,15 @@ impl Service {
     /// hand-written manifest) gives `ClusterIp(vec![])`; the manifest source
     /// allocates one before the Service reaches the model.
     pub fn trim(svc: core::Service) -> Result<Self, TrimError> {
-        let name = svc.metadata.name.ok_or(TrimError::NoName)?;
-        let namespace = ns_or_default(svc.metadata.namespace);
+        let (namespace, name) = meta_names(&svc.metadata, Rule::Label1035)?;
         let spec = svc.spec.unwrap_or_default();
         let is_external = spec.type_.as_deref() == Some("ExternalName");
         let kind = if is_external {
-            ServiceKind::ExternalName(spec.external_name.unwrap_or_default())
+            // The API server requires the target, a subdomain (a trailing
+            // dot allowed).
+            let target = spec.external_name.filter(|t| !t.is_empty()).ok_or(TrimError::NoExternalName)?;
+            check("spec.externalName", target.strip_suffix('.').unwrap_or(&target), Rule::Subdomain)?;
+            ServiceKind::ExternalName(target)
         } else {
             let ips: Vec<String> = match spec.cluster_ips {
                 Some(ips) if !ips.is_empty() => ips,
@@ -322,8 +426,8 @@ impl Service {
                 None => None,
             };
             ports.push(ServicePort {
-                name: p.name.unwrap_or_default(),
-                protocol: Protocol::parse(p.protocol.as_deref()),
+                name: port_name(p.name)?,
+                protocol: Protocol::parse(p.protocol.as_deref())?,
                 port: port(p.port)?,
                 target_port,
             });
@@ -345,18 +449,27 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 impl EndpointSlice {
     /// Trims a slice; `Ok(None)` for FQDN slices, which DNS ignores (SPEC.md 1).
     pub fn trim(slice: discovery::EndpointSlice) -> Result<Option<Self>, TrimError> {
-        let name = slice.metadata.name.ok_or(TrimError::NoName)?;
-        let namespace = ns_or_default(slice.metadata.namespace);
-        if slice.address_type != "IPv4" && slice.address_type != "IPv6" {
-            return Ok(None);
-        }
+        let (namespace, name) = meta_names(&slice.metadata, Rule::Subdomain)?;
+        let v4 = match slice.address_type.as_str() {
+            "IPv4" => true,
+            "IPv6" => false,
+            _ => return Ok(None),
+        };
         let service = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
         let mut endpoints = Vec::with_capacity(slice.endpoints.len());
         for ep in slice.endpoints {
-            let addresses = ep.addresses.iter().map(|a| parse_ip(a)).collect::<Result<Vec<_>, _>>()?;
+            let mut addresses = Vec::with_capacity(ep.addresses.len());
+            for a in &ep.addresses {
+                let ip = parse_ip(a)?;
+                // The API server checks every address against the slice's type.
+                if ip.is_ipv4() != v4 {
+                    return Err(TrimError::WrongFamily { address: a.clone(), family: slice.address_type.clone() });
+                }
+                addresses.push(ip);
+            }
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
-            let hostname = ep.hostname.filter(|h| !h.is_empty());
+            let hostname = hostname("endpoint hostname", ep.hostname)?;
             endpoints.push(Endpoint { addresses, ready, hostname, pod: target_pod(ep.target_ref.as_ref()) });
         }
         let mut ports = Vec::new();
@@ -364,8 +477,8 @@ impl EndpointSlice {
             // A slice port without a number means "all ports": nothing for SRV.
             let Some(n) = p.port else { continue };
             ports.push(EndpointPort {
-                name: p.name.unwrap_or_default(),
-                protocol: Protocol::parse(p.protocol.as_deref()),
+                name: port_name(p.name)?,
+                protocol: Protocol::parse(p.protocol.as_deref())?,
                 port: port(n)?,
             });
         }
@@ -377,8 +490,7 @@ impl Endpoints {
     /// Trims a v1 Endpoints object the way the mirroring controller reads it:
     /// `addresses` are ready, `notReadyAddresses` are not.
     pub fn trim(ep: core::Endpoints) -> Result<Self, TrimError> {
-        let name = ep.metadata.name.ok_or(TrimError::NoName)?;
-        let namespace = ns_or_default(ep.metadata.namespace);
+        let (namespace, name) = meta_names(&ep.metadata, Rule::Subdomain)?;
         let mut groups = Vec::new();
         for subset in ep.subsets.unwrap_or_default() {
             let mut endpoints = Vec::new();
@@ -388,7 +500,7 @@ impl Endpoints {
                     endpoints.push(Endpoint {
                         addresses: vec![parse_ip(&a.ip)?],
                         ready,
-                        hostname: a.hostname.filter(|h| !h.is_empty()),
+                        hostname: hostname("endpoint hostname", a.hostname)?,
                         pod: target_pod(a.target_ref.as_ref()),
                     });
                 }
@@ -396,8 +508,8 @@ impl Endpoints {
             let mut ports = Vec::new();
             for p in subset.ports.unwrap_or_default() {
                 ports.push(EndpointPort {
-                    name: p.name.unwrap_or_default(),
-                    protocol: Protocol::parse(p.protocol.as_deref()),
+                    name: port_name(p.name)?,
+                    protocol: Protocol::parse(p.protocol.as_deref())?,
                     port: port(p.port)?,
                 });
             }
@@ -409,8 +521,7 @@ impl Endpoints {
 
 impl Pod {
     pub fn trim(pod: core::Pod) -> Result<Self, TrimError> {
-        let name = pod.metadata.name.ok_or(TrimError::NoName)?;
-        let namespace = ns_or_default(pod.metadata.namespace);
+        let (namespace, name) = meta_names(&pod.metadata, Rule::Subdomain)?;
         let deleting = pod.metadata.deletion_timestamp.is_some();
         let labels: Labels = pod.metadata.labels.unwrap_or_default().into_iter().collect();
         let spec = pod.spec.unwrap_or_default();
@@ -436,7 +547,7 @@ impl Pod {
                 if let Some(n) = p.name.as_ref() {
                     container_ports.push(ContainerPort {
                         name: n.clone(),
-                        protocol: Protocol::parse(p.protocol.as_deref()),
+                        protocol: Protocol::parse(p.protocol.as_deref())?,
                         port: port(p.container_port)?,
                     });
                 }
@@ -448,8 +559,10 @@ impl Pod {
             labels,
             ips,
             ready: !(deleting || terminal || not_ready),
-            hostname: spec.hostname.filter(|h| !h.is_empty()),
-            subdomain: spec.subdomain.filter(|s| !s.is_empty()),
+            terminal,
+            deleting,
+            hostname: hostname("spec.hostname", spec.hostname)?,
+            subdomain: hostname("spec.subdomain", spec.subdomain)?,
             container_ports,
         })
     }

@@ -14,7 +14,7 @@ const TYPE_CNAME: u16 = 5;
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
-/// How many in-zone CNAMEs are followed before giving up on a loop.
+/// How many in-zone CNAMEs are followed at most (loops stop sooner).
 const MAX_CHAIN: usize = 8;
 
 /// One RRset of the answer section: `steps[0]` is owned by the question's
@@ -85,6 +85,8 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
     };
     let mut steps: SmallVec<[Step; 1]> = SmallVec::new();
     steps.push(Step { data: node, rrset: first });
+    // The names of the chain so far: a CNAME back to one of them is a loop.
+    let mut seen: SmallVec<[Vec<u8>; 2]> = SmallVec::new();
     // R9: follow a CNAME to a target this server answers.
     while qtype != TYPE_CNAME && qtype != TYPE_ANY && steps.len() <= MAX_CHAIN {
         let last = &steps[steps.len() - 1];
@@ -94,6 +96,16 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
         let Some(target) = last.data.cname().map(<[u8]>::to_vec) else {
             break;
         };
+        if seen.is_empty() {
+            seen.push(key.to_vec());
+        }
+        if seen.contains(&target) {
+            // A loop (`a -> b -> a`): the chain once, no CNAME repeated, as
+            // CoreDNS answers it (backend_lookup.go skips a CNAME already
+            // in the answer).
+            break;
+        }
+        seen.push(target.clone());
         let tzone = index.zone_of(&target).unwrap_or(zone);
         let Some(tnode) = index.get(&target).or_else(|| pod_name(index, &target)) else {
             // RFC 6604: the rcode is that of the last name in the chain.

@@ -88,9 +88,11 @@ pub fn owner_nodes(cluster: &Cluster, cfg: &ZoneConfig, owner: &Owner, serial: u
             }
         }
         Owner::Pod(ns, name) => {
-            // SPEC.md R10, verified: only an IP that a Pod of the namespace has.
+            // SPEC.md R10, verified: only an IP that a Pod of the namespace
+            // has; not a Pod being deleted or finished, whose IP may already
+            // be another's.
             if cfg.pods == PodMode::Verified
-                && let Some(pod) = cluster.pod(ns, name)
+                && let Some(pod) = cluster.pod(ns, name).filter(|p| !p.terminal && !p.deleting)
                 && let Some(ns_name) = child(&cfg.pod, ns)
             {
                 for ip in &pod.ips {
@@ -160,7 +162,13 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
                 && !t.is_root()
             {
                 t.set_fqdn(true);
-                nodes.add(&svc_name, ttl, RData::CNAME(CNAME(t)));
+                if t == svc_name {
+                    // `x CNAME x` is a loop: the name exists with no
+                    // records, as CoreDNS answers it (backend_lookup.go).
+                    nodes.touch(&svc_name);
+                } else {
+                    nodes.add(&svc_name, ttl, RData::CNAME(CNAME(t)));
+                }
             }
             return;
         }

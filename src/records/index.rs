@@ -547,6 +547,8 @@ mod tests {
                 labels: [("app".to_string(), svc.clone())].into_iter().collect(),
                 ips: vec![ip(r)],
                 ready: r.next(3) > 0,
+                terminal: false,
+                deleting: false,
                 hostname: Some(format!("h{}", r.next(2))),
                 subdomain: Some(svc),
                 container_ports: vec![],

@@ -55,7 +55,16 @@ pub fn label_starts(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// `label.parent`, or `None` when `label` is not a valid DNS label.
+/// Taken byte for byte, never through IDNA (`xn--test` is a namespace like
+/// any other): letters, digits, `-` and `_` (SRV's `_http`), 1 to 63 bytes.
+/// No dot and nothing to escape, so a name reads the same on the wire, in
+/// the logs and in the zone snapshot.
 pub fn child(parent: &Name, label: &str) -> Option<Name> {
+    let ok = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return None;
+    }
+    let label = hickory_proto::rr::domain::Label::from_raw_bytes(label.as_bytes()).ok()?;
     parent.prepend_label(label).ok()
 }
 
@@ -102,6 +111,16 @@ mod tests {
         }
         assert_eq!(parse_ip_label("web-0"), None);
         assert_eq!(parse_ip_label("1-2-3"), None);
+    }
+
+    #[test]
+    fn labels_are_taken_as_written() {
+        let parent = Name::from_ascii("svc.cluster.local.").unwrap();
+        assert_eq!(child(&parent, "xn--test").unwrap().to_ascii(), "xn--test.svc.cluster.local.");
+        assert_eq!(child(&parent, "_http").unwrap().num_labels(), 4);
+        for bad in ["dotted.name", "", "a b", "caf\u{e9}", &"a".repeat(64)] {
+            assert!(child(&parent, bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

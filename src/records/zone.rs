@@ -48,9 +48,25 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
     out
 }
 
-/// RDATA in master-file form; character strings quoted (RFC 1035 5.1).
+/// RDATA in master-file form; character strings quoted (RFC 1035 5.1),
+/// names in their escaped ASCII form, never IDNA-decoded (the answer's
+/// bytes, whatever the label).
 fn rdata_text(data: &RData) -> String {
     match data {
+        RData::CNAME(n) => n.0.to_ascii(),
+        RData::PTR(n) => n.0.to_ascii(),
+        RData::NS(n) => n.0.to_ascii(),
+        RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target.to_ascii()),
+        RData::SOA(s) => format!(
+            "{} {} {} {} {} {} {}",
+            s.mname.to_ascii(),
+            s.rname.to_ascii(),
+            s.serial,
+            s.refresh,
+            s.retry,
+            s.expire,
+            s.minimum
+        ),
         RData::TXT(txt) => txt
             .txt_data
             .iter()
@@ -80,6 +96,15 @@ fn relative(name: &Name, apex: &Name) -> String {
         return "@".to_string();
     }
     let keep = (name.num_labels() - apex.num_labels()) as usize;
-    let labels: Vec<String> = name.iter().take(keep).map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+    // Each label escaped as the master-file format needs (`\.` for a dot
+    // inside a label), so the snapshot names what the server answers.
+    let labels: Vec<String> = name
+        .iter()
+        .take(keep)
+        .map(|l| match hickory_proto::rr::Label::from_raw_bytes(l) {
+            Ok(label) => label.to_ascii().to_ascii_lowercase(),
+            Err(_) => String::from_utf8_lossy(l).to_ascii_lowercase(),
+        })
+        .collect();
     labels.join(".")
 }

@@ -1,14 +1,19 @@
 //! Kubernetes manifests to trimmed objects: multi-document YAML, JSON,
 //! `kind: List`, `kubectl get -o yaml` output. A broken document is reported
-//! with its file and number; the others still load.
+//! with its file and number; the others still load. What one document may
+//! cost in memory is bounded by its length (an alias bomb is refused before
+//! it is built), and a document whose text did not change since the last
+//! parse is not parsed again.
 
+use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde_json::Value;
 
-use crate::model::{EndpointSlice, Endpoints, Labels, Namespace, Object, Pod, Selector, Service};
+use crate::model::{EndpointSlice, Endpoints, Kind, Labels, Namespace, Object, ObjectKey, Pod, Selector, Service};
 
 /// One problem in one document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +26,23 @@ pub struct DocError {
     pub message: String,
     /// Not valid YAML/JSON at all (the file may be half written).
     pub syntax: bool,
+    /// The object the problem is about, when the document says which:
+    /// its last good version can then be kept.
+    pub key: Option<ObjectKey>,
+}
+
+/// The objects of one document, and what identifies its text.
+#[derive(Clone, Debug, Default)]
+pub struct Doc {
+    /// A hash of the document's text; `None` for a document that had
+    /// problems (parsed again next time, so they are reported again).
+    pub hash: Option<u64>,
+    pub objects: Vec<Object>,
+}
+
+/// A document's text hash: the key under which its objects are reused.
+fn text_hash(doc: &str) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x636c_7573_7465_7264).hash_one(doc)
 }
 
 /// The documents of a YAML stream: split at `---` lines so that one broken
@@ -55,26 +77,141 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     })
 }
 
+/// What one document may cost once parsed, relative to its text: a parsed
+/// Kubernetes manifest takes 4 to 8 times its text (a value is 32 bytes, a
+/// key a few dozen), so 16 times leaves room for any real document, among
+/// them `kubectl get -A -o yaml` of a 100k-Service cluster as one List,
+/// while anchors and aliases that expand past it are refused.
+const EXPANSION: usize = 16;
+/// ... plus this much for any document, however short.
+const EXPANSION_BASE: usize = 1 << 20;
+/// The estimated cost of one value and of one mapping key, beyond its text.
+const VALUE_COST: usize = 32;
+const KEY_COST: usize = 48;
+
+thread_local! {
+    /// Bytes the document being parsed on this thread may still take.
+    static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// A `serde_json::Value` built under [`BUDGET`]: the check happens as the
+/// value grows, so a refused document never takes more than its budget
+/// (a bomb refused at the end would have taken its full size first).
+struct Bounded(Value);
+
+fn charge<E: serde::de::Error>(bytes: usize) -> Result<(), E> {
+    BUDGET.with(|left| match left.get().checked_sub(bytes) {
+        Some(rest) => {
+            left.set(rest);
+            Ok(())
+        }
+        None => Err(E::custom(format_args!(
+            "refused: the document expands to more than {EXPANSION} times its text (anchors and aliases?)"
+        ))),
+    })
+}
+
+impl<'de> serde::Deserialize<'de> for Bounded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BoundedVisitor)
+    }
+}
+
+struct BoundedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BoundedVisitor {
+    type Value = Bounded;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(Value::Bool(v)))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(Value::from(v)))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(Value::from(v)))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bounded, E> {
+        charge(VALUE_COST + v.len()).map(|()| Bounded(Value::String(v.to_string())))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Bounded, E> {
+        charge(VALUE_COST + v.len()).map(|()| Bounded(Value::String(v)))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(Value::Null))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Bounded, E> {
+        charge(VALUE_COST).map(|()| Bounded(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Bounded, D::Error> {
+        serde::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bounded, A::Error> {
+        charge(VALUE_COST)?;
+        let mut items = Vec::new();
+        while let Some(Bounded(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Bounded(Value::Array(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Bounded, A::Error> {
+        charge(VALUE_COST)?;
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            charge(KEY_COST + key.len())?;
+            let Bounded(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Bounded(Value::Object(out)))
+    }
+}
+
 fn yaml_value(doc: &str) -> Result<Value, String> {
     // Lists from `kubectl get -A -o yaml` of a big cluster are one document
-    // of millions of nodes: lift the per-document budget accordingly.
+    // of millions of nodes: the parser's own limits scale with the text;
+    // what the document may take once built is [`Bounded`]'s budget.
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_events: 200_000_000,
-            max_nodes: 100_000_000,
+            max_events: 1_000_000 + doc.len(),
+            max_nodes: 250_000 + doc.len() / 2,
             max_total_scalar_bytes: 1 << 31,
         },
     };
+    BUDGET.with(|b| b.set(doc.len().saturating_mul(EXPANSION).saturating_add(EXPANSION_BASE)));
     // The parser's message comes with a source snippet; its first line has
     // the position, which is what a log line needs.
-    serde_saphyr::from_str_with_options::<Value>(doc, options)
-        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string())
+    let value = serde_saphyr::from_str_with_options::<Bounded>(doc, options)
+        .map(|b| b.0)
+        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string());
+    BUDGET.with(|b| b.set(usize::MAX));
+    value
 }
 
 /// Parses one file's text into objects and per-document errors. `labels`:
 /// only Services and EndpointSlices with these labels are kept (CoreDNS's
 /// `labels`; trimming drops their labels, so it is decided here).
 pub fn parse_text(path: &Path, text: &str, labels: Option<&Selector>) -> (Vec<Object>, Vec<DocError>) {
+    let (docs, errors) = parse_docs(path, text, labels, &|_| None);
+    (docs.into_iter().flat_map(|d| d.objects).collect(), errors)
+}
+
+/// [`parse_text`] per document; `known` gives the objects of a document
+/// already parsed from the same text (by [`Doc::hash`]), which are reused
+/// rather than parsed again: an edit to one document of a big file costs
+/// that document, and unchanged objects keep their allocation (shared with
+/// the model, not held twice).
+pub fn parse_docs(
+    path: &Path,
+    text: &str,
+    labels: Option<&Selector>,
+    known: &(dyn Fn(u64) -> Option<Vec<Object>> + Sync),
+) -> (Vec<Doc>, Vec<DocError>) {
     let file = path.display().to_string();
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     // One document at a time: a parsed document is many times its text, so
@@ -83,23 +220,33 @@ pub fn parse_text(path: &Path, text: &str, labels: Option<&Selector>) -> (Vec<Ob
     let docs: Vec<(usize, usize, &str)> = if is_json { vec![(1, 1, text)] } else { documents(text).collect() };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     let parse_part = |part: &[(usize, usize, &str)]| {
-        let mut objects = Vec::new();
+        let mut docs = Vec::with_capacity(part.len());
         let mut errors = Vec::new();
         for &(doc, line, body) in part {
+            let hash = text_hash(body);
+            if let Some(objects) = known(hash) {
+                docs.push(Doc { hash: Some(hash), objects });
+                continue;
+            }
             let value = if is_json { serde_json::from_str(body).map_err(|e| e.to_string()) } else { yaml_value(body) };
+            let mut objects = Vec::new();
+            let before = errors.len();
             match value {
-                Err(message) => errors.push(DocError { file: file.clone(), doc, line, message, syntax: true }),
-                Ok(v) => objects_of(v, labels, &mut objects, &mut |message| {
-                    errors.push(DocError { file: file.clone(), doc, line, message, syntax: false })
+                Err(message) => {
+                    errors.push(DocError { file: file.clone(), doc, line, message, syntax: true, key: None })
+                }
+                Ok(v) => objects_of(v, labels, &mut objects, &mut |message, key| {
+                    errors.push(DocError { file: file.clone(), doc, line, message, syntax: false, key })
                 }),
             }
+            docs.push(Doc { hash: (errors.len() == before).then_some(hash), objects });
         }
-        (objects, errors)
+        (docs, errors)
     };
     if docs.len() < 2000 || threads == 1 {
         return parse_part(&docs);
     }
-    let parts: Vec<(Vec<Object>, Vec<DocError>)> = std::thread::scope(|s| {
+    let parts: Vec<(Vec<Doc>, Vec<DocError>)> = std::thread::scope(|s| {
         let chunks = docs.chunks(docs.len().div_ceil(threads));
         let handles: Vec<_> = chunks.map(|part| (part[0], s.spawn(move || parse_part(part)))).collect();
         handles
@@ -109,30 +256,59 @@ pub fn parse_text(path: &Path, text: &str, labels: Option<&Selector>) -> (Vec<Ob
                 // broken file, which keeps the file's last good version.
                 h.join().unwrap_or_else(|_| {
                     let message = "the YAML parser failed on these documents".to_string();
-                    (Vec::new(), vec![DocError { file: file.clone(), doc, line, message, syntax: true }])
+                    (Vec::new(), vec![DocError { file: file.clone(), doc, line, message, syntax: true, key: None }])
                 })
             })
             .collect()
     });
-    let mut objects = Vec::new();
+    let mut docs = Vec::new();
     let mut errors = Vec::new();
-    for (o, e) in parts {
-        objects.extend(o);
+    for (d, e) in parts {
+        docs.extend(d);
         errors.extend(e);
     }
-    (objects, errors)
+    (docs, errors)
 }
 
 fn describe(v: &Value) -> String {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("object");
     let meta = v.get("metadata");
-    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    let ns = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).filter(|n| !n.is_empty());
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("?");
-    format!("{kind} {ns}/{name}")
+    if kind == "Namespace" {
+        return format!("{kind} {name}");
+    }
+    format!("{kind} {}/{name}", ns.unwrap_or("default"))
 }
 
-/// Adds the objects of one document (a `List` gives its items).
-fn objects_of(v: Value, labels: Option<&Selector>, out: &mut Vec<Object>, err: &mut dyn FnMut(String)) {
+/// The key of a raw object of a kind DNS uses, when it names itself.
+fn key_of(v: &Value) -> Option<ObjectKey> {
+    let kind = match v.get("kind").and_then(Value::as_str)? {
+        "Namespace" => Kind::Namespace,
+        "Service" => Kind::Service,
+        "EndpointSlice" => Kind::EndpointSlice,
+        "Endpoints" => Kind::Endpoints,
+        "Pod" => Kind::Pod,
+        _ => return None,
+    };
+    let meta = v.get("metadata")?;
+    let name = meta.get("name").and_then(Value::as_str)?.to_string();
+    let namespace = match (kind, meta.get("namespace").and_then(Value::as_str)) {
+        (Kind::Namespace, _) => String::new(),
+        (_, Some(ns)) if !ns.is_empty() => ns.to_string(),
+        _ => "default".to_string(),
+    };
+    Some(ObjectKey { kind, namespace, name })
+}
+
+/// Adds the objects of one document (a `List` gives its items); `err` gets
+/// each problem with the key of the object it is about, when known.
+fn objects_of(
+    v: Value,
+    labels: Option<&Selector>,
+    out: &mut Vec<Object>,
+    err: &mut dyn FnMut(String, Option<ObjectKey>),
+) {
     if v.is_null() {
         return;
     }
@@ -149,6 +325,7 @@ fn objects_of(v: Value, labels: Option<&Selector>, out: &mut Vec<Object>, err: &
         return;
     }
     let what = describe(&v);
+    let key = key_of(&v);
     if let Some(sel) = labels
         && matches!(kind.as_str(), "Service" | "EndpointSlice")
         && !sel.matches(&labels_of(&v))
@@ -177,7 +354,7 @@ fn objects_of(v: Value, labels: Option<&Selector>, out: &mut Vec<Object>, err: &
     match result {
         Ok(Some(obj)) => out.push(obj),
         Ok(None) => {}
-        Err(e) => err(format!("{what}: {e}")),
+        Err(e) => err(format!("{what}: {e}"), key),
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
-use super::SourceMsg;
 use super::manifests::Manifests;
+use super::{SourceMsg, release_free_memory};
 use crate::model::{Event, Kind};
 
 /// Wait this long without further changes before reloading.
@@ -71,8 +71,10 @@ pub fn watch_manifests(
     std::thread::Builder::new().name("manifests".into()).spawn(move || {
         let _keep = watcher;
         while !stop.is_cancelled() {
-            // Wait for a change, then for its burst of events to settle.
-            match nrx.recv_timeout(POLL) {
+            // Wait for a change, then for its burst of events to settle. A
+            // file still being written is looked at again once it settles.
+            let wait = manifests.recheck_in().map_or(POLL, |r| r.min(POLL));
+            match nrx.recv_timeout(wait) {
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
                 _ => {
                     let start = Instant::now();
@@ -88,10 +90,14 @@ pub fn watch_manifests(
                     for e in errors {
                         tracing::warn!("{e}");
                     }
+                    tracing::info!(objects = objects.len(), "manifests reloaded");
                     let reset = Event::Reset { kinds: ALL_KINDS.to_vec(), objects };
                     if tx.send(SourceMsg::Events(vec![reset])).is_err() {
                         return;
                     }
+                    // A parse frees what it built (a refused bomb, the old
+                    // version of a big file): give it back, not keep it resident.
+                    release_free_memory();
                 }
                 Err(e) => tracing::warn!("{e}"),
             }
