@@ -443,7 +443,10 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
     let mut truncated = walk.truncated();
     for rr in &walk.rrs {
         if rr.rtype == message::TYPE_OPT {
-            continue;
+            // Ours replaces it. What follows it would move back by its
+            // length and pointers into it would miss: additional records
+            // may always be left out, so the relay ends here.
+            break;
         }
         if out.len() + (rr.end - rr.start) + reserve > max {
             // Records are copied as they are, compression pointers and all:
