@@ -10,7 +10,7 @@
 
 #![no_main]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
 use clusterdns::model::{Cluster, Event};
@@ -21,8 +21,19 @@ use libfuzzer_sys::fuzz_target;
 /// Where the input is written: one folder per format, in memory when the
 /// machine has /dev/shm.
 static DIRS: LazyLock<[PathBuf; 2]> = LazyLock::new(|| {
-    let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-    let base = base.join(format!("clusterdns-fuzz-manifest-{}", std::process::id()));
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    // The folders of runs that have ended (libFuzzer exits without
+    // unwinding, so none removes its own) go first.
+    let prefix = "clusterdns-fuzz-manifest-";
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(prefix)
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let base = base.join(format!("{prefix}{}", std::process::id()));
     let dirs = [base.join("yaml"), base.join("json")];
     for d in &dirs {
         std::fs::create_dir_all(d).expect("scratch folder");
