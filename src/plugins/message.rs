@@ -586,4 +586,49 @@ mod tests {
         assert!(walk(&q[..q.len() - 1]).is_none());
         assert!(walk(&q[..5]).is_none());
     }
+
+    /// Which compression pointers and OPTs an upstream's reply may carry.
+    #[test]
+    fn walk_takes_pointers_only_to_earlier_names() {
+        let q = query("a.example", TYPE_A, None); // question name at 12..23
+        let rr = |owner: &[u8], rtype: u16, rdata: &[u8]| {
+            let mut r = owner.to_vec();
+            r.extend_from_slice(&rtype.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(rdata);
+            r
+        };
+        let opt = [0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0];
+        let msg = |counts: [u16; 4], records: &[Vec<u8>]| {
+            let mut m = q.clone();
+            set_counts(&mut m, counts);
+            records.iter().for_each(|r| m.extend_from_slice(r));
+            m
+        };
+        // The CNAME's target (at 39) is a name a later owner may point at.
+        let cname = rr(&[0xC0, 12], TYPE_CNAME, b"\x01b\x07example\x00");
+        let rows: [(&str, Vec<u8>, bool); 8] = [
+            ("owner -> question", msg([1, 1, 0, 0], &[rr(&[0xC0, 12], TYPE_A, &[1; 4])]), true),
+            ("owner -> a later label of the question", msg([1, 1, 0, 0], &[rr(&[0xC0, 14], TYPE_A, &[1; 4])]), true),
+            ("owner -> a CNAME's target", msg([1, 2, 0, 0], &[cname, rr(&[0xC0, 39], TYPE_A, &[1; 4])]), true),
+            ("owner -> the header", msg([1, 1, 0, 0], &[rr(&[0xC0, 11], TYPE_A, &[1; 4])]), false),
+            ("owner -> inside a label", msg([1, 1, 0, 0], &[rr(&[0xC0, 13], TYPE_A, &[1; 4])]), false),
+            (
+                "owner -> A RDATA",
+                msg([1, 2, 0, 0], &[rr(&[0xC0, 12], TYPE_A, &[0; 4]), rr(&[0xC0, 39], 1, &[1; 4])]),
+                false,
+            ),
+            ("OPT last in additional", msg([1, 0, 0, 1], &[opt.to_vec()]), true),
+            ("OPT in the answer section", msg([1, 1, 0, 0], &[opt.to_vec()]), false),
+        ];
+        for (what, m, ok) in rows {
+            assert_eq!(walk(&m).is_some(), ok, "{what}");
+        }
+        // Pointing forward, or at itself, never.
+        let mut m = msg([1, 1, 0, 0], &[rr(&[0xC0, 0], TYPE_A, &[1; 4])]);
+        let at = m.len() - 16;
+        m[at + 1] = at as u8;
+        assert!(walk(&m).is_none(), "a pointer at itself");
+    }
 }
