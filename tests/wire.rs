@@ -168,10 +168,15 @@ async fn malformed_and_hostile_packets() {
     assert_eq!(rcode_of(addr, &chaos), Some(5), "CH class");
     assert_eq!(rcode_of(addr, &make_query("cluster.local.", RecordType::AXFR, None)), Some(5), "AXFR");
 
-    // A burst of random packets: nothing crashes or stalls.
+    // Random packets, each followed by a good query (the marker) on the
+    // same socket: what arrives before the marker's reply is the packet's.
+    // A packet without a query header gets nothing; one with it gets one
+    // reply that parses and carries its ID.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut seed = 0x2545F4914F6CDD1Du64;
-    for i in 0..3000 {
+    let mut buf = vec![0u8; 65535];
+    for i in 0..3000u16 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -183,7 +188,31 @@ async fn malformed_and_hostile_packets() {
             p[4] = 0;
             p[5] = 1;
         }
-        let _ = sock.send_to(&p, addr);
+        let mut marker = good.clone();
+        marker[..2].copy_from_slice(&(!i).to_be_bytes());
+        sock.send_to(&p, addr).unwrap();
+        sock.send_to(&marker, addr).unwrap();
+        let mut replies = Vec::new();
+        loop {
+            let (n, _) =
+                sock.recv_from(&mut buf).unwrap_or_else(|e| panic!("packet {i} {p:02x?}: no reply to the marker: {e}"));
+            if n >= 12 && buf[..2] == marker[..2] && buf[12..n].starts_with(question) {
+                break;
+            }
+            replies.push(buf[..n].to_vec());
+        }
+        let header = p.len() >= 12 && p[2] & 0x80 == 0;
+        match &replies[..] {
+            [] => assert!(!header, "packet {i} {p:02x?}: a query header, no reply"),
+            [reply] => {
+                assert!(header, "packet {i} {p:02x?}: answered without a query header");
+                assert_eq!(reply[..2], p[..2], "packet {i} {p:02x?}: its ID");
+                if let Err(e) = Message::from_vec(reply) {
+                    panic!("packet {i} {p:02x?}: the reply does not parse: {e}\n{reply:02x?}");
+                }
+            }
+            more => panic!("packet {i} {p:02x?}: {} replies", more.len()),
+        }
     }
     // TCP: garbage on a connection closes that connection only.
     {

@@ -227,6 +227,25 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
     Ok(b)
 }
 
+/// The chains of a Corefile, built but not serving.
+pub struct Chains {
+    /// Per listening address: the router of its server blocks.
+    pub routers: BTreeMap<SocketAddr, Router>,
+    /// The zone index of each distinct `kubernetes` configuration, in the
+    /// order the Corefile first names them.
+    pub indexes: Vec<Arc<ZoneIndex>>,
+}
+
+/// Builds every chain of `cf` as a start or a reload would, without binding
+/// a socket or starting a source: the zone indexes stay empty and not
+/// loaded (their names SERVFAIL) until the caller fills them (a fuzzer, a
+/// check of a Corefile). Files the directives name (`hosts`) are read.
+pub fn build_chains(cf: &Corefile, metrics: &Arc<Metrics>) -> Result<Chains, AppError> {
+    let mut kube = Vec::new();
+    let built = build(cf, &mut kube, metrics)?;
+    Ok(Chains { routers: built.routers, indexes: kube.into_iter().map(|z| z.index).collect() })
+}
+
 /// The source of a `kubernetes` directive's index, checked and ready to
 /// run: what can fail (a kubeconfig, a missing path) fails here, before
 /// any listener answers with the new configuration.

@@ -22,7 +22,7 @@
 mod instance;
 mod updater;
 
-pub use instance::{Instance, serve_corefile, spawn_reload};
+pub use instance::{Chains, Instance, build_chains, serve_corefile, spawn_reload};
 pub use updater::spawn_updater;
 
 use std::net::SocketAddr;

@@ -392,16 +392,22 @@ impl Forward {
     }
 }
 
-/// What a reply must carry to count as the answer to our question.
-struct Expect<'a> {
-    id: u16,
-    qname: &'a [u8],
-    qtype: u16,
-    qclass: u16,
+/// What a reply must carry to count as the answer to our question: our ID,
+/// QR set, opcode QUERY, and our question (the name in any case). Public
+/// for the fuzzer, which feeds it arbitrary replies.
+pub struct Expect<'a> {
+    /// The ID we sent.
+    pub id: u16,
+    /// The question name as we sent it (wire form).
+    pub qname: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
 }
 
 impl Expect<'_> {
-    fn check(&self, reply: &[u8]) -> Option<Walk> {
+    /// The reply walked, when it is a well-formed answer to our question;
+    /// `None` when it must be dropped (and counted as mismatched).
+    pub fn check(&self, reply: &[u8]) -> Option<Walk> {
         let walk = message::walk(reply)?;
         let qend = walk.question_end;
         let ok = walk.id == self.id
@@ -442,7 +448,10 @@ pub fn relay_with(req: &Request, reply: &[u8], walk: &Walk, ttl: Ttl, out: &mut 
     let mut truncated = walk.truncated();
     for rr in &walk.rrs {
         if rr.rtype == message::TYPE_OPT {
-            continue;
+            // Ours replaces it. What follows it would move back by its
+            // length and pointers into it would miss: additional records
+            // may always be left out, so the relay ends here.
+            break;
         }
         if out.len() + (rr.end - rr.start) + reserve > max {
             // Records are copied as they are, compression pointers and all:

@@ -463,7 +463,18 @@ impl Walk {
     }
 }
 
-/// Walks a message with exactly one question.
+/// Walks a message with exactly one question, strictly, as an upstream's
+/// reply must be before we relay it:
+///
+/// - every compression pointer points back at a label of a name already
+///   read (RFC 1035 4.1.4, "a prior occurrence of the same name"): the
+///   question, an owner, or a name in the RDATA of the types whose names
+///   may be compressed. Never into the header, a TTL, an OPT or other
+///   RDATA, which the relay rewrites, drops or cannot see;
+/// - an OPT is the root's, in the additional section, at most once
+///   (RFC 6891 6.1.1).
+///
+/// `None` when the bytes are not such a message.
 pub fn walk(b: &[u8]) -> Option<Walk> {
     let id = u16_at(b, 0)?;
     let flags = u16_at(b, 2)?;
@@ -471,24 +482,17 @@ pub fn walk(b: &[u8]) -> Option<Walk> {
     if counts[0] != 1 {
         return None;
     }
-    let question_end = skip_name(b, 12)? + 4;
+    let mut labels = Labels::new(b.len());
+    let question_end = strict_name(b, 12, &mut labels)? + 4;
     if question_end > b.len() {
         return None;
     }
     let mut i = question_end;
     let total = counts[1] as usize + counts[2] as usize + counts[3] as usize;
     let mut rrs = Vec::with_capacity(total.min(64));
+    let mut opt = false;
     for n in 0..total {
         let start = i;
-        i = skip_name(b, i)?;
-        let rtype = u16_at(b, i)?;
-        let ttl = u32_at(b, i + 4)?;
-        let rdlen = u16_at(b, i + 8)? as usize;
-        let ttl_at = i + 4;
-        i += 10 + rdlen;
-        if i > b.len() {
-            return None;
-        }
         let section = if n < counts[1] as usize {
             0
         } else if n < counts[1] as usize + counts[2] as usize {
@@ -496,9 +500,92 @@ pub fn walk(b: &[u8]) -> Option<Walk> {
         } else {
             2
         };
+        let rtype = u16_at(b, skip_name(b, i)?)?;
+        i = if rtype == TYPE_OPT {
+            if section != 2 || opt || b.get(i) != Some(&0) {
+                return None;
+            }
+            opt = true;
+            i + 1 // the root, which no pointer may point at: we drop it
+        } else {
+            strict_name(b, i, &mut labels)?
+        };
+        let ttl = u32_at(b, i + 4)?;
+        let rdlen = u16_at(b, i + 8)? as usize;
+        let ttl_at = i + 4;
+        let rdata = i + 10;
+        i = rdata + rdlen;
+        if i > b.len() {
+            return None;
+        }
+        if let Some((skip, names)) = rdata_names(rtype) {
+            let mut at = rdata + skip;
+            for _ in 0..names {
+                at = strict_name(&b[..i], at, &mut labels)?;
+            }
+        }
         rrs.push(Rr { start, end: i, rtype, ttl_at, ttl, section });
     }
     Some(Walk { id, flags, question_end, rrs })
+}
+
+/// Where names sit in the RDATA of the types whose names may be
+/// compressed (RFC 1035 3.3 and those written the same way since: RP,
+/// AFSDB, RT, PX, SRV, KX, DNAME): bytes before the first, and how many
+/// follow one another.
+fn rdata_names(rtype: u16) -> Option<(usize, usize)> {
+    match rtype {
+        2..=5 | 7..=9 | 12 | 39 => Some((0, 1)), // NS MD MF CNAME MB MG MR PTR DNAME
+        6 | 14 | 17 => Some((0, 2)),             // SOA MINFO RP
+        15 | 18 | 21 | 36 => Some((2, 1)),       // MX AFSDB RT KX
+        26 => Some((2, 2)),                      // PX
+        33 => Some((6, 1)),                      // SRV
+        _ => None,
+    }
+}
+
+/// The offsets at which labels of the names read so far start: where a
+/// compression pointer may point.
+struct Labels(Vec<u64>);
+
+impl Labels {
+    fn new(len: usize) -> Self {
+        Labels(vec![0; len / 64 + 1])
+    }
+
+    fn add(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    fn has(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// Reads the name at `i` and notes its labels; where it ends, or `None`
+/// when it runs past `b` or a pointer points anywhere but at a label of an
+/// earlier name.
+fn strict_name(b: &[u8], mut i: usize, labels: &mut Labels) -> Option<usize> {
+    let start = i;
+    loop {
+        let len = *b.get(i)? as usize;
+        match len & 0xC0 {
+            0x00 => {
+                labels.add(i);
+                if len == 0 {
+                    return Some(i + 1);
+                }
+                i += len + 1;
+            }
+            0xC0 => {
+                let target = ((len & 0x3F) << 8) | *b.get(i + 1)? as usize;
+                return (target < start && labels.has(target)).then_some(i + 2);
+            }
+            _ => return None, // reserved label types
+        }
+    }
 }
 
 /// The lowercase-insensitive equality of two wire names written out in full.
@@ -550,5 +637,50 @@ mod tests {
         assert_eq!(w.rrs[0].section, 2);
         assert!(walk(&q[..q.len() - 1]).is_none());
         assert!(walk(&q[..5]).is_none());
+    }
+
+    /// Which compression pointers and OPTs an upstream's reply may carry.
+    #[test]
+    fn walk_takes_pointers_only_to_earlier_names() {
+        let q = query("a.example", TYPE_A, None); // question name at 12..23
+        let rr = |owner: &[u8], rtype: u16, rdata: &[u8]| {
+            let mut r = owner.to_vec();
+            r.extend_from_slice(&rtype.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(rdata);
+            r
+        };
+        let opt = [0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0];
+        let msg = |counts: [u16; 4], records: &[Vec<u8>]| {
+            let mut m = q.clone();
+            set_counts(&mut m, counts);
+            records.iter().for_each(|r| m.extend_from_slice(r));
+            m
+        };
+        // The CNAME's target (at 39) is a name a later owner may point at.
+        let cname = rr(&[0xC0, 12], TYPE_CNAME, b"\x01b\x07example\x00");
+        let rows: [(&str, Vec<u8>, bool); 8] = [
+            ("owner -> question", msg([1, 1, 0, 0], &[rr(&[0xC0, 12], TYPE_A, &[1; 4])]), true),
+            ("owner -> a later label of the question", msg([1, 1, 0, 0], &[rr(&[0xC0, 14], TYPE_A, &[1; 4])]), true),
+            ("owner -> a CNAME's target", msg([1, 2, 0, 0], &[cname, rr(&[0xC0, 39], TYPE_A, &[1; 4])]), true),
+            ("owner -> the header", msg([1, 1, 0, 0], &[rr(&[0xC0, 11], TYPE_A, &[1; 4])]), false),
+            ("owner -> inside a label", msg([1, 1, 0, 0], &[rr(&[0xC0, 13], TYPE_A, &[1; 4])]), false),
+            (
+                "owner -> A RDATA",
+                msg([1, 2, 0, 0], &[rr(&[0xC0, 12], TYPE_A, &[0; 4]), rr(&[0xC0, 39], 1, &[1; 4])]),
+                false,
+            ),
+            ("OPT last in additional", msg([1, 0, 0, 1], &[opt.to_vec()]), true),
+            ("OPT in the answer section", msg([1, 1, 0, 0], &[opt.to_vec()]), false),
+        ];
+        for (what, m, ok) in rows {
+            assert_eq!(walk(&m).is_some(), ok, "{what}");
+        }
+        // Pointing forward, or at itself, never.
+        let mut m = msg([1, 1, 0, 0], &[rr(&[0xC0, 0], TYPE_A, &[1; 4])]);
+        let at = m.len() - 16;
+        m[at + 1] = at as u8;
+        assert!(walk(&m).is_none(), "a pointer at itself");
     }
 }

@@ -20,7 +20,7 @@ use crate::metrics::Source;
 pub mod any;
 pub mod cache;
 pub mod chaos;
-mod chase;
+pub mod chase;
 pub mod forward;
 pub mod hosts;
 pub mod kubernetes;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use hickory_proto::serialize::txt::Parser;
 
 use super::message::{self, Done};
@@ -141,18 +141,40 @@ impl Template {
             }
         }
         message::begin(out, q);
+        let max = req.max_size();
+        let reserve = if q.edns.is_some() { message::OPT_LEN } else { 0 };
         let mut counts = [1u16, 0, 0, 0];
-        for (section, records) in sections.iter().enumerate() {
+        let mut truncated = false;
+        let mut bytes = Vec::new();
+        'sections: for (section, records) in sections.iter().enumerate() {
             for rr in records {
-                let mut bytes = Vec::new();
+                bytes.clear();
                 let mut enc = BinEncoder::new(&mut bytes);
-                if rr.emit(&mut enc).is_ok() {
-                    out.extend_from_slice(&bytes);
-                    counts[section + 1] += 1;
+                // Each record is encoded on its own: a compression pointer
+                // would count from the start of its buffer, not of `out`.
+                enc.set_name_encoding(NameEncoding::Uncompressed);
+                if rr.emit(&mut enc).is_err() {
+                    continue;
                 }
+                // SPEC.md 4: whole records only, within the client's size;
+                // an answer that does not fit sets TC and ends the response,
+                // authority and additional records are left out silently.
+                if out.len() + bytes.len() + reserve > max {
+                    if section == 0 {
+                        truncated = true;
+                        break 'sections;
+                    }
+                    continue;
+                }
+                out.extend_from_slice(&bytes);
+                counts[section + 1] += 1;
             }
         }
         message::set_counts(out, counts);
+        if truncated {
+            let flags = message::u16_at(out, 2).unwrap_or(0) | message::FLAG_TC;
+            out[2..4].copy_from_slice(&flags.to_be_bytes());
+        }
         message::add_opt(out, q, 0);
         let rcode = (self.cfg.rcode & 0xF) as u8;
         message::end(out, q, rcode, true);
