@@ -171,3 +171,36 @@ async fn forward_relay_stays_well_formed_when_the_opt_is_not_last() {
     }
     inst.shutdown().await;
 }
+
+/// An upstream reply with a TSIG whose algorithm name points into the TTL
+/// of the answer before it. With `cache`, the relay writes the cache's TTL
+/// there, and the client's decoder (which reads names in TSIG, as in
+/// NAPTR, SVCB, RRSIG...) read garbage. Pointers in the RDATA of those
+/// types are checked now too: the reply is dropped, the good one relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_drops_replies_with_rdata_names_pointing_into_a_ttl() {
+    let upstream = raw_upstream(|q| {
+        let mut bad = reply_head(q, [1, 1, 0, 1]);
+        let answer = bad.len();
+        // TTL 256: its last byte, 0, reads as the root name.
+        bad.extend([&[0xC0, 0x0C][..], &[0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 10, 0, 0, 1]].concat());
+        // TSIG: algorithm name "x" + a pointer at that byte, which the
+        // cache's TTL (30) turns into a label length.
+        let ttl = (answer + 9) as u16;
+        let rdata = [&[1, b'x'][..], &(0xC000 | ttl).to_be_bytes(), &[0; 16]].concat();
+        bad.extend(
+            [&[0xC0, 0x0C][..], &[0, 250, 0, 255, 0, 0, 0, 0], &(rdata.len() as u16).to_be_bytes(), &rdata].concat(),
+        );
+        let mut good = reply_head(q, [1, 1, 0, 0]);
+        good.extend(a_record(&[0xC0, 0x0C], [10, 0, 0, 3]));
+        vec![bad, good]
+    });
+    let text = format!(".:0 {{\n    bind 127.0.0.1\n    cache 30\n    forward . {upstream}\n}}");
+    let inst = serve(&text).await.0;
+    let addr = inst.addrs()[0];
+    let packet = make_query("www.example.com.", RecordType::A, None);
+    let reply = tokio::task::spawn_blocking(move || exchange(addr, &packet, Transport::Udp)).await.unwrap().unwrap();
+    let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("the response parses: {e}"));
+    assert_eq!(common::answers(&msg), vec!["www.example.com. A 10.0.0.3"]);
+    inst.shutdown().await;
+}

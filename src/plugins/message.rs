@@ -518,7 +518,7 @@ pub fn walk(b: &[u8]) -> Option<Walk> {
         if i > b.len() {
             return None;
         }
-        if let Some((skip, names)) = rdata_names(rtype) {
+        if let Some((skip, names)) = rdata_names(rtype, &b[rdata..i]) {
             let mut at = rdata + skip;
             for _ in 0..names {
                 at = strict_name(&b[..i], at, &mut labels)?;
@@ -531,15 +531,28 @@ pub fn walk(b: &[u8]) -> Option<Walk> {
 
 /// Where names sit in the RDATA of the types whose names may be
 /// compressed (RFC 1035 3.3 and those written the same way since: RP,
-/// AFSDB, RT, PX, SRV, KX, DNAME): bytes before the first, and how many
-/// follow one another.
-fn rdata_names(rtype: u16) -> Option<(usize, usize)> {
+/// AFSDB, RT, PX, SRV, KX, DNAME), and of those that must not be but that
+/// decoders (hickory's among them) read pointers in all the same: NAPTR,
+/// SIG, RRSIG, NSEC, SVCB, HTTPS, TKEY, TSIG, ANAME. The offset of the
+/// first name in `rdata` (a record's RDATA) and how many follow one
+/// another; `None` when it holds none (or not whole).
+fn rdata_names(rtype: u16, rdata: &[u8]) -> Option<(usize, usize)> {
     match rtype {
-        2..=5 | 7..=9 | 12 | 39 => Some((0, 1)), // NS MD MF CNAME MB MG MR PTR DNAME
-        6 | 14 | 17 => Some((0, 2)),             // SOA MINFO RP
-        15 | 18 | 21 | 36 => Some((2, 1)),       // MX AFSDB RT KX
-        26 => Some((2, 2)),                      // PX
-        33 => Some((6, 1)),                      // SRV
+        // NS MD MF CNAME MB MG MR PTR DNAME NSEC TKEY TSIG ANAME
+        2..=5 | 7..=9 | 12 | 39 | 47 | 249 | 250 | 65305 => Some((0, 1)),
+        6 | 14 | 17 => Some((0, 2)),                 // SOA MINFO RP
+        15 | 18 | 21 | 36 | 64 | 65 => Some((2, 1)), // MX AFSDB RT KX SVCB HTTPS
+        26 => Some((2, 2)),                          // PX
+        33 => Some((6, 1)),                          // SRV
+        24 | 46 => Some((18, 1)),                    // SIG RRSIG
+        35 => {
+            // NAPTR: order, preference, three character-strings, the name.
+            let mut at = 4;
+            for _ in 0..3 {
+                at += 1 + *rdata.get(at)? as usize;
+            }
+            Some((at, 1))
+        }
         _ => None,
     }
 }
