@@ -190,6 +190,21 @@ impl Manifests {
     /// `None` when no file changed at all.
     /// `strict`: a missing or unreadable root or file is an error (at
     /// start-up); later a missing one is gone and an unreadable one keeps
+    /// A file that could not be read: gone when it is not found (true: the
+    /// objects changed), an error at start-up, else its last good version
+    /// stays (an I/O error, such as running out of descriptors, is no
+    /// deletion).
+    fn read_failed(&mut self, path: &Path, error: std::io::Error, strict: bool) -> Result<bool, ManifestError> {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            return Ok(self.files.remove(path).is_some());
+        }
+        if strict {
+            return Err(ManifestError::Read { path: path.to_path_buf(), error });
+        }
+        tracing::warn!(file = %path.display(), %error, "cannot read; keeping its last good version");
+        Ok(false)
+    }
+
     /// its last good state.
     pub fn load(&mut self, strict: bool) -> Result<Option<Loaded>, ManifestError> {
         self.recheck = None;
@@ -229,13 +244,8 @@ impl Manifests {
         for path in &found.files {
             let meta = match std::fs::metadata(path) {
                 Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    changed |= self.files.remove(path).is_some();
-                    continue;
-                }
-                Err(error) if strict => return Err(ManifestError::Read { path: path.clone(), error }),
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read; keeping its last good version");
+                    changed |= self.read_failed(path, e, strict)?;
                     continue;
                 }
             };
@@ -245,13 +255,8 @@ impl Manifests {
             }
             let text = match read_regular(path) {
                 Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    changed |= self.files.remove(path).is_some();
-                    continue;
-                }
-                Err(error) if strict => return Err(ManifestError::Read { path: path.clone(), error }),
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot read; keeping its last good version");
+                    changed |= self.read_failed(path, e, strict)?;
                     continue;
                 }
             };
