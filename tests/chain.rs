@@ -563,13 +563,7 @@ async fn kubernetes_scope_options_and_endpoint_pod_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_kubernetes_zone_takes_over_once_loaded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n");
-    for i in 0..20000 {
-        yaml.push_str(&format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: default}}\nspec: {{ports: [{{port: 80}}]}}\n"
-        ));
-    }
-    std::fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), common::many_services(20_000)).unwrap();
     let corefile = |option: &str| {
         format!(
             ".:0 {{\n bind 127.0.0.1\n kubernetes cluster.local {{\n manifests {}\n startup_timeout 60s\n {option}\n }}\n}}",

@@ -375,13 +375,7 @@ fn configmap_symlink_swap_reloads_and_a_broken_one_keeps_serving() {
 #[test]
 fn servfail_until_loaded_never_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n");
-    for i in 0..20000 {
-        yaml.push_str(&format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: default}}\nspec: {{ports: [{{port: 80}}]}}\n"
-        ));
-    }
-    std::fs::write(dir.path().join("cluster.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), common::many_services(20_000)).unwrap();
     let port = free_port();
     let text = format!(
         ".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n        manifests {}\n    }}\n}}\n",

@@ -132,13 +132,19 @@ async fn forward_drops_replies_whose_pointers_point_into_the_header() {
     let inst = forward_corefile(upstream).await;
     let addr = inst.addrs()[0];
     for edns in [Some(1232), None] {
-        let packet = make_query("www.example.com.", RecordType::A, edns);
-        let reply =
-            tokio::task::spawn_blocking(move || exchange(addr, &packet, Transport::Udp)).await.unwrap().expect("reply");
-        let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("EDNS {edns:?}: the response parses: {e}"));
+        let msg = ask_www(addr, edns).await;
         assert_eq!(common::answers(&msg), vec!["www.example.com. A 10.0.0.3"], "EDNS {edns:?}: the good reply");
     }
     inst.shutdown().await;
+}
+
+/// `www.example.com. A` over UDP, with or without EDNS: the reply, which
+/// must parse.
+async fn ask_www(addr: std::net::SocketAddr, edns: Option<u16>) -> Message {
+    let packet = make_query("www.example.com.", RecordType::A, edns);
+    let reply =
+        tokio::task::spawn_blocking(move || exchange(addr, &packet, Transport::Udp)).await.unwrap().expect("reply");
+    Message::from_vec(&reply).unwrap_or_else(|e| panic!("EDNS {edns:?}: the response parses: {e}"))
 }
 
 /// An upstream reply with its OPT first in the additional section and
@@ -159,10 +165,7 @@ async fn forward_relay_stays_well_formed_when_the_opt_is_not_last() {
     let inst = forward_corefile(upstream).await;
     let addr = inst.addrs()[0];
     for edns in [Some(1232), None] {
-        let packet = make_query("www.example.com.", RecordType::A, edns);
-        let reply =
-            tokio::task::spawn_blocking(move || exchange(addr, &packet, Transport::Udp)).await.unwrap().expect("reply");
-        let msg = Message::from_vec(&reply).unwrap_or_else(|e| panic!("EDNS {edns:?}: the response parses: {e}"));
+        let msg = ask_www(addr, edns).await;
         assert_eq!(common::answers(&msg), vec!["www.example.com. A 10.0.0.1"], "EDNS {edns:?}");
         assert_eq!(msg.edns.is_some(), edns.is_some(), "EDNS {edns:?}: ours, only when asked");
         for rr in &msg.additionals {

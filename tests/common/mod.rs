@@ -230,3 +230,15 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     s.read_to_string(&mut text).ok()?;
     Some(text)
 }
+
+/// `n` Services `svc-0`... in namespace `default`, ClusterIPs left to the
+/// manifest source: a cluster big enough that loading it takes seconds.
+pub fn many_services(n: usize) -> String {
+    let mut yaml = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: default}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        ));
+    }
+    yaml
+}
