@@ -334,3 +334,45 @@ async fn serve_stale_verify_answers_stale_when_the_upstream_fails() {
     assert_eq!(up.count("short.example.net."), 2, "asked before the stale answer");
     inst.shutdown().await;
 }
+
+/// Without `max_concurrent` (CoreDNS: unlimited), a flood of distinct
+/// names towards an upstream that never answers would hold a task per
+/// question for 5 s each, without bound: past 4,096 in flight the rest is
+/// REFUSED at once and counted, as `max_concurrent` would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_holds_at_most_4096_questions_without_max_concurrent() {
+    use std::net::UdpSocket;
+    // A socket per question in flight, as the binary allows itself.
+    if clusterdns::server::raise_file_limit() < 4096 + 512 {
+        eprintln!("skipped: the open-file limit is below 4,608");
+        return;
+    }
+    // Bound and never read: every question to it stays in flight.
+    let silent = UdpSocket::bind("127.0.0.15:0").unwrap();
+    let (inst, metrics) = serve(&kube_block(&format!("forward . {}", silent.local_addr().unwrap()), "")).await;
+    let dns = inst.addrs()[0];
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    const SENT: usize = 4400;
+    for i in 0..SENT {
+        let q = common::make_query(&format!("q{i}.flood.example."), RecordType::A, None);
+        client.send_to(&q, dns).unwrap();
+        if i % 200 == 199 {
+            // Paced, so the server's receive buffer drops nothing.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // The refusals come at once; the held questions only after 5 s.
+    let mut refused = 0;
+    let mut buf = [0u8; 512];
+    while let Ok(n) = client.recv(&mut buf) {
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{m:?}");
+        refused += 1;
+    }
+    assert_eq!(refused, SENT - 4096, "4,096 held, the rest refused");
+    let line = format!("coredns_forward_max_concurrent_rejects_total {refused}");
+    assert!(metrics.render().contains(&line), "{line}");
+    drop(silent);
+    inst.shutdown().await;
+}
