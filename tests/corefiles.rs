@@ -87,7 +87,7 @@ fn start(corefile: &Path, dir: &Path, kubeconfig: Option<&Path>) -> Server {
     if let Some(k) = kubeconfig {
         cmd.env("KUBECONFIG", k);
     }
-    Server { child: cmd.spawn().expect("the binary starts"), log: stderr }
+    Server { child: cmd.spawn().expect("the binary starts"), log: stderr, dir: None }
 }
 
 fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
@@ -430,7 +430,7 @@ fn log_and_errors_write_coredns_lines() {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    let server = Server { child, log: stderr };
+    let server = Server { child, log: stderr, dir: None };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_answer(&server, addr, "kafka.default.svc.cluster.local.");
     ask(addr, "kafka.default.svc.cluster.local.", RecordType::A); // success: not logged

@@ -746,6 +746,7 @@ fn kubeadm_coredns_deployment_runs_clusterdns() {
             .spawn()
             .expect("the binary starts"),
         log,
+        dir: None,
     };
 
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));

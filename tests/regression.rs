@@ -402,8 +402,8 @@ mod process {
     /// `ulimit -n files` (soft and hard), started and healthy.
     fn serve(files: u32, extra: &[&str]) -> (Process, SocketAddr, SocketAddr) {
         let (dns, health) = (free_port(), free_port());
-        let dir = tempfile::tempdir().unwrap().keep();
-        let log = dir.join("server.log");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
         let fixture = fixtures().join("workloads.yaml");
         let mut args: Vec<String> = vec![
             "serve".into(),
@@ -429,7 +429,7 @@ mod process {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let p = Process { child, log };
+        let p = Process { child, log, dir: Some(dir) };
         let health: SocketAddr = ([127, 0, 0, 1], health).into();
         let start = Instant::now();
         while !http_get(health, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
@@ -584,7 +584,7 @@ mod files {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let process = Process { child, log };
+        let process = Process { child, log, dir: None };
         let mut addr = None;
         eventually("the server logs its address", || {
             let text = process.log();

@@ -161,6 +161,8 @@ pub struct Process {
     pub child: std::process::Child,
     /// Where its stderr goes.
     pub log: PathBuf,
+    /// A folder of its own (the log's), removed after the process is gone.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Process {
