@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use clusterdns::app::serve_api;
 use clusterdns::config::ZoneFlags;
 use clusterdns::records::PodMode;
+use clusterdns::server::Listeners;
 use clusterdns::source::kube::KubeOptions;
 use fake_api::FakeApi;
 
@@ -81,7 +82,8 @@ async fn event_to_answer(changes: usize) {
     api.apply_many((0..1000).map(|i| svc("bench", &format!("s{i}"), &format!("10.96.{}.{}", i / 200, i % 200 + 1))));
     let dir = tempfile::tempdir().unwrap();
     let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
-    let running = serve_api(&opts, &flags(), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let running =
+        serve_api(&opts, &flags(), Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).unwrap()).await.unwrap();
     let addr = running.addr();
     while !running.index.is_loaded() {
         tokio::time::sleep(Duration::from_millis(10)).await;

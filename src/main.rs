@@ -12,6 +12,7 @@ use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
 use clusterdns::model::Selector;
 use clusterdns::records::PodMode;
+use clusterdns::server::Listeners;
 use clusterdns::source::Scope;
 use clusterdns::source::kube::KubeOptions;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +81,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
+            // The DNS ports first: questions asked while the rest starts wait
+            // in the kernel's queue instead of being dropped.
+            let listeners = Listeners::bind(&args.listen)?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let mut signals = Signals::new()?;
@@ -90,10 +94,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         pods: args.zone.pods == PodMode::Verified,
                         ..Default::default()
                     };
-                    serve_api(&opts, &args.zone, &args.listen).await?
+                    serve_api(&opts, &args.zone, listeners).await?
                 } else {
-                    serve_manifests(args.manifests, scope(args.namespaces, args.labels), &args.zone, &args.listen)
-                        .await?
+                    serve_manifests(args.manifests, scope(args.namespaces, args.labels), &args.zone, listeners).await?
                 };
                 let admin = Admin::new(running.index.clone(), running.metrics.clone());
                 let cancel = CancellationToken::new();
@@ -133,10 +136,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 pods: PodMode::Insecure,
                 service_cidr: "10.96.0.0/12".parse()?,
             };
+            let listeners = Listeners::bind(&[args.listen])?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let mut signals = Signals::new()?;
-                let running = serve_manifests(vec![dir.clone()], Default::default(), &flags, &[args.listen]).await?;
+                let running = serve_manifests(vec![dir.clone()], Default::default(), &flags, listeners).await?;
                 running.wait_loaded(Duration::from_secs(30)).await;
                 println!("{}", demo::instructions(running.addr(), &dir));
                 signals.stop(&|| tracing::info!("SIGHUP: nothing to reload")).await;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clusterdns::admin::{self, Admin};
 use clusterdns::app::serve_api;
 use clusterdns::records::PodMode;
+use clusterdns::server::Listeners;
 use clusterdns::source::kube::KubeOptions;
 use common::fake_api::FakeApi;
 use common::{Transport, ask, fixtures, flags, start};
@@ -117,7 +118,10 @@ async fn not_ready_until_the_api_is_synced() {
     api.set_up(false).await;
     let dir = tempfile::tempdir().unwrap();
     let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
-    let running = serve_api(&opts, &flags(PodMode::Disabled), &["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+    let running =
+        serve_api(&opts, &flags(PodMode::Disabled), Listeners::bind(&["127.0.0.1:0".parse().unwrap()]).unwrap())
+            .await
+            .unwrap();
     let admin = Admin::new(running.index.clone(), running.metrics.clone());
     let bound = admin::serve(admin, &["127.0.0.1:0".parse().unwrap()], CancellationToken::new()).await.unwrap();
     let http = bound[0];

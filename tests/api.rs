@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clusterdns::app::{Running, serve_api};
 use clusterdns::records::PodMode;
+use clusterdns::server::Listeners;
 use clusterdns::source::Scope;
 use clusterdns::source::kube::KubeOptions;
 use common::fake_api::{FakeApi, Fault};
@@ -60,7 +61,7 @@ async fn start(api: &FakeApi, dir: &std::path::Path, pods: PodMode) -> Running {
         ..Default::default()
     };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    serve_api(&opts, &flags(pods), &[listen]).await.expect("serve_api")
+    serve_api(&opts, &flags(pods), Listeners::bind(&[listen]).unwrap()).await.expect("serve_api")
 }
 
 fn q(addr: SocketAddr, name: &str, t: RecordType) -> (ResponseCode, Vec<String>) {
@@ -335,7 +336,7 @@ async fn namespaces_and_labels_narrow_what_is_served() {
         },
         ..Default::default()
     };
-    let running = serve_api(&opts, &flags(PodMode::Disabled), &[listen]).await.unwrap();
+    let running = serve_api(&opts, &flags(PodMode::Disabled), Listeners::bind(&[listen]).unwrap()).await.unwrap();
     let addr = running.addr();
     until(addr, "shown.team.svc.cluster.local.", A, has("10.96.1.3")).await;
     until(addr, "web.team.svc.cluster.local.", A, nx).await; // no label
@@ -361,7 +362,7 @@ async fn namespace_labels_follow_the_namespaces_labels() {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let scope = Scope { namespace_labels: Some("dns=on".parse().unwrap()), ..Default::default() };
     let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), scope, ..Default::default() };
-    let running = serve_api(&opts, &flags(PodMode::Insecure), &[listen]).await.unwrap();
+    let running = serve_api(&opts, &flags(PodMode::Insecure), Listeners::bind(&[listen]).unwrap()).await.unwrap();
     let addr = running.addr();
     let nodata = |rc, a: &[String]| rc == ResponseCode::NoError && a.is_empty();
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;

@@ -38,7 +38,7 @@ use crate::corefile;
 use crate::metrics::Metrics;
 use crate::plugins::{Chain, Kubernetes, Router, zone_key};
 use crate::records::{BadZone, ZoneConfig, ZoneIndex, render_zone};
-use crate::server::{Routes, ServeError, Server};
+use crate::server::{Listeners, Routes, ServeError, Server, TcpLimits};
 use crate::source::kube::{KubeError, KubeOptions, client, spawn_watchers};
 use crate::source::manifests::{ManifestError, Manifests};
 use crate::source::{Scope, SourceMsg, watch_manifests};
@@ -122,19 +122,20 @@ pub fn single_zone_routes(index: &Arc<ZoneIndex>) -> Routes {
     Arc::new(ArcSwap::from_pointee(Router::new(vec![(root, chain.sealed())])))
 }
 
-/// Binds the listeners first (queries get SERVFAIL, never NXDOMAIN, until
-/// the manifests are loaded), then loads the manifests and watches them.
+/// Answers on `listeners`, bound before (queries get SERVFAIL, never
+/// NXDOMAIN, until the manifests are loaded), then loads the manifests and
+/// watches them.
 pub async fn serve_manifests(
     paths: Vec<PathBuf>,
     scope: Scope,
     flags: &ZoneFlags,
-    listen: &[SocketAddr],
+    listeners: Listeners,
 ) -> Result<Running, AppError> {
     let cfg = zone_config(flags)?;
     check_paths(&paths)?;
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
-    let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
+    let server = Server::start(listeners, single_zone_routes(&index), &metrics, TcpLimits::default()).await?;
     start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone(), CancellationToken::new()).await?;
     Ok(Running { server, index, metrics })
 }
@@ -174,13 +175,13 @@ async fn start_manifests(
     watch_manifests(manifests, tx, stop).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))
 }
 
-/// A server answering from the Kubernetes API. The DNS port is bound first:
+/// A server answering from the Kubernetes API on `listeners`, bound before:
 /// until every kind is listed, misses are SERVFAIL (never NXDOMAIN).
-pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listen: &[SocketAddr]) -> Result<Running, AppError> {
+pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listeners: Listeners) -> Result<Running, AppError> {
     let cfg = zone_config(flags)?;
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
-    let server = Server::bind(single_zone_routes(&index), listen, &metrics).await?;
+    let server = Server::start(listeners, single_zone_routes(&index), &metrics, TcpLimits::default()).await?;
     if let Err(e) = start_api(opts, index.clone(), metrics.clone()).await {
         server.shutdown().await;
         return Err(e);

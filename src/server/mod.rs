@@ -135,7 +135,7 @@ fn udp_socket(addr: SocketAddr, v6only: bool) -> io::Result<UdpSocket> {
 }
 
 /// The TCP twin of [`udp_socket`], with the same `v6only`.
-fn tcp_listener(addr: SocketAddr, v6only: bool) -> io::Result<TcpListener> {
+fn tcp_listener(addr: SocketAddr, v6only: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -144,7 +144,7 @@ fn tcp_listener(addr: SocketAddr, v6only: bool) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Whether an IPv6 listening address takes IPv6 only: a wildcard `[::]`
@@ -159,25 +159,22 @@ fn no_ipv6(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EAFNOSUPPORT) || e.kind() == io::ErrorKind::AddrNotAvailable
 }
 
-impl Server {
-    /// Binds every address (UDP and TCP on the same port; port 0 picks one)
-    /// and starts answering with `routes`. Must be called within a tokio runtime.
-    pub async fn bind(routes: Routes, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
-        Self::bind_with(routes, listen, metrics, TcpLimits::default()).await
-    }
+/// Sockets bound and not yet answering. `serve` binds them first thing,
+/// before anything else starts: a question sent while the process starts
+/// then waits in the kernel's queue and is answered (SERVFAIL until the
+/// first load), where an unbound port would drop it and leave the client
+/// to time out (half a second for `dig +timeout`, five for a pod).
+pub struct Listeners {
+    addrs: Vec<SocketAddr>,
+    /// One socket per core and address (`SO_REUSEPORT`).
+    udp: Vec<UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
 
-    /// [`Server::bind`] with chosen TCP limits.
-    pub async fn bind_with(
-        routes: Routes,
-        listen: &[SocketAddr],
-        metrics: &Metrics,
-        limits: TcpLimits,
-    ) -> Result<Server, ServeError> {
-        tracing::debug!(?limits, "tcp limits");
-        let runtime = tokio::runtime::Handle::current();
+impl Listeners {
+    /// Binds UDP and TCP on every address. Needs no runtime.
+    pub fn bind(listen: &[SocketAddr]) -> Result<Listeners, ServeError> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let stop = Arc::new(AtomicBool::new(false));
-        let cancel = CancellationToken::new();
         let mut addrs = Vec::new();
         let mut sockets = Vec::new();
         let mut tcp = Vec::new();
@@ -219,6 +216,47 @@ impl Server {
                 return Err(bind_err(e));
             }
         }
+        Ok(Listeners { addrs, udp: sockets, tcp })
+    }
+
+    /// The bound addresses, in the order given (ports resolved).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+}
+
+impl Server {
+    /// Binds every address (UDP and TCP on the same port; port 0 picks one)
+    /// and starts answering with `routes`. Must be called within a tokio runtime.
+    pub async fn bind(routes: Routes, listen: &[SocketAddr], metrics: &Metrics) -> Result<Server, ServeError> {
+        Self::bind_with(routes, listen, metrics, TcpLimits::default()).await
+    }
+
+    /// [`Server::bind`] with chosen TCP limits.
+    pub async fn bind_with(
+        routes: Routes,
+        listen: &[SocketAddr],
+        metrics: &Metrics,
+        limits: TcpLimits,
+    ) -> Result<Server, ServeError> {
+        Self::start(Listeners::bind(listen)?, routes, metrics, limits).await
+    }
+
+    /// Starts answering on sockets bound before. Must be called within a
+    /// tokio runtime.
+    pub async fn start(
+        listeners: Listeners,
+        routes: Routes,
+        metrics: &Metrics,
+        limits: TcpLimits,
+    ) -> Result<Server, ServeError> {
+        tracing::debug!(?limits, "tcp limits");
+        let runtime = tokio::runtime::Handle::current();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let Listeners { addrs, udp: sockets, tcp } = listeners;
+        let bind_err = |error| ServeError::Bind { addr: addrs[0], error };
+        let tcp = tcp.into_iter().map(TcpListener::from_std).collect::<io::Result<Vec<_>>>().map_err(bind_err)?;
         let mut udp_threads = Vec::new();
         let mut all_stats = Vec::new();
         for (n, socket) in sockets.into_iter().enumerate() {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clusterdns::app::{Running, serve_manifests};
 use clusterdns::config::ZoneFlags;
 use clusterdns::records::PodMode;
+use clusterdns::server::Listeners;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -27,7 +28,9 @@ pub fn flags(pods: PodMode) -> ZoneFlags {
 /// Serves `paths` on 127.0.0.1 (port chosen by the kernel), loaded.
 pub async fn start(paths: Vec<PathBuf>, pods: PodMode) -> Running {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let running = serve_manifests(paths, Default::default(), &flags(pods), &[listen]).await.expect("server starts");
+    let running = serve_manifests(paths, Default::default(), &flags(pods), Listeners::bind(&[listen]).unwrap())
+        .await
+        .expect("server starts");
     assert!(running.wait_loaded(Duration::from_secs(30)).await, "manifests load");
     running
 }
