@@ -47,16 +47,34 @@ fn main() {
     let n = objects.len();
     let parsed = mib();
     println!("objects: {n}, live heap {:.1} MiB (manifest cache + the list sent to the model)", parsed - base);
+    // The model alone (its maps and indexes; the objects are shared).
+    let before = mib();
+    let mut model = clusterdns::model::Cluster::new();
+    for obj in objects.iter().cloned() {
+        model.apply(obj);
+    }
+    let model_maps = mib() - before;
+    drop(model);
+    println!("model: +{model_maps:.1} MiB of maps and indexes over the shared objects");
     let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
     let mut updater = Updater::new(index.clone(), clusterdns::model::Cluster::new());
     updater.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
     let built = mib();
+    let names = index.len();
+    let index_bytes = (built - parsed - model_maps) * 1048576.0;
     println!(
-        "model + index: +{:.1} MiB, {} names ({:.0} bytes per name, model included)",
-        built - parsed,
-        index.len(),
-        (built - parsed) * 1048576.0 / index.len() as f64
+        "DNS index: +{:.1} MiB, {names} names ({:.0} bytes per name, with the updater's owner ids)",
+        index_bytes / 1048576.0,
+        index_bytes / names as f64
     );
+    let total = mib() - base;
     drop(manifests);
-    println!("without the manifest cache: {:.1} MiB total", mib() - base);
+    let without = mib() - base;
+    println!(
+        "objects alone {:.1} MiB ({:.0} bytes per object); the manifest cache's own {:.1} MiB",
+        without - model_maps - index_bytes / 1048576.0,
+        (without - model_maps - index_bytes / 1048576.0) * 1048576.0 / n as f64,
+        total - without
+    );
+    println!("total {total:.1} MiB; without the manifest cache {without:.1} MiB");
 }

@@ -239,6 +239,9 @@ pub fn parse_docs(
                     errors.push(DocError { file: file.clone(), doc, line, message, syntax: false, key })
                 }),
             }
+            // Kept as long as the file is: no growth slack (a Vec's first
+            // push makes room for four objects, most documents hold one).
+            objects.shrink_to_fit();
             docs.push(Doc { hash: (errors.len() == before).then_some(hash), objects });
         }
         (docs, errors)
@@ -261,7 +264,7 @@ pub fn parse_docs(
             })
             .collect()
     });
-    let mut docs = Vec::new();
+    let mut docs = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
     let mut errors = Vec::new();
     for (d, e) in parts {
         docs.extend(d);
