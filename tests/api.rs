@@ -237,6 +237,9 @@ async fn api_down_after_sync_changes_nothing() {
     let running = start(&api, dir.path(), PodMode::Disabled).await;
     let addr = running.addr();
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.1")).await;
+    // Synced: every kind listed, so a miss is NXDOMAIN (a name can answer
+    // before then; the API must not go down before the sync it is after).
+    until(addr, "nope.team.svc.cluster.local.", A, |rc, _| rc == ResponseCode::NXDomain).await;
     let (stop, bad, asked, h) = hammer(addr, "web.team.svc.cluster.local.", "10.96.1.1");
     // Refused connections, then 5xx, then watches closed by the server.
     api.set_up(false).await;

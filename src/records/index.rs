@@ -4,12 +4,13 @@
 //! [`Updater`] as the cluster changes.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use dashmap::DashMap;
+use hashbrown::HashTable;
 
 use super::ZoneConfig;
 use super::build::{owner_nodes, soa};
@@ -26,15 +27,17 @@ const NO_OWNER: OwnerId = OwnerId::MAX;
 
 /// One name: what its owners say of it, how many names below it exist (it
 /// is then an empty non-terminal at least, RFC 8020), and the answer that
-/// queries read. 32 bytes: a name almost always has one owner, so the rare
-/// shared names (a PTR for an IP that two Services have) keep their owners
-/// in a box of their own.
+/// queries read, which carries the name's key (the table's entry is this
+/// slot alone: no key allocated beside it). 32 bytes: a name almost always
+/// has one owner, so the rare shared names (a PTR for an IP that two
+/// Services have) keep their owners in a box of their own.
 struct Slot {
+    /// What queries read, keyed: the one owner's answer, the merge of
+    /// `more`, or nothing (an empty non-terminal).
+    merged: NodeData,
     descendants: u32,
     /// The one owner, when there is exactly one.
     owner: OwnerId,
-    /// What queries read: the one owner's answer, or the merge of `more`.
-    merged: NodeData,
     /// Every owner with its answer, when there are two or more. Boxed on
     /// purpose: 8 bytes in every slot instead of a 24-byte `Vec`.
     #[allow(clippy::box_collection)]
@@ -42,8 +45,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(empty: &NodeData) -> Self {
-        Slot { descendants: 0, owner: NO_OWNER, merged: empty.clone(), more: None }
+    fn new(key: &[u8]) -> Self {
+        Slot { descendants: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None), more: None }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.merged.key()
     }
 
     fn has_owners(&self) -> bool {
@@ -98,7 +105,7 @@ impl Slot {
     }
 
     /// Forgets what `owner` says. Returns whether it said anything.
-    fn take(&mut self, owner: OwnerId, empty: &NodeData) -> bool {
+    fn take(&mut self, owner: OwnerId) -> bool {
         if let Some(all) = &mut self.more {
             let Some(i) = all.iter().position(|(o, _)| *o == owner) else {
                 return false;
@@ -116,14 +123,21 @@ impl Slot {
             return false;
         }
         self.owner = NO_OWNER;
-        self.merged = empty.clone();
+        self.merged = NodeData::keyed(self.merged.key(), &[], None);
         true
     }
 }
 
+/// Shards of the name table: a query takes one shard's read lock.
+const SHARDS: usize = 64;
+
+/// One shard: slots found by the hash of their key.
+type Shard = RwLock<HashTable<Slot>>;
+
 pub struct ZoneIndex {
     cfg: ZoneConfig,
-    nodes: DashMap<Key, Slot, foldhash::fast::RandomState>,
+    shards: Box<[Shard]>,
+    hasher: foldhash::fast::RandomState,
     /// Keys of the served zones' apexes, in [`ZoneConfig::apexes`] order.
     apex_keys: [Key; 3],
     pod_key: Key,
@@ -136,7 +150,6 @@ pub struct ZoneIndex {
     /// it answers would go stale for good, so the process is not healthy.
     writer: AtomicBool,
     serial: AtomicU32,
-    empty: NodeData,
     /// Names with several owners whose parts changed in this batch: merged
     /// once in [`ZoneIndex::settle`].
     unsettled: Mutex<Vec<Key>>,
@@ -149,14 +162,14 @@ impl ZoneIndex {
         let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
         Arc::new(ZoneIndex {
             cfg,
-            nodes: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
             apex_keys,
             pod_key,
             negative_soa,
             loaded: AtomicBool::new(false),
             writer: AtomicBool::new(false),
             serial: AtomicU32::new(0),
-            empty: NodeData::empty(),
             unsettled: Mutex::new(Vec::new()),
         })
     }
@@ -169,9 +182,50 @@ impl ZoneIndex {
         &self.cfg
     }
 
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard of a hash: bits that neither the table's bucket index
+    /// (the low bits) nor its tags (the top seven) use.
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash >> 40) as usize % SHARDS]
+    }
+
     /// What `key` answers, if the name exists.
     pub fn get(&self, key: &[u8]) -> Option<NodeData> {
-        self.nodes.get(key).map(|e| e.merged.clone())
+        let h = self.hash(key);
+        // A writer that panicked left its slot whole (every change is a
+        // single assignment): reading on is safe.
+        let table = self.shard(h).read().unwrap_or_else(|e| e.into_inner());
+        table.find(h, |s| s.key() == key).map(|s| s.merged.clone())
+    }
+
+    /// Runs `f` on the slot of `key`, made first (empty) when `create`.
+    fn with_slot<R>(&self, key: &[u8], create: bool, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let h = self.hash(key);
+        let mut table = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = table.find_mut(h, |s| s.key() == key) {
+            return Some(f(slot));
+        }
+        if !create {
+            return None;
+        }
+        let mut slot = Slot::new(key);
+        let out = f(&mut slot);
+        table.insert_unique(h, slot, |s| self.hasher.hash_one(s.key()));
+        Some(out)
+    }
+
+    /// Removes the slot of `key` if nothing keeps it any more.
+    fn remove_if_dead(&self, key: &[u8]) {
+        let h = self.hash(key);
+        let mut table = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if let Ok(entry) = table.find_entry(h, |s| s.key() == key)
+            && entry.get().is_dead()
+        {
+            entry.remove();
+        }
     }
 
     /// Which served zone `key` lies in (index into [`ZoneConfig::apexes`]).
@@ -219,21 +273,24 @@ impl ZoneIndex {
 
     /// Number of names (including empty non-terminals).
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.shards.iter().map(|t| t.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.shards.iter().all(|t| t.read().unwrap_or_else(|e| e.into_inner()).is_empty())
     }
 
     /// Every name and what it answers, apexes left out (their SOA serial is
     /// a time). For tests and debugging; not for the query path.
     pub fn dump(&self) -> std::collections::BTreeMap<Vec<u8>, NodeData> {
-        self.nodes
-            .iter()
-            .filter(|e| !self.apex_keys.iter().any(|a| a == e.key()))
-            .map(|e| (e.key().to_vec(), e.merged.clone()))
-            .collect()
+        let mut out = std::collections::BTreeMap::new();
+        for shard in self.shards.iter() {
+            let table = shard.read().unwrap_or_else(|e| e.into_inner());
+            for slot in table.iter().filter(|s| !self.apex_keys.iter().any(|a| a[..] == *s.key())) {
+                out.insert(slot.key().to_vec(), slot.merged.clone());
+            }
+        }
+        out
     }
 
     /// The ancestors of `key` strictly below its zone's apex.
@@ -252,29 +309,19 @@ impl ZoneIndex {
     fn count_descendant(&self, key: &[u8], add: bool) {
         for anc in self.ancestors(key) {
             if add {
-                match self.nodes.get_mut(anc) {
-                    Some(mut e) => e.descendants += 1,
-                    // `entry` holds the shard lock from check to insert, so
-                    // two writers adding below one new name count both.
-                    None => self.nodes.entry(anc.into()).or_insert_with(|| self.ent()).descendants += 1,
-                }
+                // Made under the shard's write lock, so two writers adding
+                // below one new name count both.
+                self.with_slot(anc, true, |e| e.descendants += 1);
                 continue;
             }
-            let dead = match self.nodes.get_mut(anc) {
-                Some(mut e) => {
-                    e.descendants = e.descendants.saturating_sub(1);
-                    e.is_dead()
-                }
-                None => false,
-            };
-            if dead {
-                self.nodes.remove_if(anc, |_, e| e.is_dead());
+            let dead = self.with_slot(anc, false, |e| {
+                e.descendants = e.descendants.saturating_sub(1);
+                e.is_dead()
+            });
+            if dead == Some(true) {
+                self.remove_if_dead(anc);
             }
         }
-    }
-
-    fn ent(&self) -> Slot {
-        Slot::new(&self.empty)
     }
 
     /// Replaces what `owner` says: `new` names are written first and names
@@ -287,7 +334,7 @@ impl ZoneIndex {
         let mut added = Vec::new();
         let mut unsettled = Vec::new();
         for (key, data) in &new {
-            let mut put = |e: &mut Slot| {
+            let put = |e: &mut Slot| {
                 let (diff, new_here) = e.put(owner, data);
                 changed |= diff;
                 if new_here {
@@ -297,29 +344,23 @@ impl ZoneIndex {
                     unsettled.push(key.clone());
                 }
             };
-            match self.nodes.get_mut(&key[..]) {
-                Some(mut e) => put(&mut e),
-                None => put(&mut self.nodes.entry(key.clone()).or_insert_with(|| self.ent())),
-            }
+            self.with_slot(key, true, put);
         }
         for key in added {
             self.count_descendant(key, true);
         }
         for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
-            let removed = match self.nodes.get_mut(&key[..]) {
-                Some(mut e) => {
-                    let took = e.take(owner, &self.empty);
-                    if took && e.shared() {
-                        unsettled.push(key.clone());
-                    }
-                    took.then(|| e.is_dead())
+            let removed = self.with_slot(key, false, |e| {
+                let took = e.take(owner);
+                if took && e.shared() {
+                    unsettled.push(key.clone());
                 }
-                None => None,
-            };
-            if let Some(dead) = removed {
+                took.then(|| e.is_dead())
+            });
+            if let Some(Some(dead)) = removed {
                 changed = true;
                 if dead {
-                    self.nodes.remove_if(&key[..], |_, e| e.is_dead());
+                    self.remove_if_dead(key);
                 }
                 self.count_descendant(key, false);
             }
@@ -343,11 +384,11 @@ impl ZoneIndex {
         keys.sort_unstable();
         keys.dedup();
         for key in keys {
-            if let Some(mut e) = self.nodes.get_mut(&key[..])
-                && let Some(all) = &e.more
-            {
-                e.merged = merge(all.iter().map(|(_, d)| d));
-            }
+            self.with_slot(&key, false, |e| {
+                if let Some(all) = &e.more {
+                    e.merged = merge(&key, all.iter().map(|(_, d)| d));
+                }
+            });
         }
     }
 }

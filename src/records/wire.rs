@@ -43,10 +43,13 @@ pub struct RrsetRef<'a> {
 
 /// Everything one name answers, packed into one shared allocation: a million
 /// names (100k Services) are a million small buffers, not five million.
+/// The name's lookup key comes first in the same buffer when the index
+/// stores it (no allocation of its own for the key).
 ///
-/// Layout: `n: u8`, `cname_len: u16`, the CNAME target key, then `n` heads
-/// of `rtype u16, count u16, ar_count u16, answer_len u32, additional_len u32`,
-/// then each RRset's answer and additional bytes in order.
+/// Layout: `key_len: u8`, the key, `n: u8`, `cname_len: u16`, the CNAME
+/// target key, then `n` heads of `rtype u16, count u16, ar_count u16,
+/// answer_len u32, additional_len u32`, then each RRset's answer and
+/// additional bytes in order.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeData(Arc<[u8]>);
 
@@ -63,9 +66,18 @@ fn be32(b: &[u8], i: usize) -> u32 {
 impl NodeData {
     /// Packs RRsets (sorted by type) and the key of an in-zone CNAME target.
     pub fn new(rrsets: &[Rrset], cname: Option<&[u8]>) -> Self {
+        Self::keyed(&[], rrsets, cname)
+    }
+
+    /// [`NodeData::new`] with the name's own key in front (a key is at most
+    /// 255 bytes).
+    pub fn keyed(key: &[u8], rrsets: &[Rrset], cname: Option<&[u8]>) -> Self {
+        let key = &key[..key.len().min(255)];
         let cname = cname.unwrap_or(&[]);
         let body: usize = rrsets.iter().map(|r| r.answer.len() + r.additional.len()).sum();
-        let mut out = Vec::with_capacity(3 + cname.len() + HEAD * rrsets.len() + body);
+        let mut out = Vec::with_capacity(1 + key.len() + 3 + cname.len() + HEAD * rrsets.len() + body);
+        out.push(key.len() as u8);
+        out.extend_from_slice(key);
         out.push(rrsets.len().min(255) as u8);
         out.extend_from_slice(&(cname.len() as u16).to_be_bytes());
         out.extend_from_slice(cname);
@@ -88,13 +100,44 @@ impl NodeData {
         Self::new(&[], None)
     }
 
+    /// The same answer under `key` (one copy).
+    pub fn with_key(&self, key: &[u8]) -> Self {
+        let key = &key[..key.len().min(255)];
+        let body = &self.0[self.base()..];
+        let mut out = Vec::with_capacity(1 + key.len() + body.len());
+        out.push(key.len() as u8);
+        out.extend_from_slice(key);
+        out.extend_from_slice(body);
+        NodeData(out.into())
+    }
+
+    /// The key the answer was stored under (empty when none).
+    pub fn key(&self) -> &[u8] {
+        &self.0[1..self.base()]
+    }
+
+    /// Where the answer starts, after the key.
+    fn base(&self) -> usize {
+        1 + self.0[0] as usize
+    }
+
+    /// The answer without its key (what two owners' parts compare on).
+    fn body(&self) -> &[u8] {
+        &self.0[self.base()..]
+    }
+
+    /// Whether `self` and `other` answer the same, whatever their keys.
+    pub fn same_answer(&self, other: &NodeData) -> bool {
+        self.body() == other.body()
+    }
+
     fn cname_len(&self) -> usize {
-        be16(&self.0, 1) as usize
+        be16(&self.0, self.base() + 1) as usize
     }
 
     /// How many RRsets the name has.
     pub fn len(&self) -> usize {
-        self.0[0] as usize
+        self.0[self.base()] as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -105,13 +148,14 @@ impl NodeData {
     /// this server answers (queries follow it).
     pub fn cname(&self) -> Option<&[u8]> {
         let n = self.cname_len();
-        (n > 0).then(|| &self.0[3..3 + n])
+        let at = self.base() + 3;
+        (n > 0).then(|| &self.0[at..at + n])
     }
 
     /// The `i`-th RRset (`i < len()`).
     pub fn rrset(&self, i: usize) -> RrsetRef<'_> {
         let b = &self.0[..];
-        let heads = 3 + self.cname_len();
+        let heads = self.base() + 3 + self.cname_len();
         let mut at = heads + HEAD * self.len();
         for j in 0..i {
             let h = heads + HEAD * j;
@@ -134,8 +178,13 @@ impl NodeData {
 
     /// The position of the RRset of `rtype`.
     pub fn find(&self, rtype: u16) -> Option<usize> {
-        let heads = 3 + self.cname_len();
+        let heads = self.base() + 3 + self.cname_len();
         (0..self.len()).find(|j| be16(&self.0, heads + HEAD * j) == rtype)
+    }
+
+    /// Bytes held (the shared buffer).
+    pub fn size(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -238,7 +287,9 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
             }
             rrsets.push(Rrset { rtype: rtype.into(), count: rdatas.len() as u16, answer, ar_count, additional });
         }
-        out.push((key_of(&node.name), NodeData::new(&rrsets, cname.as_deref())));
+        let key = key_of(&node.name);
+        let data = NodeData::keyed(&key, &rrsets, cname.as_deref());
+        out.push((key, data));
     }
     out
 }
@@ -270,7 +321,7 @@ pub fn records(bytes: &[u8], ptr_owner: bool) -> impl Iterator<Item = &[u8]> {
 /// Merges what several owners say about one name (PTR names shared by
 /// Services with the same endpoint IP): RRsets of a type are joined and
 /// duplicate records dropped.
-pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
+pub fn merge<'a>(key: &[u8], parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
     // (type, answer records, additional records); duplicates go after the
     // sort, so a name of N owners costs N log N, not N squared.
     type Parts<'a> = (u16, Vec<&'a [u8]>, Vec<&'a [u8]>);
@@ -310,5 +361,5 @@ pub fn merge<'a>(parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
             }
         })
         .collect();
-    NodeData::new(&rrsets, cname)
+    NodeData::keyed(key, &rrsets, cname)
 }
