@@ -33,12 +33,6 @@ pub enum Owner {
     Pod(Arc<str>, Arc<str>),
 }
 
-type NsName = (String, String);
-
-fn nsn(ns: &str, name: &str) -> NsName {
-    (ns.to_string(), name.to_string())
-}
-
 /// Where the DNS server's own Service is expected (kubeadm's name and
 /// namespace); its ClusterIP is the address of `ns.dns.<zone>`.
 pub const DNS_SERVICE: (&str, &str) = ("kube-system", "kube-dns");
@@ -49,14 +43,68 @@ pub struct Cluster {
     /// `namespace_labels`: the source lists only the matching ones).
     exposed_only: bool,
     namespaces: BTreeSet<String>,
-    services: HashMap<NsName, Arc<Service>>,
-    services_by_ns: HashMap<String, BTreeSet<String>>,
-    slices: HashMap<NsName, Arc<EndpointSlice>>,
+    services: Names<Arc<Service>>,
+    slices: Names<Arc<EndpointSlice>>,
     /// (namespace, service name) -> slice names, from the service-name label.
-    slices_by_service: HashMap<NsName, NameSet>,
-    endpoints: HashMap<NsName, Arc<Endpoints>>,
-    pods: HashMap<NsName, Arc<Pod>>,
-    pods_by_ns: HashMap<String, BTreeSet<String>>,
+    slices_by_service: Names<NameSet>,
+    endpoints: Names<Arc<Endpoints>>,
+    pods: Names<Arc<Pod>>,
+}
+
+/// Objects of one kind by namespace, then name: found by a pair of `&str`
+/// without building a key (a relist or a reload looks up every object),
+/// and a namespace's objects are its inner map (no second index of names).
+#[derive(Debug)]
+struct Names<T>(HashMap<String, HashMap<String, T>>);
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names(HashMap::new())
+    }
+}
+
+impl<T> Names<T> {
+    fn get(&self, ns: &str, name: &str) -> Option<&T> {
+        self.0.get(ns)?.get(name)
+    }
+
+    fn get_mut(&mut self, ns: &str, name: &str) -> Option<&mut T> {
+        self.0.get_mut(ns)?.get_mut(name)
+    }
+
+    fn insert(&mut self, ns: &str, name: &str, value: T) {
+        if let Some(slot) = self.get_mut(ns, name) {
+            *slot = value;
+            return;
+        }
+        let names = match self.0.get_mut(ns) {
+            Some(names) => names,
+            None => self.0.entry(ns.to_string()).or_default(),
+        };
+        names.insert(name.to_string(), value);
+    }
+
+    fn remove(&mut self, ns: &str, name: &str) -> Option<T> {
+        let names = self.0.get_mut(ns)?;
+        let out = names.remove(name);
+        if names.is_empty() {
+            self.0.remove(ns);
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.0.values().map(HashMap::len).sum()
+    }
+
+    /// The objects of one namespace, in no particular order.
+    fn in_ns(&self, ns: &str) -> impl Iterator<Item = (&str, &T)> {
+        self.0.get(ns).into_iter().flatten().map(|(n, v)| (n.as_str(), v))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str, &T)> {
+        self.0.iter().flat_map(|(ns, names)| names.iter().map(move |(n, v)| (ns.as_str(), n.as_str(), v)))
+    }
 }
 
 /// The slice names of one Service, sorted: most Services have one slice,
@@ -82,19 +130,6 @@ impl NameSet {
     }
 }
 
-fn index_add(map: &mut HashMap<String, BTreeSet<String>>, ns: &str, name: &str) {
-    map.entry(ns.to_string()).or_default().insert(name.to_string());
-}
-
-fn index_remove<K: std::hash::Hash + Eq>(map: &mut HashMap<K, BTreeSet<String>>, key: &K, name: &str) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(name);
-        if set.is_empty() {
-            map.remove(key);
-        }
-    }
-}
-
 impl Cluster {
     pub fn new() -> Self {
         Self::default()
@@ -110,7 +145,7 @@ impl Cluster {
     }
 
     pub fn service(&self, ns: &str, name: &str) -> Option<&Service> {
-        self.services.get(&nsn(ns, name)).map(|s| &**s).filter(|_| self.exposed(ns))
+        self.services.get(ns, name).map(|s| &**s).filter(|_| self.exposed(ns))
     }
 
     pub fn has_namespace(&self, ns: &str) -> bool {
@@ -118,28 +153,24 @@ impl Cluster {
     }
 
     pub fn pod(&self, ns: &str, name: &str) -> Option<&Pod> {
-        self.pods.get(&nsn(ns, name)).map(|p| &**p).filter(|_| self.exposed(ns))
+        self.pods.get(ns, name).map(|p| &**p).filter(|_| self.exposed(ns))
     }
 
     pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
-        let key = nsn(ns, svc);
         self.slices_by_service
-            .get(&key)
+            .get(ns, svc)
             .into_iter()
             .flat_map(NameSet::iter)
-            .filter_map(move |name| self.slices.get(&nsn(ns, name)).map(|s| &**s))
+            .filter_map(move |name| self.slices.get(ns, name).map(|s| &**s))
     }
 
     pub(super) fn endpoints_named(&self, ns: &str, name: &str) -> Option<&Endpoints> {
-        self.endpoints.get(&nsn(ns, name)).map(|e| &**e)
+        self.endpoints.get(ns, name).map(|e| &**e)
     }
 
+    /// The Pods of a namespace, in no particular order.
     pub(super) fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
-        self.pods_by_ns
-            .get(ns)
-            .into_iter()
-            .flatten()
-            .filter_map(move |name| self.pods.get(&nsn(ns, name)).map(|p| &**p))
+        self.pods.in_ns(ns).map(|(_, p)| &**p)
     }
 
     pub fn counts(&self) -> [(Kind, usize); 5] {
@@ -162,18 +193,16 @@ impl Cluster {
     pub fn owners(&self) -> Vec<Owner> {
         let mut out = vec![Owner::Static];
         out.extend(self.namespaces.iter().map(|ns| Owner::Namespace(ns.as_str().into())));
-        out.extend(self.services.keys().map(|(ns, n)| Owner::Service(ns.as_str().into(), n.as_str().into())));
-        out.extend(self.pods.keys().map(|(ns, n)| Owner::Pod(ns.as_str().into(), n.as_str().into())));
+        out.extend(self.services.iter().map(|(ns, n, _)| Owner::Service(ns.into(), n.into())));
+        out.extend(self.pods.iter().map(|(ns, n, _)| Owner::Pod(ns.into(), n.into())));
         out
     }
 
     /// Services of `ns` whose selector matches `labels`.
     fn selecting(&self, ns: &str, labels: &Labels, out: &mut Vec<Owner>) {
-        for name in self.services_by_ns.get(ns).into_iter().flatten() {
-            if let Some(svc) = self.services.get(&nsn(ns, name))
-                && svc.selector.as_ref().is_some_and(|sel| sel.selects(labels))
-            {
-                out.push(Owner::Service(ns.into(), name.as_str().into()));
+        for (name, svc) in self.services.in_ns(ns) {
+            if svc.selector.as_ref().is_some_and(|sel| sel.selects(labels)) {
+                out.push(Owner::Service(ns.into(), name.into()));
             }
         }
     }
@@ -189,11 +218,11 @@ impl Cluster {
                 out.push(Owner::Namespace(name.clone()));
                 // A namespace coming or going hides or shows all it holds.
                 if self.exposed_only {
-                    for svc in self.services_by_ns.get(&key.name).into_iter().flatten() {
-                        out.push(Owner::Service(name.clone(), svc.as_str().into()));
+                    for (svc, _) in self.services.in_ns(&key.name) {
+                        out.push(Owner::Service(name.clone(), svc.into()));
                     }
-                    for pod in self.pods_by_ns.get(&key.name).into_iter().flatten() {
-                        out.push(Owner::Pod(name.clone(), pod.as_str().into()));
+                    for (pod, _) in self.pods.in_ns(&key.name) {
+                        out.push(Owner::Pod(name.clone(), pod.into()));
                     }
                     if key.name == DNS_SERVICE.0 {
                         out.push(Owner::Static);
@@ -208,7 +237,7 @@ impl Cluster {
             }
             Kind::Endpoints => out.push(Owner::Service(ns, key.name.as_str().into())),
             Kind::EndpointSlice => {
-                let old = self.slices.get(&nsn(&key.namespace, &key.name)).and_then(|s| s.service.clone());
+                let old = self.slices.get(&key.namespace, &key.name).and_then(|s| s.service.clone());
                 let new = match new {
                     Some(Object::EndpointSlice(s)) => s.service.clone(),
                     _ => None,
@@ -219,7 +248,7 @@ impl Cluster {
             }
             Kind::Pod => {
                 out.push(Owner::Pod(ns.clone(), key.name.as_str().into()));
-                if let Some(old) = self.pods.get(&nsn(&key.namespace, &key.name)) {
+                if let Some(old) = self.pods.get(&key.namespace, &key.name) {
                     self.selecting(&key.namespace, &old.labels, &mut out);
                 }
                 if let Some(Object::Pod(p)) = new {
@@ -234,44 +263,40 @@ impl Cluster {
 
     /// Applies one object. Returns false when it equals what is stored.
     pub fn apply(&mut self, obj: Object) -> bool {
-        let key = obj.key();
-        let k = nsn(&key.namespace, &key.name);
+        if self.holds(&obj) {
+            return false;
+        }
+        let (_, ns, name) = obj.id();
+        let (ns, name) = (ns.to_string(), name.to_string());
         match obj {
             Object::Namespace(n) => self.namespaces.insert(n.name),
             Object::Service(s) => {
-                if self.services.get(&k) == Some(&s) {
-                    return false;
-                }
-                index_add(&mut self.services_by_ns, &k.0, &k.1);
-                self.services.insert(k, s);
+                self.services.insert(&ns, &name, s);
                 true
             }
             Object::EndpointSlice(s) => {
-                if self.slices.get(&k) == Some(&s) {
-                    return false;
-                }
-                if let Some(old) = self.slices.get(&k).and_then(|o| o.service.clone()) {
-                    self.unlink_slice(&nsn(&k.0, &old), &k.1);
+                if let Some(old) = self.slices.get(&ns, &name).and_then(|o| o.service.clone()) {
+                    self.unlink_slice(&ns, &old, &name);
                 }
                 if let Some(svc) = &s.service {
-                    self.slices_by_service.entry(nsn(&k.0, svc)).or_default().insert(&k.1);
+                    match self.slices_by_service.get_mut(&ns, svc) {
+                        Some(set) => set.insert(&name),
+                        None => {
+                            let mut set = NameSet::default();
+                            set.insert(&name);
+                            self.slices_by_service.insert(&ns, svc, set);
+                        }
+                    }
                 }
-                self.slices.insert(k, s);
+                self.slices.insert(&ns, &name, s);
                 true
             }
             Object::Endpoints(e) => {
-                if self.endpoints.get(&k) == Some(&e) {
-                    return false;
-                }
-                self.endpoints.insert(k, e);
+                self.endpoints.insert(&ns, &name, e);
                 true
             }
             Object::Pod(p) => {
-                if self.pods.get(&k) == Some(&p) {
-                    return false;
-                }
-                index_add(&mut self.pods_by_ns, &k.0, &k.1);
-                self.pods.insert(k, p);
+                self.pods.insert(&ns, &name, p);
                 true
             }
         }
@@ -279,99 +304,98 @@ impl Cluster {
 
     /// Deletes one object. Returns false when it was not there.
     pub fn delete(&mut self, key: &ObjectKey) -> bool {
-        let k = nsn(&key.namespace, &key.name);
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         match key.kind {
-            Kind::Namespace => self.namespaces.remove(&key.name),
-            Kind::Service => {
-                index_remove(&mut self.services_by_ns, &k.0, &k.1);
-                self.services.remove(&k).is_some()
-            }
-            Kind::EndpointSlice => match self.slices.remove(&k) {
+            Kind::Namespace => self.namespaces.remove(name),
+            Kind::Service => self.services.remove(ns, name).is_some(),
+            Kind::EndpointSlice => match self.slices.remove(ns, name) {
                 Some(old) => {
                     if let Some(svc) = &old.service {
-                        self.unlink_slice(&nsn(&k.0, svc), &k.1);
+                        self.unlink_slice(ns, svc, name);
                     }
                     true
                 }
                 None => false,
             },
-            Kind::Endpoints => self.endpoints.remove(&k).is_some(),
-            Kind::Pod => {
-                index_remove(&mut self.pods_by_ns, &k.0, &k.1);
-                self.pods.remove(&k).is_some()
+            Kind::Endpoints => self.endpoints.remove(ns, name).is_some(),
+            Kind::Pod => self.pods.remove(ns, name).is_some(),
+        }
+    }
+
+    fn unlink_slice(&mut self, ns: &str, svc: &str, slice: &str) {
+        if let Some(set) = self.slices_by_service.get_mut(ns, svc) {
+            set.remove(slice);
+            if set.0.is_empty() {
+                self.slices_by_service.remove(ns, svc);
             }
         }
     }
 
-    fn unlink_slice(&mut self, svc: &NsName, slice: &str) {
-        if let Some(set) = self.slices_by_service.get_mut(svc) {
-            set.remove(slice);
-            if set.0.is_empty() {
-                self.slices_by_service.remove(svc);
-            }
+    /// Every stored object of `kind`, borrowed: (namespace, name).
+    fn ids_of(&self, kind: Kind) -> Box<dyn Iterator<Item = (&str, &str)> + '_> {
+        match kind {
+            Kind::Namespace => Box::new(self.namespaces.iter().map(|n| ("", n.as_str()))),
+            Kind::Service => Box::new(self.services.iter().map(|(ns, n, _)| (ns, n))),
+            Kind::EndpointSlice => Box::new(self.slices.iter().map(|(ns, n, _)| (ns, n))),
+            Kind::Endpoints => Box::new(self.endpoints.iter().map(|(ns, n, _)| (ns, n))),
+            Kind::Pod => Box::new(self.pods.iter().map(|(ns, n, _)| (ns, n))),
         }
     }
 
     fn keys_of(&self, kind: Kind) -> Vec<ObjectKey> {
-        let mk = |ns: &str, name: &str| ObjectKey { kind, namespace: ns.to_string(), name: name.to_string() };
-        match kind {
-            Kind::Namespace => self.namespaces.iter().map(|n| mk("", n)).collect(),
-            Kind::Service => self.services.keys().map(|(ns, n)| mk(ns, n)).collect(),
-            Kind::EndpointSlice => self.slices.keys().map(|(ns, n)| mk(ns, n)).collect(),
-            Kind::Endpoints => self.endpoints.keys().map(|(ns, n)| mk(ns, n)).collect(),
-            Kind::Pod => self.pods.keys().map(|(ns, n)| mk(ns, n)).collect(),
-        }
+        self.ids_of(kind)
+            .map(|(ns, name)| ObjectKey { kind, namespace: ns.to_string(), name: name.to_string() })
+            .collect()
     }
 
     fn get(&self, key: &ObjectKey) -> Option<Object> {
-        let k = nsn(&key.namespace, &key.name);
+        let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         match key.kind {
             Kind::Namespace => {
                 let ns = |n: &String| Object::Namespace(Namespace { name: n.clone(), labels: Labels::default() });
-                self.namespaces.get(&key.name).map(ns)
+                self.namespaces.get(name).map(ns)
             }
-            Kind::Service => self.services.get(&k).cloned().map(Object::Service),
-            Kind::EndpointSlice => self.slices.get(&k).cloned().map(Object::EndpointSlice),
-            Kind::Endpoints => self.endpoints.get(&k).cloned().map(Object::Endpoints),
-            Kind::Pod => self.pods.get(&k).cloned().map(Object::Pod),
+            Kind::Service => self.services.get(ns, name).cloned().map(Object::Service),
+            Kind::EndpointSlice => self.slices.get(ns, name).cloned().map(Object::EndpointSlice),
+            Kind::Endpoints => self.endpoints.get(ns, name).cloned().map(Object::Endpoints),
+            Kind::Pod => self.pods.get(ns, name).cloned().map(Object::Pod),
         }
     }
 
-    /// Whether exactly `obj` is stored under `key` (no copy made).
-    fn holds(&self, key: &ObjectKey, obj: &Object) -> bool {
-        let k = nsn(&key.namespace, &key.name);
+    /// Whether exactly `obj` is stored (no copy made, no key built).
+    fn holds(&self, obj: &Object) -> bool {
+        let (_, ns, name) = obj.id();
         match obj {
             Object::Namespace(n) => self.namespaces.contains(&n.name),
-            Object::Service(s) => self.services.get(&k) == Some(s),
-            Object::EndpointSlice(s) => self.slices.get(&k) == Some(s),
-            Object::Endpoints(e) => self.endpoints.get(&k) == Some(e),
-            Object::Pod(p) => self.pods.get(&k) == Some(p),
+            Object::Service(s) => self.services.get(ns, name) == Some(s),
+            Object::EndpointSlice(s) => self.slices.get(ns, name) == Some(s),
+            Object::Endpoints(e) => self.endpoints.get(ns, name) == Some(e),
+            Object::Pod(p) => self.pods.get(ns, name) == Some(p),
         }
     }
 
     /// Turns a `Reset` into the applies and deletes that make the state equal
     /// to `objects` for `kinds`: only what differs, so that names untouched by
-    /// a relist or a reload are never removed, not even for a moment.
+    /// a relist or a reload are never removed, not even for a moment. Costs a
+    /// lookup per object and no copy of any name but those that changed.
     pub fn diff_reset(&self, kinds: &[Kind], objects: Vec<Object>) -> Vec<Event> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for obj in objects {
-            let key = obj.key();
-            if !kinds.contains(&key.kind) {
-                continue;
-            }
-            if !self.holds(&key, &obj) {
-                out.push(Event::Apply(obj));
-            }
-            seen.insert(key);
-        }
+        let listed: Vec<&Object> = objects.iter().filter(|o| kinds.contains(&o.id().0)).collect();
+        let seen: std::collections::HashSet<(Kind, &str, &str)> = listed.iter().map(|o| o.id()).collect();
+        let mut deletes = Vec::new();
         for kind in kinds {
-            for key in self.keys_of(*kind) {
-                if !seen.contains(&key) {
-                    out.push(Event::Delete(key));
+            for (ns, name) in self.ids_of(*kind) {
+                if !seen.contains(&(*kind, ns, name)) {
+                    let key = ObjectKey { kind: *kind, namespace: ns.to_string(), name: name.to_string() };
+                    deletes.push(Event::Delete(key));
                 }
             }
         }
+        let changed: Vec<bool> = objects.iter().map(|o| kinds.contains(&o.id().0) && !self.holds(o)).collect();
+        drop(seen);
+        drop(listed);
+        let mut out: Vec<Event> =
+            objects.into_iter().zip(changed).filter(|(_, c)| *c).map(|(o, _)| Event::Apply(o)).collect();
+        out.extend(deletes);
         out
     }
 }

@@ -55,14 +55,19 @@ pub enum Object {
 
 impl Object {
     pub fn key(&self) -> ObjectKey {
-        let (kind, namespace, name) = match self {
+        let (kind, namespace, name) = self.id();
+        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
+    }
+
+    /// Kind, namespace and name, borrowed ([`Object::key`] without a copy).
+    pub fn id(&self) -> (Kind, &str, &str) {
+        match self {
             Object::Namespace(n) => (Kind::Namespace, "", n.name.as_str()),
             Object::Service(s) => (Kind::Service, s.namespace.as_str(), s.name.as_str()),
             Object::EndpointSlice(s) => (Kind::EndpointSlice, s.namespace.as_str(), s.name.as_str()),
             Object::Endpoints(e) => (Kind::Endpoints, e.namespace.as_str(), e.name.as_str()),
             Object::Pod(p) => (Kind::Pod, p.namespace.as_str(), p.name.as_str()),
-        };
-        ObjectKey { kind, namespace: namespace.to_string(), name: name.to_string() }
+        }
     }
 
     /// The namespace the object lives in (a Namespace lives in itself).

@@ -389,13 +389,17 @@ impl Manifests {
         // SPEC.md 1: in manifest mode a namespace exists when any object
         // lives in it; under `namespace_labels`, only a labelled Namespace
         // document makes one.
-        let mut namespaces: BTreeSet<String> = BTreeSet::new();
+        let mut namespaces: BTreeSet<&str> = BTreeSet::new();
         for obj in all.iter().filter(|_| !self.scope.gated()) {
             if !matches!(obj, Object::Namespace(_)) {
-                namespaces.insert(obj.namespace().to_string());
+                namespaces.insert(obj.namespace());
             }
         }
-        all.extend(namespaces.into_iter().map(|name| Object::Namespace(Namespace { name, labels: Labels::default() })));
+        let implied: Vec<Object> = namespaces
+            .into_iter()
+            .map(|name| Object::Namespace(Namespace { name: name.to_string(), labels: Labels::default() }))
+            .collect();
+        all.extend(implied);
         allocate(&mut all, &self.cidr);
         all
     }
