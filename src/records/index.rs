@@ -22,51 +22,56 @@ use crate::model::{Cluster, Event, Owner};
 /// instead of two `Arc<str>` per name: a million names at 100k Services).
 type OwnerId = u32;
 
-/// No owner: an empty non-terminal, or a name with several owners.
+/// No owner: an empty non-terminal.
 const NO_OWNER: OwnerId = OwnerId::MAX;
+/// Several owners: their parts are in the shard's [`Shared`] map.
+const SHARED: OwnerId = OwnerId::MAX - 1;
+
+/// The parts of the names with several owners (a PTR for an IP that two
+/// Services have), by key: rare, so kept beside the table rather than in
+/// every slot.
+type Shared = HashMap<Box<[u8]>, Vec<(OwnerId, NodeData)>>;
 
 /// One name: what its owners say of it, how many names below it exist (it
 /// is then an empty non-terminal at least, RFC 8020), and the answer that
 /// queries read, which carries the name's key (the table's entry is this
-/// slot alone: no key allocated beside it). 32 bytes: a name almost always
-/// has one owner, so the rare shared names (a PTR for an IP that two
-/// Services have) keep their owners in a box of their own.
+/// slot alone: no key allocated beside it). 24 bytes.
 struct Slot {
-    /// What queries read, keyed: the one owner's answer, the merge of
-    /// `more`, or nothing (an empty non-terminal).
+    /// What queries read, keyed: the one owner's answer, the merge of the
+    /// shared parts, or nothing (an empty non-terminal).
     merged: NodeData,
     descendants: u32,
-    /// The one owner, when there is exactly one.
+    /// The one owner, [`SHARED`] or [`NO_OWNER`].
     owner: OwnerId,
-    /// Every owner with its answer, when there are two or more. Boxed on
-    /// purpose: 8 bytes in every slot instead of a 24-byte `Vec`.
-    #[allow(clippy::box_collection)]
-    more: Option<Box<Vec<(OwnerId, NodeData)>>>,
 }
 
 impl Slot {
     fn new(key: &[u8]) -> Self {
-        Slot { descendants: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None), more: None }
+        Slot { descendants: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None) }
     }
 
     fn key(&self) -> &[u8] {
         self.merged.key()
     }
 
-    fn has_owners(&self) -> bool {
-        self.more.is_some() || self.owner != NO_OWNER
+    fn is_dead(&self) -> bool {
+        self.owner == NO_OWNER && self.descendants == 0
     }
 
-    fn is_dead(&self) -> bool {
-        !self.has_owners() && self.descendants == 0
+    /// Whether the answer is a merge of several owners' (to redo when one
+    /// of them changed).
+    fn shared(&self) -> bool {
+        self.owner == SHARED
     }
 
     /// Sets what `owner` says. Returns (answer changed, owner is new here).
     /// A name with several owners is merged later, once per batch
     /// ([`ZoneIndex::settle`]): merging at every put made loading N owners
     /// of one name cost N merges of up to N parts.
-    fn put(&mut self, owner: OwnerId, data: &NodeData) -> (bool, bool) {
-        if let Some(all) = &mut self.more {
+    fn put(&mut self, shared: &mut Shared, owner: OwnerId, data: &NodeData) -> (bool, bool) {
+        if self.owner == SHARED
+            && let Some(all) = shared.get_mut(self.key())
+        {
             let added = match all.iter().position(|(o, _)| *o == owner) {
                 Some(i) if all[i].1 == *data => return (false, false),
                 Some(i) => {
@@ -87,35 +92,32 @@ impl Slot {
             self.merged = data.clone();
             return (true, false);
         }
-        if self.owner == NO_OWNER {
+        if self.owner == NO_OWNER || self.owner == SHARED {
             self.owner = owner;
             self.merged = data.clone();
             return (true, true);
         }
         let all = vec![(self.owner, self.merged.clone()), (owner, data.clone())];
-        self.owner = NO_OWNER;
-        self.more = Some(Box::new(all));
+        shared.insert(self.key().into(), all);
+        self.owner = SHARED;
         (true, true)
     }
 
-    /// Whether the answer is a merge of several owners' (to redo when one
-    /// of them changed).
-    fn shared(&self) -> bool {
-        self.more.is_some()
-    }
-
     /// Forgets what `owner` says. Returns whether it said anything.
-    fn take(&mut self, owner: OwnerId) -> bool {
-        if let Some(all) = &mut self.more {
+    fn take(&mut self, shared: &mut Shared, owner: OwnerId) -> bool {
+        if self.owner == SHARED {
+            let Some(all) = shared.get_mut(self.key()) else {
+                return false;
+            };
             let Some(i) = all.iter().position(|(o, _)| *o == owner) else {
                 return false;
             };
             all.remove(i);
             if all.len() == 1 {
                 let (o, d) = all.remove(0);
+                shared.remove(self.key());
                 self.owner = o;
                 self.merged = d;
-                self.more = None;
             }
             return true;
         }
@@ -131,8 +133,9 @@ impl Slot {
 /// Shards of the name table: a query takes one shard's read lock.
 const SHARDS: usize = 64;
 
-/// One shard: slots found by the hash of their key.
-type Shard = RwLock<HashTable<Slot>>;
+/// One shard: slots found by the hash of their key, and the parts of its
+/// names that have several owners.
+type Shard = RwLock<(HashTable<Slot>, Shared)>;
 
 pub struct ZoneIndex {
     cfg: ZoneConfig,
@@ -162,7 +165,7 @@ impl ZoneIndex {
         let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
         Arc::new(ZoneIndex {
             cfg,
-            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new((HashTable::new(), HashMap::new()))).collect(),
             hasher: foldhash::fast::RandomState::default(),
             apex_keys,
             pod_key,
@@ -197,22 +200,24 @@ impl ZoneIndex {
         let h = self.hash(key);
         // A writer that panicked left its slot whole (every change is a
         // single assignment): reading on is safe.
-        let table = self.shard(h).read().unwrap_or_else(|e| e.into_inner());
-        table.find(h, |s| s.key() == key).map(|s| s.merged.clone())
+        let shard = self.shard(h).read().unwrap_or_else(|e| e.into_inner());
+        shard.0.find(h, |s| s.key() == key).map(|s| s.merged.clone())
     }
 
-    /// Runs `f` on the slot of `key`, made first (empty) when `create`.
-    fn with_slot<R>(&self, key: &[u8], create: bool, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+    /// Runs `f` on the slot of `key` (and its shard's shared parts), made
+    /// first (empty) when `create`.
+    fn with_slot<R>(&self, key: &[u8], create: bool, f: impl FnOnce(&mut Slot, &mut Shared) -> R) -> Option<R> {
         let h = self.hash(key);
-        let mut table = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        let (table, shared) = &mut *shard;
         if let Some(slot) = table.find_mut(h, |s| s.key() == key) {
-            return Some(f(slot));
+            return Some(f(slot, shared));
         }
         if !create {
             return None;
         }
         let mut slot = Slot::new(key);
-        let out = f(&mut slot);
+        let out = f(&mut slot, shared);
         table.insert_unique(h, slot, |s| self.hasher.hash_one(s.key()));
         Some(out)
     }
@@ -220,8 +225,8 @@ impl ZoneIndex {
     /// Removes the slot of `key` if nothing keeps it any more.
     fn remove_if_dead(&self, key: &[u8]) {
         let h = self.hash(key);
-        let mut table = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
-        if let Ok(entry) = table.find_entry(h, |s| s.key() == key)
+        let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
+        if let Ok(entry) = shard.0.find_entry(h, |s| s.key() == key)
             && entry.get().is_dead()
         {
             entry.remove();
@@ -273,11 +278,11 @@ impl ZoneIndex {
 
     /// Number of names (including empty non-terminals).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|t| t.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
+        self.shards.iter().map(|t| t.read().unwrap_or_else(|e| e.into_inner()).0.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|t| t.read().unwrap_or_else(|e| e.into_inner()).is_empty())
+        self.shards.iter().all(|t| t.read().unwrap_or_else(|e| e.into_inner()).0.is_empty())
     }
 
     /// Every name and what it answers, apexes left out (their SOA serial is
@@ -285,8 +290,8 @@ impl ZoneIndex {
     pub fn dump(&self) -> std::collections::BTreeMap<Vec<u8>, NodeData> {
         let mut out = std::collections::BTreeMap::new();
         for shard in self.shards.iter() {
-            let table = shard.read().unwrap_or_else(|e| e.into_inner());
-            for slot in table.iter().filter(|s| !self.apex_keys.iter().any(|a| a[..] == *s.key())) {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            for slot in shard.0.iter().filter(|s| !self.apex_keys.iter().any(|a| a[..] == *s.key())) {
                 out.insert(slot.key().to_vec(), slot.merged.clone());
             }
         }
@@ -311,10 +316,10 @@ impl ZoneIndex {
             if add {
                 // Made under the shard's write lock, so two writers adding
                 // below one new name count both.
-                self.with_slot(anc, true, |e| e.descendants += 1);
+                self.with_slot(anc, true, |e, _| e.descendants += 1);
                 continue;
             }
-            let dead = self.with_slot(anc, false, |e| {
+            let dead = self.with_slot(anc, false, |e, _| {
                 e.descendants = e.descendants.saturating_sub(1);
                 e.is_dead()
             });
@@ -334,8 +339,8 @@ impl ZoneIndex {
         let mut added = Vec::new();
         let mut unsettled = Vec::new();
         for (key, data) in &new {
-            let put = |e: &mut Slot| {
-                let (diff, new_here) = e.put(owner, data);
+            let put = |e: &mut Slot, shared: &mut Shared| {
+                let (diff, new_here) = e.put(shared, owner, data);
                 changed |= diff;
                 if new_here {
                     added.push(key);
@@ -350,8 +355,8 @@ impl ZoneIndex {
             self.count_descendant(key, true);
         }
         for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
-            let removed = self.with_slot(key, false, |e| {
-                let took = e.take(owner);
+            let removed = self.with_slot(key, false, |e, shared| {
+                let took = e.take(shared, owner);
                 if took && e.shared() {
                     unsettled.push(key.clone());
                 }
@@ -384,8 +389,10 @@ impl ZoneIndex {
         keys.sort_unstable();
         keys.dedup();
         for key in keys {
-            self.with_slot(&key, false, |e| {
-                if let Some(all) = &e.more {
+            self.with_slot(&key, false, |e, shared| {
+                if e.shared()
+                    && let Some(all) = shared.get(&key)
+                {
                     e.merged = merge(&key, all.iter().map(|(_, d)| d));
                 }
             });
