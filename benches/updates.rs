@@ -40,7 +40,7 @@ fn slice(namespace: &str, svc: &str, name: &str, ips: &[IpAddr]) -> Object {
         group: EndpointGroup {
             endpoints: ips
                 .iter()
-                .map(|ip| Endpoint { addresses: vec![*ip], ready: true, hostname: None, pod: None })
+                .map(|ip| Endpoint { addresses: vec![*ip].into(), ready: true, hostname: None, pod: None })
                 .collect(),
             ports: vec![EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }],
         },

@@ -47,7 +47,7 @@ impl Cluster {
 /// Pod's container ports.
 fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
     let hostname = match (&pod.hostname, &pod.subdomain) {
-        (Some(h), Some(sub)) if *sub == svc.name => Some(h.clone()),
+        (Some(h), Some(sub)) if *sub == svc.name => Some(Box::from(h.as_str())),
         _ => None,
     };
     let ports = svc
@@ -66,7 +66,7 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
         .collect();
     EndpointGroup {
         endpoints: vec![Endpoint {
-            addresses: pod.ips.clone(),
+            addresses: pod.ips.iter().copied().collect(),
             ready: pod.ready,
             hostname,
             pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Box::from),

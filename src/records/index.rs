@@ -616,9 +616,9 @@ mod tests {
                 group: EndpointGroup {
                     endpoints: (0..r.next(3))
                         .map(|_| Endpoint {
-                            addresses: vec![ip(r)],
+                            addresses: vec![ip(r)].into(),
                             ready: r.next(3) > 0,
-                            hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2))) } else { None },
+                            hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2)).into()) } else { None },
                             pod: None,
                         })
                         .collect(),
@@ -629,7 +629,7 @@ mod tests {
                 namespace: ns,
                 name: svc,
                 groups: vec![EndpointGroup {
-                    endpoints: vec![Endpoint { addresses: vec![ip(r)], ready: true, hostname: None, pod: None }],
+                    endpoints: vec![Endpoint { addresses: vec![ip(r)].into(), ready: true, hostname: None, pod: None }],
                     ports,
                 }],
             })),
@@ -713,7 +713,7 @@ mod tests {
                 service: Some(format!("s{i}")),
                 group: EndpointGroup {
                     endpoints: vec![Endpoint {
-                        addresses: vec![ip.parse().unwrap()],
+                        addresses: vec![ip.parse().unwrap()].into(),
                         ready: true,
                         hostname: None,
                         pod: None,
