@@ -13,10 +13,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Transport, ask, serve};
+use common::{Transport, ask, exchange_within, serve};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
@@ -166,23 +166,14 @@ fn packet(
     (p, question_end)
 }
 
-fn send(sock: &UdpSocket, addr: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    sock.set_read_timeout(Some(wait)).unwrap();
-    sock.send_to(packet, addr).unwrap();
-    let mut buf = vec![0u8; 65535];
-    let (n, _) = sock.recv_from(&mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
-}
-
 fn check(addr: SocketAddr, case: &Case) -> Result<(), TestCaseError> {
-    // A socket per case: a late reply cannot pass for the next one's.
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A socket per question (`exchange_within`): a late reply cannot pass
+    // for the next one's.
     match case {
         Case::Garbage(bytes) => {
             let header = bytes.len() >= 12 && bytes[2] & 0x80 == 0;
             let wait = Duration::from_millis(if header { 2000 } else { 100 });
-            if let Some(reply) = send(&sock, addr, bytes, wait) {
+            if let Some(reply) = exchange_within(addr, bytes, Transport::Udp, wait) {
                 prop_assert!(header, "no reply to what has no query header");
                 let msg = Message::from_vec(&reply);
                 prop_assert!(msg.is_ok(), "the reply to garbage parses: {msg:?}");
@@ -193,7 +184,7 @@ fn check(addr: SocketAddr, case: &Case) -> Result<(), TestCaseError> {
         }
         Case::Query { name, qtype, qclass, flags, edns, id } => {
             let (p, qend) = packet(name, *qtype, *qclass, *flags, *edns, *id);
-            let reply = send(&sock, addr, &p, Duration::from_secs(2));
+            let reply = exchange_within(addr, &p, Transport::Udp, Duration::from_secs(2));
             let Some(reply) = reply else { return Err(TestCaseError::fail("no reply to a query")) };
             let limit = match edns {
                 None => 512,
