@@ -100,17 +100,6 @@ impl NodeData {
         Self::new(&[], None)
     }
 
-    /// The same answer under `key` (one copy).
-    pub fn with_key(&self, key: &[u8]) -> Self {
-        let key = &key[..key.len().min(255)];
-        let body = &self.0[self.base()..];
-        let mut out = Vec::with_capacity(1 + key.len() + body.len());
-        out.push(key.len() as u8);
-        out.extend_from_slice(key);
-        out.extend_from_slice(body);
-        NodeData(out.into())
-    }
-
     /// The key the answer was stored under (empty when none).
     pub fn key(&self) -> &[u8] {
         &self.0[1..self.base()]
@@ -119,16 +108,6 @@ impl NodeData {
     /// Where the answer starts, after the key.
     fn base(&self) -> usize {
         1 + self.0[0] as usize
-    }
-
-    /// The answer without its key (what two owners' parts compare on).
-    fn body(&self) -> &[u8] {
-        &self.0[self.base()..]
-    }
-
-    /// Whether `self` and `other` answer the same, whatever their keys.
-    pub fn same_answer(&self, other: &NodeData) -> bool {
-        self.body() == other.body()
     }
 
     fn cname_len(&self) -> usize {
@@ -180,11 +159,6 @@ impl NodeData {
     pub fn find(&self, rtype: u16) -> Option<usize> {
         let heads = self.base() + 3 + self.cname_len();
         (0..self.len()).find(|j| be16(&self.0, heads + HEAD * j) == rtype)
-    }
-
-    /// Bytes held (the shared buffer).
-    pub fn size(&self) -> usize {
-        self.0.len()
     }
 }
 
