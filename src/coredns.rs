@@ -138,13 +138,7 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         endpoints.extend(instance.ready.map(|a| (a, Endpoints::READY)));
         endpoints.extend(instance.prometheus.iter().map(|a| (*a, Endpoints::METRICS)));
         let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await.map_err(|e| {
-            let plugin = if e.serves.health {
-                "health"
-            } else if e.serves.ready {
-                "ready"
-            } else {
-                "prometheus"
-            };
+            let plugin = e.serves.first_of(["health", "ready", "prometheus"]);
             anyhow::anyhow!("{e} (set by the Corefile's `{plugin}`)")
         })?;
         if !flags.quiet {

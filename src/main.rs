@@ -109,13 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .flatten()
                 .collect();
                 let bound = admin::serve_each(admin.clone(), &endpoints, cancel.clone()).await.map_err(|e| {
-                    let flag = if e.serves.health {
-                        "health"
-                    } else if e.serves.ready {
-                        "ready"
-                    } else {
-                        "metrics"
-                    };
+                    let flag = e.serves.first_of(["health", "ready", "metrics"]);
                     anyhow::anyhow!("{e} (another address: --{flag} ADDR; none: --{flag} off)")
                 })?;
                 tracing::info!(listen = ?running.server.local_addrs(), admin = ?bound, "serving");

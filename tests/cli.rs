@@ -137,3 +137,33 @@ fn zone_ttl_and_service_cidr_flags_shape_the_answers() {
     assert_eq!(ip.octets()[..2], [172, 20], "{kafka}");
     assert!(lines.contains(&"_kafka._tcp.kafka.default.svc 600 IN SRV 0 100 9092 kafka.default.svc.corp.example."));
 }
+
+/// An admin address in use fails the start with a line that names the flag
+/// (under `serve`) or the Corefile plugin that set it.
+#[test]
+fn an_admin_port_in_use_names_its_flag_or_plugin() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/workloads.yaml");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let failure = |out: Output| {
+        let lines = stderr_lines(&out);
+        assert_eq!(out.status.code(), Some(1), "{lines:?}");
+        lines.into_iter().find(|l| l.contains(&addr)).unwrap_or_else(|| panic!("no line names {addr}"))
+    };
+    for (flag, path) in [("--health", "/health"), ("--ready", "/ready"), ("--metrics", "/metrics")] {
+        let mut args = vec!["serve", "--manifests", fixtures, "--listen", "127.0.0.1:0"];
+        for other in ["--health", "--ready", "--metrics"] {
+            args.extend([other, if other == flag { addr.as_str() } else { "off" }]);
+        }
+        let line = failure(clusterdns(&args));
+        assert!(line.contains(path) && line.contains(&format!("{flag} ADDR")), "{flag}: {line}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (plugin, directive) in [("health", format!("health {addr}")), ("prometheus", format!("prometheus {addr}"))] {
+        let corefile = dir.path().join("Corefile");
+        let text = format!(".:0 {{\n    bind 127.0.0.1\n    {directive}\n    kubernetes cluster.local {{\n        manifests {fixtures}\n    }}\n}}\n");
+        std::fs::write(&corefile, text).unwrap();
+        let line = failure(clusterdns(&["-conf", &corefile.display().to_string()]));
+        assert!(line.contains(&format!("`{plugin}`")), "{plugin}: {line}");
+    }
+}

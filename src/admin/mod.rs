@@ -127,6 +127,20 @@ pub struct Endpoints {
     pub metrics: bool,
 }
 
+impl Endpoints {
+    /// The name, among `[health, ready, metrics]`, of the first endpoint
+    /// served here (what the operator set: a flag or a Corefile plugin).
+    pub fn first_of<'a>(&self, [health, ready, metrics]: [&'a str; 3]) -> &'a str {
+        if self.health {
+            health
+        } else if self.ready {
+            ready
+        } else {
+            metrics
+        }
+    }
+}
+
 impl std::fmt::Display for Endpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let paths = [(self.health, "/health"), (self.ready, "/ready"), (self.metrics, "/metrics")];

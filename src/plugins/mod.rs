@@ -498,9 +498,6 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
     (out.len() <= 255).then(|| out.into_boxed_slice())
 }
 
-/// Handles one message from a client: parse, route, run the chain. `None`
-/// when nothing should be sent (not a query); else the block's slot (for
-/// the metrics) and what became of the question.
 /// [`handle`], with a panic anywhere in the chain answered SERVFAIL (as
 /// CoreDNS recovers per query): the panic hook has logged it and counted
 /// `coredns_panics_total`, and the listener goes on with the next query.
@@ -533,6 +530,9 @@ fn recovered(
     }
 }
 
+/// Handles one message from a client: parse, route, run the chain. `None`
+/// when nothing should be sent (not a query); else the block's slot (for
+/// the metrics) and what became of the question.
 pub fn handle(
     router: &Router,
     raw: &[u8],
