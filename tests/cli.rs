@@ -161,7 +161,9 @@ fn an_admin_port_in_use_names_its_flag_or_plugin() {
     let dir = tempfile::tempdir().unwrap();
     for (plugin, directive) in [("health", format!("health {addr}")), ("prometheus", format!("prometheus {addr}"))] {
         let corefile = dir.path().join("Corefile");
-        let text = format!(".:0 {{\n    bind 127.0.0.1\n    {directive}\n    kubernetes cluster.local {{\n        manifests {fixtures}\n    }}\n}}\n");
+        let text = format!(
+            ".:0 {{\n    bind 127.0.0.1\n    {directive}\n    kubernetes cluster.local {{\n        manifests {fixtures}\n    }}\n}}\n"
+        );
         std::fs::write(&corefile, text).unwrap();
         let line = failure(clusterdns(&["-conf", &corefile.display().to_string()]));
         assert!(line.contains(&format!("`{plugin}`")), "{plugin}: {line}");
