@@ -333,12 +333,13 @@ impl ZoneIndex {
     /// it no longer has are removed after, so a name present before and after
     /// never goes missing in between. Returns whether any answer changed.
     /// Safe to call for different owners from several threads at once.
-    fn set_owner(&self, owner: OwnerId, old_keys: &[Key], new: Vec<(Key, NodeData)>) -> bool {
+    fn set_owner(&self, owner: OwnerId, old_keys: &[Key], new: Vec<NodeData>) -> bool {
         let mut changed = false;
-        let new_keys: HashSet<&[u8]> = new.iter().map(|(k, _)| &k[..]).collect();
+        let new_keys: HashSet<&[u8]> = new.iter().map(NodeData::key).collect();
         let mut added = Vec::new();
-        let mut unsettled = Vec::new();
-        for (key, data) in &new {
+        let mut unsettled: Vec<Key> = Vec::new();
+        for data in &new {
+            let key = data.key();
             let put = |e: &mut Slot, shared: &mut Shared| {
                 let (diff, new_here) = e.put(shared, owner, data);
                 changed |= diff;
@@ -346,7 +347,7 @@ impl ZoneIndex {
                     added.push(key);
                 }
                 if diff && e.shared() {
-                    unsettled.push(key.clone());
+                    unsettled.push(key.into());
                 }
             };
             self.with_slot(key, true, put);
@@ -440,7 +441,7 @@ impl Updater {
         id
     }
 
-    fn prepared(cluster: &Cluster, index: &ZoneIndex, owner: &Owner, serial: u32) -> Vec<(Key, NodeData)> {
+    fn prepared(cluster: &Cluster, index: &ZoneIndex, owner: &Owner, serial: u32) -> Vec<NodeData> {
         let nodes = owner_nodes(cluster, &index.cfg, owner, serial);
         prepare(&nodes, |n| index.zone_of(&key_of(n)).is_some())
     }

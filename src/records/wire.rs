@@ -12,7 +12,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::build::Node;
-use super::name::{Key, key_of};
+use super::name::key_of;
 
 /// Pointer to offset 12, where the question name sits in every response.
 pub const QNAME_PTR: [u8; 2] = [0xC0, 0x0C];
@@ -213,7 +213,7 @@ pub fn full_record(rec: &Record) -> Vec<u8> {
 
 /// Prepares the nodes of one owner. `in_zone` tells whether a CNAME target
 /// is answered here (then queries follow it).
-pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, NodeData)> {
+pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<NodeData> {
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
     let address_of = |target: &Name, out: &mut Vec<u8>, count: &mut u16| {
         if let Some(t) = by_name.get(target) {
@@ -261,9 +261,7 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<(Key, Nod
             }
             rrsets.push(Rrset { rtype: rtype.into(), count: rdatas.len() as u16, answer, ar_count, additional });
         }
-        let key = key_of(&node.name);
-        let data = NodeData::keyed(&key, &rrsets, cname.as_deref());
-        out.push((key, data));
+        out.push(NodeData::keyed(&key_of(&node.name), &rrsets, cname.as_deref()));
     }
     out
 }
