@@ -23,13 +23,29 @@ pub enum Event {
     },
 }
 
-/// The unit of DNS names that is rebuilt together.
+/// The unit of DNS names that is rebuilt together. A Service's names are
+/// split between the Service itself and each source of its endpoints, so
+/// that one endpoint's change rebuilds its slice's hundred endpoints and
+/// not the Service's ten thousand (issue 8); the names they share (a
+/// headless Service's own name and SRV names) are merged by the index.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Owner {
     /// Apex SOA/NS, `dns-version`, the `svc`/`pod` labels, `ns.dns`.
     Static,
     Namespace(Arc<str>),
+    /// What the Service says alone: its ClusterIPs, ports and ExternalName.
     Service(Arc<str>, Arc<str>),
+    /// What one EndpointSlice (namespace, slice name) gives the Service its
+    /// label names: per-endpoint names, and for a headless Service its
+    /// share of the Service's A and SRV records.
+    Slice(Arc<str>, Arc<str>),
+    /// The same from the v1 Endpoints of a Service's name, when the Service
+    /// has no slices.
+    Endpoints(Arc<str>, Arc<str>),
+    /// The same from one Pod (namespace, Service, Pod) that the Service's
+    /// selector matches, when it has neither slices nor Endpoints
+    /// (hand-written manifests: SPEC.md 1).
+    Selected(Arc<str>, Arc<str>, Arc<str>),
     Pod(Arc<str>, Arc<str>),
 }
 
@@ -156,6 +172,10 @@ impl Cluster {
         self.pods.get(ns, name).map(|p| &**p).filter(|_| self.exposed(ns))
     }
 
+    pub(super) fn slice(&self, ns: &str, name: &str) -> Option<&EndpointSlice> {
+        self.slices.get(ns, name).map(|s| &**s)
+    }
+
     pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
         self.slices_by_service
             .get(ns, svc)
@@ -194,15 +214,64 @@ impl Cluster {
         let mut out = vec![Owner::Static];
         out.extend(self.namespaces.iter().map(|ns| Owner::Namespace(ns.as_str().into())));
         out.extend(self.services.iter().map(|(ns, n, _)| Owner::Service(ns.into(), n.into())));
+        out.extend(self.slices.iter().map(|(ns, n, _)| Owner::Slice(ns.into(), n.into())));
+        out.extend(self.endpoints.iter().map(|(ns, n, _)| Owner::Endpoints(ns.into(), n.into())));
+        for (ns, name, svc) in self.services.iter() {
+            if self.emulated(ns, name) {
+                self.selected(ns, name, svc.selector.as_ref(), &mut out);
+            }
+        }
         out.extend(self.pods.iter().map(|(ns, n, _)| Owner::Pod(ns.into(), n.into())));
         out
     }
 
-    /// Services of `ns` whose selector matches `labels`.
-    fn selecting(&self, ns: &str, labels: &Labels, out: &mut Vec<Owner>) {
+    /// Whether the endpoints of Service `ns/name` come from its selector
+    /// (it has neither slices nor Endpoints).
+    fn emulated(&self, ns: &str, name: &str) -> bool {
+        self.slices_by_service.get(ns, name).is_none() && self.endpoints.get(ns, name).is_none()
+    }
+
+    /// The [`Owner::Selected`] of every Pod of `ns` that `selector` matches.
+    fn selected(&self, ns: &str, svc: &str, selector: Option<&Labels>, out: &mut Vec<Owner>) {
+        let Some(selector) = selector else { return };
+        let (ns_arc, svc_arc): (Arc<str>, Arc<str>) = (ns.into(), svc.into());
+        for (pod, p) in self.pods.in_ns(ns) {
+            if selector.selects(&p.labels) {
+                out.push(Owner::Selected(ns_arc.clone(), svc_arc.clone(), pod.into()));
+            }
+        }
+    }
+
+    /// Every owner that holds endpoints of Service `ns/name`, whichever
+    /// source is in use (the one in use can change with the event).
+    /// `selector`: a selector besides the stored one's (the Service's new
+    /// version). The Pods its selector matches are left out while it has
+    /// slices, unless `switching` (its slices come or go).
+    fn endpoint_owners(&self, ns: &str, name: &str, selector: Option<&Labels>, switching: bool, out: &mut Vec<Owner>) {
+        let nsa: Arc<str> = ns.into();
+        for slice in self.slices_by_service.get(ns, name).into_iter().flat_map(NameSet::iter) {
+            out.push(Owner::Slice(nsa.clone(), slice.into()));
+        }
+        if self.endpoints.get(ns, name).is_some() {
+            out.push(Owner::Endpoints(nsa, name.into()));
+        }
+        if switching || self.slices_by_service.get(ns, name).is_none() {
+            let stored = self.services.get(ns, name).and_then(|s| s.selector.as_ref());
+            self.selected(ns, name, stored, out);
+            if selector.is_some() && selector != stored {
+                self.selected(ns, name, selector, out);
+            }
+        }
+    }
+
+    /// Services of `ns` whose selector matches `labels`: their own names
+    /// (CoreDNS's `ignore empty_service` looks at their endpoints) and
+    /// the Pod's part of their endpoints.
+    fn selecting(&self, ns: &str, pod: &str, labels: &Labels, out: &mut Vec<Owner>) {
         for (name, svc) in self.services.in_ns(ns) {
             if svc.selector.as_ref().is_some_and(|sel| sel.selects(labels)) {
                 out.push(Owner::Service(ns.into(), name.into()));
+                out.push(Owner::Selected(ns.into(), name.into(), pod.into()));
             }
         }
     }
@@ -220,6 +289,7 @@ impl Cluster {
                 if self.exposed_only {
                     for (svc, _) in self.services.in_ns(&key.name) {
                         out.push(Owner::Service(name.clone(), svc.into()));
+                        self.endpoint_owners(&key.name, svc, None, false, &mut out);
                     }
                     for (pod, _) in self.pods.in_ns(&key.name) {
                         out.push(Owner::Pod(name.clone(), pod.into()));
@@ -231,28 +301,48 @@ impl Cluster {
             }
             Kind::Service => {
                 out.push(Owner::Service(ns, key.name.as_str().into()));
+                let selector = match new {
+                    Some(Object::Service(s)) => s.selector.as_ref(),
+                    _ => None,
+                };
+                self.endpoint_owners(&key.namespace, &key.name, selector, false, &mut out);
                 if (key.namespace.as_str(), key.name.as_str()) == DNS_SERVICE {
                     out.push(Owner::Static);
                 }
             }
-            Kind::Endpoints => out.push(Owner::Service(ns, key.name.as_str().into())),
+            Kind::Endpoints => {
+                out.push(Owner::Service(ns.clone(), key.name.as_str().into()));
+                out.push(Owner::Endpoints(ns, key.name.as_str().into()));
+                if self.slices_by_service.get(&key.namespace, &key.name).is_none() {
+                    // Endpoints coming or going end or start the selector's.
+                    let selector = self.services.get(&key.namespace, &key.name).and_then(|s| s.selector.as_ref());
+                    self.selected(&key.namespace, &key.name, selector, &mut out);
+                }
+            }
             Kind::EndpointSlice => {
-                let old = self.slices.get(&key.namespace, &key.name).and_then(|s| s.service.clone());
+                out.push(Owner::Slice(ns.clone(), key.name.as_str().into()));
+                let old = self.slices.get(&key.namespace, &key.name).and_then(|s| s.service.as_deref());
                 let new = match new {
-                    Some(Object::EndpointSlice(s)) => s.service.clone(),
+                    Some(Object::EndpointSlice(s)) => s.service.as_deref(),
                     _ => None,
                 };
                 for svc in [old, new].into_iter().flatten() {
                     out.push(Owner::Service(ns.clone(), svc.into()));
+                    // A Service's first slice replaces its Endpoints or
+                    // selector as the source; its last gives them back.
+                    let count = self.slices_by_service.get(&key.namespace, svc).map_or(0, |s| s.0.len());
+                    if old != new && count <= 1 {
+                        self.endpoint_owners(&key.namespace, svc, None, true, &mut out);
+                    }
                 }
             }
             Kind::Pod => {
                 out.push(Owner::Pod(ns.clone(), key.name.as_str().into()));
                 if let Some(old) = self.pods.get(&key.namespace, &key.name) {
-                    self.selecting(&key.namespace, &old.labels, &mut out);
+                    self.selecting(&key.namespace, &key.name, &old.labels, &mut out);
                 }
                 if let Some(Object::Pod(p)) = new {
-                    self.selecting(&key.namespace, &p.labels, &mut out);
+                    self.selecting(&key.namespace, &key.name, &p.labels, &mut out);
                 }
             }
         }

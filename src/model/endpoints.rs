@@ -4,10 +4,50 @@
 
 use std::borrow::Cow;
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, Owner};
 use super::objects::*;
 
 impl Cluster {
+    /// The Service an endpoint owner ([`Owner::Slice`], [`Owner::Endpoints`],
+    /// [`Owner::Selected`]) serves and the endpoints it gives it; `None`
+    /// when it gives nothing (no such Service, or another source in use).
+    /// Readiness is final, as in [`Cluster::endpoint_groups`].
+    pub fn owner_groups(&self, owner: &Owner) -> Option<(&Service, Vec<Cow<'_, EndpointGroup>>)> {
+        let (svc, mut groups) = match owner {
+            Owner::Slice(ns, name) => {
+                let slice = self.slice(ns, name)?;
+                let svc = self.service(ns, slice.service.as_deref()?)?;
+                (svc, vec![Cow::Borrowed(&slice.group)])
+            }
+            Owner::Endpoints(ns, name) => {
+                let svc = self.service(ns, name)?;
+                if self.slices_of(ns, name).next().is_some() {
+                    return None;
+                }
+                (svc, self.endpoints_named(ns, name)?.groups.iter().map(Cow::Borrowed).collect())
+            }
+            Owner::Selected(ns, name, pod) => {
+                let svc = self.service(ns, name)?;
+                if self.slices_of(ns, name).next().is_some() || self.endpoints_named(ns, name).is_some() {
+                    return None;
+                }
+                let pod = self.pod(ns, pod)?;
+                if !svc.selector.as_ref().is_some_and(|s| s.selects(&pod.labels)) || pod.ips.is_empty() || pod.terminal
+                {
+                    return None;
+                }
+                (svc, vec![Cow::Owned(emulate(svc, pod))])
+            }
+            _ => return None,
+        };
+        if svc.publish_not_ready {
+            for g in groups.iter_mut().filter(|g| g.endpoints.iter().any(|e| !e.ready)) {
+                g.to_mut().endpoints.iter_mut().for_each(|e| e.ready = true);
+            }
+        }
+        Some((svc, groups))
+    }
+
     /// The endpoint groups of `svc`, in a stable order. Readiness is final:
     /// `publishNotReadyAddresses` has already made every endpoint ready.
     pub fn endpoint_groups(&self, svc: &Service) -> Vec<Cow<'_, EndpointGroup>> {

@@ -4,7 +4,8 @@
 //! responsible for out. The server's index and the zone snapshot are both
 //! made from this one function, so the snapshot states what is served.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
@@ -12,7 +13,7 @@ use hickory_proto::rr::{Name, RData, Record};
 
 use super::name::{child, ip_label};
 use super::{PodMode, ZoneConfig};
-use crate::model::{Cluster, DNS_SERVICE, Owner, Protocol, Service, ServiceKind};
+use crate::model::{Cluster, DNS_SERVICE, EndpointGroup, Owner, Protocol, Service, ServiceKind};
 
 /// One owner name and its records (none for an empty non-terminal that an
 /// owner states explicitly, such as `<ns>.svc.<zone>`).
@@ -87,6 +88,11 @@ pub fn owner_nodes(cluster: &Cluster, cfg: &ZoneConfig, owner: &Owner, serial: u
                 service_nodes(cluster, cfg, svc, &mut nodes);
             }
         }
+        Owner::Slice(..) | Owner::Endpoints(..) | Owner::Selected(..) => {
+            if let Some((svc, groups)) = cluster.owner_groups(owner) {
+                endpoint_nodes(cfg, svc, &groups, &mut nodes);
+            }
+        }
         Owner::Pod(ns, name) => {
             // SPEC.md R10, verified: only an IP that a Pod of the namespace
             // has; not a Pod being deleted or finished, whose IP may already
@@ -142,15 +148,17 @@ fn static_nodes(cluster: &Cluster, cfg: &ZoneConfig, serial: u32, nodes: &mut No
     }
 }
 
-/// One endpoint address as DNS sees it.
-struct Ep {
-    ip: IpAddr,
-    /// `<label>.<svc>.<ns>.svc.<zone>`
-    name: Name,
+/// The Service's own name, `<svc>.<ns>.svc.<zone>`.
+fn service_name(cfg: &ZoneConfig, svc: &Service) -> Option<Name> {
+    child(&cfg.svc, &svc.namespace).and_then(|n| child(&n, &svc.name))
 }
 
+/// What a Service says alone (R2, R5, R7, R9): a ClusterIP's address, PTR
+/// and SRV records from its ports, an ExternalName's CNAME. Its endpoints'
+/// names, and a headless Service's own records, are its endpoint owners'
+/// ([`endpoint_nodes`]).
 fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut Nodes) {
-    let Some(svc_name) = child(&cfg.svc, &svc.namespace).and_then(|n| child(&n, &svc.name)) else {
+    let Some(svc_name) = service_name(cfg, svc) else {
         return;
     };
     let ttl = cfg.ttl;
@@ -172,94 +180,79 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
             }
             return;
         }
-        ServiceKind::ClusterIp(ips) => ips.clone(),
-        ServiceKind::Headless => Vec::new(),
+        ServiceKind::ClusterIp(ips) => ips,
+        ServiceKind::Headless => return,
     };
-    let headless = ips.is_empty();
+    if cfg.ignore_empty_service
+        && !cluster.endpoint_groups(svc).iter().any(|g| g.endpoints.iter().any(|e| e.ready && !e.addresses.is_empty()))
+    {
+        // No ready endpoint: as if the Service did not exist.
+        return;
+    }
+    // R2 and R7.
+    for ip in ips {
+        nodes.addr(&svc_name, ttl, *ip);
+        nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(svc_name.clone())));
+    }
+    // R5 / R6: SRV by port, and by port name and protocol.
+    for p in &svc.ports {
+        nodes.add(&svc_name, ttl, srv(p.port, &svc_name));
+        if let Some(owner) = srv_name(&svc_name, &p.name, p.protocol) {
+            nodes.add(&owner, ttl, srv(p.port, &svc_name));
+        }
+    }
+}
 
-    // Ready endpoints (readiness already folded with publishNotReadyAddresses),
-    // per endpoint group so that each keeps its own ports.
-    let groups = cluster.endpoint_groups(svc);
-    let mut group_eps: Vec<Vec<Ep>> = Vec::with_capacity(groups.len());
-    for g in &groups {
-        let mut eps = Vec::new();
+/// An SRV record. Its weight is left 0 here: it is 100 shared among the
+/// records of its RRset, which for a headless Service come from several
+/// endpoint owners; it is set where the RRset is complete ([`super::wire`],
+/// [`super::zone`]).
+fn srv(port: u16, target: &Name) -> RData {
+    RData::SRV(SRV::new(0, 0, port, target.clone()))
+}
+
+/// `_<port>._<proto>.<svc name>`, for a named port.
+fn srv_name(svc_name: &Name, port: &str, proto: Protocol) -> Option<Name> {
+    if port.is_empty() {
+        return None;
+    }
+    child(svc_name, proto.label()).and_then(|n| child(&n, &format!("_{port}")))
+}
+
+/// What some of a Service's endpoints give it (R3, R4, R6, R8): each ready
+/// endpoint's own name and PTR and, for a headless Service, its address
+/// on the Service's name and its SRV records there and under named ports.
+/// The index merges the parts of names that several owners give.
+fn endpoint_nodes(cfg: &ZoneConfig, svc: &Service, groups: &[Cow<'_, EndpointGroup>], nodes: &mut Nodes) {
+    if cfg.noendpoints || matches!(svc.kind, ServiceKind::ExternalName(_)) {
+        return;
+    }
+    let Some(svc_name) = service_name(cfg, svc) else {
+        return;
+    };
+    let ttl = cfg.ttl;
+    let headless = matches!(svc.kind, ServiceKind::Headless);
+    for g in groups {
         for e in g.endpoints.iter().filter(|e| e.ready) {
             for ip in &e.addresses {
                 let pod = e.pod.as_deref().filter(|_| cfg.endpoint_pod_names);
                 let label = e.hostname.as_deref().or(pod).map_or_else(|| ip_label(ip), str::to_string);
-                if let Some(name) = child(&svc_name, &label) {
-                    eps.push(Ep { ip: *ip, name });
+                let Some(name) = child(&svc_name, &label) else { continue };
+                // R4 and R8, headless and ClusterIP alike.
+                nodes.addr(&name, ttl, *ip);
+                nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(name.clone())));
+                if !headless {
+                    continue;
                 }
-            }
-        }
-        group_eps.push(eps);
-    }
-    if cfg.ignore_empty_service && group_eps.iter().all(Vec::is_empty) {
-        // No ready endpoint: as if the Service did not exist.
-        return;
-    }
-    if cfg.noendpoints {
-        group_eps.iter_mut().for_each(Vec::clear);
-    }
-    let all_eps = || group_eps.iter().flatten();
-
-    // R2 / R3: the Service name.
-    if headless {
-        if all_eps().next().is_none() {
-            // R3: no ready endpoint at all: the name does not exist.
-            return;
-        }
-        for ep in all_eps() {
-            nodes.addr(&svc_name, ttl, ep.ip);
-        }
-    } else {
-        for ip in &ips {
-            nodes.addr(&svc_name, ttl, *ip);
-            // R7
-            nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(svc_name.clone())));
-        }
-    }
-    // R4 and R8: per-endpoint names, headless and ClusterIP alike.
-    for ep in all_eps() {
-        nodes.addr(&ep.name, ttl, ep.ip);
-        nodes.add(&Name::from(ep.ip), ttl, RData::PTR(PTR(ep.name.clone())));
-    }
-
-    // R5 / R6: SRV. (port name, protocol) -> (target, port), deduplicated.
-    let mut named: BTreeMap<(String, Protocol), BTreeSet<(Name, u16)>> = BTreeMap::new();
-    let mut all: BTreeSet<(Name, u16)> = BTreeSet::new();
-    if headless {
-        for (g, eps) in groups.iter().zip(&group_eps) {
-            for p in &g.ports {
-                for ep in eps {
-                    all.insert((ep.name.clone(), p.port));
-                    if !p.name.is_empty() {
-                        named.entry((p.name.clone(), p.protocol)).or_default().insert((ep.name.clone(), p.port));
+                // R3 and R6: the Service's name is its ready endpoints'.
+                nodes.addr(&svc_name, ttl, *ip);
+                for p in &g.ports {
+                    nodes.add(&svc_name, ttl, srv(p.port, &name));
+                    if let Some(owner) = srv_name(&svc_name, &p.name, p.protocol) {
+                        nodes.add(&owner, ttl, srv(p.port, &name));
                     }
                 }
             }
-        }
-    } else {
-        for p in &svc.ports {
-            all.insert((svc_name.clone(), p.port));
-            if !p.name.is_empty() {
-                named.entry((p.name.clone(), p.protocol)).or_default().insert((svc_name.clone(), p.port));
-            }
-        }
-    }
-    let srv = |nodes: &mut Nodes, owner: &Name, set: &BTreeSet<(Name, u16)>| {
-        let weight = (100 / set.len().max(1)).max(1) as u16;
-        for (target, port) in set {
-            nodes.add(owner, ttl, RData::SRV(SRV::new(0, weight, *port, target.clone())));
-        }
-    };
-    if !all.is_empty() {
-        srv(nodes, &svc_name, &all);
-    }
-    for ((port, proto), set) in &named {
-        let owner = child(&svc_name, proto.label()).and_then(|n| child(&n, &format!("_{port}")));
-        if let Some(owner) = owner {
-            srv(nodes, &owner, set);
         }
     }
 }

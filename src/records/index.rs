@@ -613,7 +613,12 @@ mod tests {
             2 => Object::EndpointSlice(Arc::new(EndpointSlice {
                 namespace: ns,
                 name: format!("{svc}-{}", r.next(2)),
-                service: Some(svc),
+                // Now and then relabelled to another Service, or to none.
+                service: match r.next(8) {
+                    0 => None,
+                    1 => Some(["s1", "s2", "s3"][r.next(3) as usize].to_string()),
+                    _ => Some(svc),
+                },
                 group: EndpointGroup {
                     endpoints: (0..r.next(3))
                         .map(|_| Endpoint {
@@ -662,8 +667,10 @@ mod tests {
     /// names and empty non-terminals counted right.
     #[test]
     fn incremental_updates_equal_a_rebuild() {
-        for pods in [PodMode::Disabled, PodMode::Verified] {
-            let cfg = ZoneConfig::new("cluster.local", 5, pods).unwrap();
+        for (pods, ignore_empty) in [(PodMode::Disabled, false), (PodMode::Verified, false), (PodMode::Disabled, true)]
+        {
+            let mut cfg = ZoneConfig::new("cluster.local", 5, pods).unwrap();
+            cfg.ignore_empty_service = ignore_empty;
             let mut r = Rng(0x9E3779B97F4A7C15);
             let index = ZoneIndex::new(cfg.clone());
             let mut u = Updater::new(index.clone(), Cluster::new());

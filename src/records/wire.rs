@@ -259,11 +259,46 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<NodeData>
                     address_of(t, &mut additional, &mut ar_count);
                 }
             }
+            if rtype == RecordType::SRV {
+                set_srv_weights(&mut answer, rdatas.len());
+            }
             rrsets.push(Rrset { rtype: rtype.into(), count: rdatas.len() as u16, answer, ar_count, additional });
         }
         out.push(NodeData::keyed(&key_of(&node.name), &rrsets, cname.as_deref()));
     }
     out
+}
+
+const TYPE_SRV: u16 = 33;
+/// Where an SRV answer record's weight is: after the owner pointer, type,
+/// class, TTL, RDLENGTH and priority.
+const SRV_WEIGHT: std::ops::Range<usize> = 14..16;
+
+/// The weight of each of `count` SRV records: 100 shared equally, at least
+/// 1 (SPEC.md R5). Built records say 0: an RRset's count is known only
+/// once all its owners' parts are in.
+pub fn srv_weight(count: usize) -> u16 {
+    (100 / count.max(1)).max(1) as u16
+}
+
+/// Writes the weight of a complete SRV RRset into its answer records.
+fn set_srv_weights(answer: &mut [u8], count: usize) {
+    let weight = srv_weight(count).to_be_bytes();
+    let mut at = 0;
+    while at + SRV_WEIGHT.end <= answer.len() {
+        answer[at + SRV_WEIGHT.start..at + SRV_WEIGHT.end].copy_from_slice(&weight);
+        let rdlen = u16::from_be_bytes([answer[at + 10], answer[at + 11]]) as usize;
+        at += 12 + rdlen;
+    }
+}
+
+/// SRV answer records compared without their weight (parts say the
+/// weight of their own share).
+fn srv_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    fn split(r: &[u8]) -> (&[u8], &[u8]) {
+        (r.get(..SRV_WEIGHT.start).unwrap_or(r), r.get(SRV_WEIGHT.end..).unwrap_or(&[]))
+    }
+    split(a).cmp(&split(b))
 }
 
 /// The single records of prepared bytes. `ptr_owner`: owners are the
@@ -291,8 +326,9 @@ pub fn records(bytes: &[u8], ptr_owner: bool) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Merges what several owners say about one name (PTR names shared by
-/// Services with the same endpoint IP): RRsets of a type are joined and
-/// duplicate records dropped.
+/// Services with the same endpoint IP; a headless Service's name, whose
+/// records come from each of its slices): RRsets of a type are joined,
+/// duplicate records dropped, and SRV weights set for the whole RRset.
 pub fn merge<'a>(key: &[u8], parts: impl Iterator<Item = &'a NodeData>) -> NodeData {
     // (type, answer records, additional records); duplicates go after the
     // sort, so a name of N owners costs N log N, not N squared.
@@ -319,18 +355,23 @@ pub fn merge<'a>(key: &[u8], parts: impl Iterator<Item = &'a NodeData>) -> NodeD
     let rrsets: Vec<Rrset> = by_type
         .into_iter()
         .map(|(rtype, mut ans, mut add)| {
-            // The same records in the same order, whichever owner came first.
-            ans.sort_unstable();
-            ans.dedup();
-            add.sort_unstable();
-            add.dedup();
-            Rrset {
-                rtype,
-                count: ans.len() as u16,
-                answer: ans.concat(),
-                ar_count: add.len() as u16,
-                additional: add.concat(),
+            // The same records in the same order, whichever owner came
+            // first. A part's A or AAAA records are sorted already: a
+            // stable sort merges such runs in about linear time.
+            if rtype == TYPE_SRV {
+                ans.sort_by(|a, b| srv_order(a, b));
+                ans.dedup_by(|a, b| srv_order(a, b).is_eq());
+            } else {
+                ans.sort();
+                ans.dedup();
             }
+            add.sort();
+            add.dedup();
+            let mut answer = ans.concat();
+            if rtype == TYPE_SRV {
+                set_srv_weights(&mut answer, ans.len());
+            }
+            Rrset { rtype, count: ans.len() as u16, answer, ar_count: add.len() as u16, additional: add.concat() }
         })
         .collect();
     NodeData::keyed(key, &rrsets, cname)

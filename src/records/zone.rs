@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::ZoneConfig;
 use super::build::owner_nodes;
+use super::wire::srv_weight;
 use crate::model::Cluster;
 
 /// One line of the snapshot with what orders it: the zone, apex SOA/NS
@@ -30,7 +31,13 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
                 // SOA and NS of the apex first (SPEC.md 5).
                 let head = node.name == *apexes[zone] && matches!(ty, RecordType::SOA | RecordType::NS);
                 let order = if ty == RecordType::SOA { 0 } else { u16::from(ty) };
-                let text = format!("{rel} {} IN {ty} {}", r.ttl, rdata_text(&r.data));
+                let text = match &r.data {
+                    // The weight is the RRset's, written once it is whole.
+                    RData::SRV(s) => {
+                        format!("{rel} {} IN SRV {} {WEIGHT}{} {}", r.ttl, s.priority, s.port, s.target.to_ascii())
+                    }
+                    data => format!("{rel} {} IN {ty} {}", r.ttl, rdata_text(data)),
+                };
                 lines.push((zone, !head, key.clone(), order, text));
             }
         }
@@ -40,13 +47,26 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
     let mut out = String::new();
     for (zone, apex) in apexes.iter().enumerate() {
         let _ = writeln!(out, "$ORIGIN {apex}");
-        for line in lines.iter().filter(|l| l.0 == zone) {
-            out.push_str(&line.4);
-            out.push('\n');
+        let mine: Vec<&Line> = lines.iter().filter(|l| l.0 == zone).collect();
+        let mut at = 0;
+        while at < mine.len() {
+            // One RRset: the lines of one name and type.
+            let same = |l: &&&Line| l.2 == mine[at].2 && l.3 == mine[at].3;
+            let end = at + mine[at..].iter().take_while(same).count();
+            let weight = format!("{} ", srv_weight(end - at));
+            for line in &mine[at..end] {
+                out.push_str(&line.4.replacen(WEIGHT, &weight, 1));
+                out.push('\n');
+            }
+            at = end;
         }
     }
     out
 }
+
+/// Stands for an SRV record's weight until its RRset is whole; a NUL is
+/// never in a name's text (it is escaped as `\000`).
+const WEIGHT: &str = "\0";
 
 /// RDATA in master-file form; character strings quoted (RFC 1035 5.1),
 /// names in their escaped ASCII form, never IDNA-decoded (the answer's
