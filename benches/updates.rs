@@ -94,8 +94,9 @@ fn big_headless() {
     let t = Instant::now();
     u.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
     println!("headless Service of 10,000 endpoints in 100 slices: loaded in {}", ms(t.elapsed()));
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
     let mut times = Vec::new();
-    for round in 0..20 {
+    for round in 0..rounds {
         // One endpoint of slice `round` gets a new address.
         let k = round % 100;
         let mut ips: Vec<IpAddr> = (k * 100..k * 100 + 100).map(ip).collect();
@@ -107,7 +108,7 @@ fn big_headless() {
     }
     times.sort();
     println!(
-        "  one endpoint changed: median {}, max {} (20 changes; {} names)",
+        "  one endpoint changed: median {}, max {} ({rounds} changes; {} names)",
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),
         index.len()
@@ -115,6 +116,10 @@ fn big_headless() {
 }
 
 fn main() {
+    // `ROUNDS=2000 cargo bench --bench updates -- big` (for a profiler).
+    if std::env::args().any(|a| a == "big") {
+        return big_headless();
+    }
     for n in [250, 1000, 2000] {
         shared_name(n);
     }
