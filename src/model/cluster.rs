@@ -71,11 +71,11 @@ pub struct Cluster {
 /// without building a key (a relist or a reload looks up every object),
 /// and a namespace's objects are its inner map (no second index of names).
 #[derive(Debug)]
-struct Names<T>(HashMap<String, HashMap<String, T>>);
+struct Names<T>(foldhash::HashMap<String, foldhash::HashMap<String, T>>);
 
 impl<T> Default for Names<T> {
     fn default() -> Self {
-        Names(HashMap::new())
+        Names(Default::default())
     }
 }
 
@@ -470,7 +470,7 @@ impl Cluster {
     /// lookup per object and no copy of any name but those that changed.
     pub fn diff_reset(&self, kinds: &[Kind], objects: Vec<Object>) -> Vec<Event> {
         let listed: Vec<&Object> = objects.iter().filter(|o| kinds.contains(&o.id().0)).collect();
-        let seen: std::collections::HashSet<(Kind, &str, &str)> = listed.iter().map(|o| o.id()).collect();
+        let seen: foldhash::HashSet<(Kind, &str, &str)> = listed.iter().map(|o| o.id()).collect();
         let mut deletes = Vec::new();
         for kind in kinds {
             for (ns, name) in self.ids_of(*kind) {

@@ -54,7 +54,8 @@ impl Nodes {
             .into_iter()
             .map(|(name, mut records)| {
                 let keep: Vec<bool> = {
-                    let mut seen = HashSet::with_capacity(records.len());
+                    let mut seen =
+                        HashSet::with_capacity_and_hasher(records.len(), foldhash::fast::RandomState::default());
                     records.iter().map(|r| seen.insert(&r.data)).collect()
                 };
                 let mut keep = keep.into_iter();

@@ -3,7 +3,7 @@
 //! whole model (a `DashMap` shard read lock for one lookup); written by one
 //! [`Updater`] as the cluster changes.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -165,7 +165,7 @@ impl ZoneIndex {
         let negative_soa = ArcSwap::from_pointee(Self::soas(&cfg, 0));
         Arc::new(ZoneIndex {
             cfg,
-            shards: (0..SHARDS).map(|_| RwLock::new((HashTable::new(), HashMap::new()))).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new((HashTable::new(), HashMap::default()))).collect(),
             hasher: foldhash::fast::RandomState::default(),
             apex_keys,
             pod_key,
@@ -425,7 +425,7 @@ impl Updater {
     /// An updater writing `index` from `cluster` (empty; `Cluster::exposed_only`
     /// under `namespace_labels`).
     pub fn new(index: Arc<ZoneIndex>, cluster: Cluster) -> Self {
-        Updater { cluster, index, ids: HashMap::new(), free_ids: Vec::new() }
+        Updater { cluster, index, ids: HashMap::default(), free_ids: Vec::new() }
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -453,7 +453,7 @@ impl Updater {
     /// Applies a batch of events to the model and the index.
     pub fn apply(&mut self, events: Vec<Event>) -> UpdateStats {
         let first = self.index.is_empty();
-        let mut old: HashMap<Owner, Vec<Key>> = HashMap::new();
+        let mut old: HashMap<Owner, Vec<Key>> = HashMap::default();
         let mut stats = UpdateStats::default();
         let mut queue: Vec<Event> = Vec::new();
         for ev in events {

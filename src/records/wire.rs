@@ -5,7 +5,7 @@
 //! the bytes can be copied into any response as they are. A query is then a
 //! lookup and a copy, with no `Record` built or encoded per query.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -243,7 +243,7 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<NodeData>
             let mut answer = Vec::new();
             let mut additional = Vec::new();
             let mut ar_count = 0;
-            let mut seen_targets: HashSet<&Name> = HashSet::new();
+            let mut seen_targets: HashSet<&Name> = HashSet::default();
             for (bytes, rec) in &rdatas {
                 answer.extend_from_slice(&QNAME_PTR);
                 push_rr(&mut answer, rtype, rec.ttl, bytes);
@@ -348,7 +348,7 @@ pub fn merge<'a>(key: &[u8], parts: impl Iterator<Item = &'a NodeData>) -> NodeD
         .map(|rtype| {
             let sets: Vec<RrsetRef<'_>> = parts.iter().filter_map(|p| p.find(rtype).map(|i| p.rrset(i))).collect();
             let cap = sets.iter().map(|r| r.count as usize).sum();
-            let mut seen = HashSet::with_capacity_and_hasher(cap, hasher.clone());
+            let mut seen = std::collections::HashSet::with_capacity_and_hasher(cap, hasher.clone());
             let (mut answer, mut count) = (Vec::new(), 0usize);
             for rec in sets.iter().flat_map(|r| records(r.answer, true)) {
                 // An SRV record is the same whatever weight its part gave it.
