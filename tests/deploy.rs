@@ -44,7 +44,7 @@ fn rendered() -> Vec<Value> {
     let out = Command::new("kubectl").args(["kustomize", dir]).output().expect("kubectl runs");
     assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    serde_saphyr::from_multiple::<Value>(&text).unwrap()
+    yaml_serde::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect()
 }
 
 /// Parses `v` as `T` and checks that writing it back gives `v` again: a
@@ -59,7 +59,7 @@ fn typed<T: DeserializeOwned + Serialize>(v: &Value) -> T {
 /// One of kubeadm's manifests in tests/fixtures/kubeadm/.
 fn kubeadm<T: DeserializeOwned + Serialize>(file: &str) -> T {
     let text = std::fs::read_to_string(common::fixtures().join("kubeadm").join(file)).unwrap();
-    typed(&serde_saphyr::from_str::<Value>(&text).unwrap())
+    typed(&yaml_serde::from_str::<Value>(&text).unwrap())
 }
 
 fn stock_corefile() -> String {

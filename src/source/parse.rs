@@ -173,22 +173,12 @@ impl<'de> serde::de::Visitor<'de> for BoundedVisitor {
 }
 
 fn yaml_value(doc: &str) -> Result<Value, String> {
-    // Lists from `kubectl get -A -o yaml` of a big cluster are one document
-    // of millions of nodes: the parser's own limits scale with the text;
-    // what the document may take once built is [`Bounded`]'s budget.
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_events: 1_000_000 + doc.len(),
-            max_nodes: 250_000 + doc.len() / 2,
-            max_total_scalar_bytes: 1 << 31,
-        },
-    };
+    // libyaml's parser (yaml_serde): 2.7 times the speed of serde-saphyr on
+    // a 100k-Service cluster (2.1 s against 5.6 s for its 90 MB, one core).
+    // It refuses deep nesting and alias expansion past the document's own
+    // size; what the document may take once built is [`Bounded`]'s budget.
     BUDGET.with(|b| b.set(doc.len().saturating_mul(EXPANSION).saturating_add(EXPANSION_BASE)));
-    // The parser's message comes with a source snippet; its first line has
-    // the position, which is what a log line needs.
-    let value = serde_saphyr::from_str_with_options::<Bounded>(doc, options)
-        .map(|b| b.0)
-        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string());
+    let value = yaml_serde::from_str::<Bounded>(doc).map(|b| b.0).map_err(|e| e.to_string());
     BUDGET.with(|b| b.set(usize::MAX));
     value
 }

@@ -151,7 +151,7 @@ impl FakeApi {
 
     /// Creates or replaces an object (YAML or JSON text of one object).
     pub fn apply(&self, yaml: &str) {
-        let mut obj: Value = serde_saphyr::from_str(yaml).unwrap();
+        let mut obj: Value = yaml_serde::from_str(yaml).unwrap();
         let plural = RESOURCES.iter().find(|r| r.2 == obj["kind"].as_str().unwrap_or("")).unwrap().0;
         let mut s = self.state.lock().unwrap();
         s.rv += 1;
@@ -205,7 +205,7 @@ impl FakeApi {
     pub fn apply_many(&self, docs: impl Iterator<Item = String>) {
         let mut s = self.state.lock().unwrap();
         for yaml in docs {
-            let mut obj: Value = serde_saphyr::from_str(&yaml).unwrap();
+            let mut obj: Value = yaml_serde::from_str(&yaml).unwrap();
             let plural = RESOURCES.iter().find(|r| r.2 == obj["kind"].as_str().unwrap_or("")).unwrap().0;
             s.rv += 1;
             let rv = s.rv;
