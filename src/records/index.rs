@@ -32,22 +32,26 @@ const SHARED: OwnerId = OwnerId::MAX - 1;
 /// every slot.
 type Shared = HashMap<Box<[u8]>, Vec<(OwnerId, NodeData)>>;
 
-/// One name: what its owners say of it, how many names below it exist (it
-/// is then an empty non-terminal at least, RFC 8020), and the answer that
+/// One name: what its owners say of it, how many names exist right below
+/// it (it is then an empty non-terminal at least, RFC 8020), and the answer that
 /// queries read, which carries the name's key (the table's entry is this
 /// slot alone: no key allocated beside it). 24 bytes.
 struct Slot {
     /// What queries read, keyed: the one owner's answer, the merge of the
     /// shared parts, or nothing (an empty non-terminal).
     merged: NodeData,
-    descendants: u32,
+    /// Names one label below that exist: a name's coming or going changes
+    /// its parent's count alone (and the grandparent's only when the parent
+    /// comes or goes with it), so adding a name costs two lookups, not one
+    /// per label.
+    children: u32,
     /// The one owner, [`SHARED`] or [`NO_OWNER`].
     owner: OwnerId,
 }
 
 impl Slot {
     fn new(key: &[u8]) -> Self {
-        Slot { descendants: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None) }
+        Slot { children: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None) }
     }
 
     fn key(&self) -> &[u8] {
@@ -55,7 +59,7 @@ impl Slot {
     }
 
     fn is_dead(&self) -> bool {
-        self.owner == NO_OWNER && self.descendants == 0
+        self.owner == NO_OWNER && self.children == 0
     }
 
     /// Whether the answer is a merge of several owners' (to redo when one
@@ -205,32 +209,37 @@ impl ZoneIndex {
     }
 
     /// Runs `f` on the slot of `key` (and its shard's shared parts), made
-    /// first (empty) when `create`.
-    fn with_slot<R>(&self, key: &[u8], create: bool, f: impl FnOnce(&mut Slot, &mut Shared) -> R) -> Option<R> {
+    /// first (empty) when missing. Returns what `f` did and whether the
+    /// slot was made.
+    fn with_new_slot<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot, &mut Shared) -> R) -> (R, bool) {
         let h = self.hash(key);
         let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
         let (table, shared) = &mut *shard;
         if let Some(slot) = table.find_mut(h, |s| s.key() == key) {
-            return Some(f(slot, shared));
-        }
-        if !create {
-            return None;
+            return (f(slot, shared), false);
         }
         let mut slot = Slot::new(key);
         let out = f(&mut slot, shared);
         table.insert_unique(h, slot, |s| self.hasher.hash_one(s.key()));
-        Some(out)
+        (out, true)
     }
 
-    /// Removes the slot of `key` if nothing keeps it any more.
-    fn remove_if_dead(&self, key: &[u8]) {
+    /// Runs `f` on the slot of `key`, if there is one, and removes the slot
+    /// in the same step if nothing keeps it any more. Returns what `f` did
+    /// and whether the slot went.
+    fn with_slot<R>(&self, key: &[u8], f: impl FnOnce(&mut Slot, &mut Shared) -> R) -> Option<(R, bool)> {
         let h = self.hash(key);
         let mut shard = self.shard(h).write().unwrap_or_else(|e| e.into_inner());
-        if let Ok(entry) = shard.0.find_entry(h, |s| s.key() == key)
-            && entry.get().is_dead()
-        {
+        let (table, shared) = &mut *shard;
+        let Ok(mut entry) = table.find_entry(h, |s| s.key() == key) else {
+            return None;
+        };
+        let out = f(entry.get_mut(), shared);
+        if entry.get().is_dead() {
             entry.remove();
+            return Some((out, true));
         }
+        Some((out, false))
     }
 
     /// Which served zone `key` lies in (index into [`ZoneConfig::apexes`]).
@@ -298,34 +307,41 @@ impl ZoneIndex {
         out
     }
 
-    /// The ancestors of `key` strictly below its zone's apex.
-    fn ancestors<'k>(&self, key: &'k [u8]) -> Vec<&'k [u8]> {
-        let mut out = Vec::new();
-        for start in label_starts(key).skip(1) {
-            let suffix = &key[start..];
-            if self.apex_keys.iter().any(|a| &a[..] == suffix) {
-                return out;
-            }
-            out.push(suffix);
+    /// The parent of `key` when it is strictly below a served zone's apex
+    /// (the apexes are the static owner's; nothing is kept above them).
+    fn parent<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
+        let parent = &key[label_starts(key).nth(1)?..];
+        if self.apex_keys.iter().any(|a| &a[..] == parent) || self.zone_of(parent).is_none() {
+            return None;
         }
-        Vec::new() // not inside a served zone: no empty non-terminals
+        Some(parent)
     }
 
-    fn count_descendant(&self, key: &[u8], add: bool) {
-        for anc in self.ancestors(key) {
-            if add {
-                // Made under the shard's write lock, so two writers adding
-                // below one new name count both.
-                self.with_slot(anc, true, |e, _| e.descendants += 1);
-                continue;
+    /// Counts a name that was just made in its parent, making the parent
+    /// (an empty non-terminal) and so on up while they are new. Made under
+    /// each shard's write lock: two writers adding below one new name count
+    /// both, and only one of them goes on up.
+    fn link(&self, key: &[u8]) {
+        let mut at = key;
+        while let Some(parent) = self.parent(at) {
+            let ((), made) = self.with_new_slot(parent, |e, _| e.children += 1);
+            if !made {
+                return;
             }
-            let dead = self.with_slot(anc, false, |e, _| {
-                e.descendants = e.descendants.saturating_sub(1);
-                e.is_dead()
-            });
-            if dead == Some(true) {
-                self.remove_if_dead(anc);
+            at = parent;
+        }
+    }
+
+    /// Uncounts a name that was just removed from its parent, removing the
+    /// parent and so on up while nothing else keeps them.
+    fn unlink(&self, key: &[u8]) {
+        let mut at = key;
+        while let Some(parent) = self.parent(at) {
+            let gone = self.with_slot(parent, |e, _| e.children = e.children.saturating_sub(1));
+            if gone.is_none_or(|(_, gone)| !gone) {
+                return;
             }
+            at = parent;
         }
     }
 
@@ -336,39 +352,38 @@ impl ZoneIndex {
     fn set_owner(&self, owner: OwnerId, old_keys: &[Key], new: Vec<NodeData>) -> bool {
         let mut changed = false;
         let new_keys: HashSet<&[u8]> = new.iter().map(NodeData::key).collect();
-        let mut added = Vec::new();
+        let mut made = Vec::new();
         let mut unsettled: Vec<Key> = Vec::new();
         for data in &new {
             let key = data.key();
             let put = |e: &mut Slot, shared: &mut Shared| {
-                let (diff, new_here) = e.put(shared, owner, data);
+                let (diff, _) = e.put(shared, owner, data);
                 changed |= diff;
-                if new_here {
-                    added.push(key);
-                }
                 if diff && e.shared() {
                     unsettled.push(key.into());
                 }
             };
-            self.with_slot(key, true, put);
+            if self.with_new_slot(key, put).1 {
+                made.push(key);
+            }
         }
-        for key in added {
-            self.count_descendant(key, true);
+        // Parents are counted after, with no shard lock held.
+        for key in made {
+            self.link(key);
         }
         for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
-            let removed = self.with_slot(key, false, |e, shared| {
+            let taken = self.with_slot(key, |e, shared| {
                 let took = e.take(shared, owner);
                 if took && e.shared() {
                     unsettled.push(key.clone());
                 }
-                took.then(|| e.is_dead())
+                took
             });
-            if let Some(Some(dead)) = removed {
-                changed = true;
-                if dead {
-                    self.remove_if_dead(key);
+            if let Some((took, gone)) = taken {
+                changed |= took;
+                if gone {
+                    self.unlink(key);
                 }
-                self.count_descendant(key, false);
             }
         }
         if !unsettled.is_empty()
@@ -390,7 +405,7 @@ impl ZoneIndex {
         keys.sort_unstable();
         keys.dedup();
         for key in keys {
-            self.with_slot(&key, false, |e, shared| {
+            self.with_slot(&key, |e, shared| {
                 if e.shared()
                     && let Some(all) = shared.get(&key)
                 {
