@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
+#[cfg(target_os = "linux")]
+mod mmsg;
+
 use crate::metrics::{Answered, Metrics, QueryStats, server_label};
 use crate::plugins::{self, Flow, Router};
 
@@ -316,6 +319,56 @@ impl Server {
     }
 }
 
+/// What one UDP thread needs to answer a datagram.
+struct UdpCtx<'a> {
+    socket: &'a Arc<UdpSocket>,
+    stats: &'a Arc<QueryStats>,
+    forwarded: &'a Arc<QueryStats>,
+    runtime: &'a tokio::runtime::Handle,
+}
+
+impl UdpCtx<'_> {
+    /// Answers one datagram. Returns true when the reply in `out` is to be
+    /// sent now (an answer from the chain); a forwarded question is
+    /// answered later, from the runtime.
+    fn answer(&self, router: &Router, data: &[u8], peer: SocketAddr, out: &mut Vec<u8>) -> bool {
+        let started = std::time::Instant::now();
+        let Some((block, flow)) = plugins::handle_guarded(router, data, true, peer, out, started) else {
+            return false;
+        };
+        let request_len = data.len();
+        match flow {
+            // Counted before the send, so whoever reads the reply can read
+            // the metrics that include it.
+            Flow::Done(done) => {
+                self.stats.record(answered(done, block, peer, started, request_len, out.len()));
+                true
+            }
+            Flow::Refresh(done, pending) => {
+                self.stats.record(answered(done, block, peer, started, request_len, out.len()));
+                refresh(self.runtime, pending);
+                true
+            }
+            Flow::Forward(pending) => {
+                let (socket, stats) = (self.socket.clone(), self.forwarded.clone());
+                self.runtime.spawn(async move {
+                    let mut out = Vec::new();
+                    if let Some(done) = pending.run(&mut out).await {
+                        stats.record(answered(done, block, peer, started, request_len, out.len()));
+                        if let Err(e) = socket.send_to(&out, peer) {
+                            tracing::debug!(error = %e, %peer, "udp send");
+                        }
+                    }
+                });
+                false
+            }
+        }
+    }
+}
+
+/// Reads questions and sends answers on one socket until `stop`, up to
+/// [`mmsg::BATCH`] datagrams per system call.
+#[cfg(target_os = "linux")]
 fn udp_loop(
     socket: Arc<UdpSocket>,
     routes: &Routes,
@@ -323,6 +376,55 @@ fn udp_loop(
     [stats, forwarded]: [&Arc<QueryStats>; 2],
     runtime: &tokio::runtime::Handle,
 ) {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let ctx = UdpCtx { socket: &socket, stats, forwarded, runtime };
+    let mut batch = mmsg::Batch::new();
+    let mut outs: Vec<Vec<u8>> = (0..mmsg::BATCH).map(|_| Vec::with_capacity(4096)).collect();
+    let mut ready: Vec<usize> = Vec::with_capacity(mmsg::BATCH);
+    // Reads the current router with a pointer comparison per batch.
+    let mut router = arc_swap::Cache::new(routes.clone());
+    while !stop.load(Ordering::Acquire) {
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "udp receive");
+                continue;
+            }
+        };
+        let router = router.load();
+        ready.clear();
+        for (i, out) in outs.iter_mut().enumerate().take(n) {
+            let (data, peer) = batch.datagram(i);
+            if let Some(peer) = peer
+                && ctx.answer(router, data, peer, out)
+            {
+                ready.push(i);
+            }
+        }
+        let replies: Vec<(usize, &[u8])> = ready.iter().map(|&i| (i, &outs[i][..])).collect();
+        batch.send(fd, &replies);
+    }
+}
+
+/// Reads questions and sends answers on one socket until `stop`.
+#[cfg(not(target_os = "linux"))]
+fn udp_loop(
+    socket: Arc<UdpSocket>,
+    routes: &Routes,
+    stop: &AtomicBool,
+    [stats, forwarded]: [&Arc<QueryStats>; 2],
+    runtime: &tokio::runtime::Handle,
+) {
+    let ctx = UdpCtx { socket: &socket, stats, forwarded, runtime };
     let mut buf = vec![0u8; 65535];
     let mut out = Vec::with_capacity(4096);
     // Reads the current router with a pointer comparison per question.
@@ -338,40 +440,10 @@ fn udp_loop(
                 continue;
             }
         };
-        let started = std::time::Instant::now();
-        let Some((block, flow)) = plugins::handle_guarded(router.load(), &buf[..len], true, peer, &mut out, started)
-        else {
-            continue;
-        };
-        let request_len = len;
-        match flow {
-            // Counted before the send, so whoever reads the reply can read
-            // the metrics that include it.
-            Flow::Done(done) => {
-                stats.record(answered(done, block, peer, started, request_len, out.len()));
-                if let Err(e) = socket.send_to(&out, peer) {
-                    tracing::debug!(error = %e, %peer, "udp send");
-                }
-            }
-            Flow::Refresh(done, pending) => {
-                stats.record(answered(done, block, peer, started, request_len, out.len()));
-                if let Err(e) = socket.send_to(&out, peer) {
-                    tracing::debug!(error = %e, %peer, "udp send");
-                }
-                refresh(runtime, pending);
-            }
-            Flow::Forward(pending) => {
-                let (socket, stats) = (socket.clone(), forwarded.clone());
-                runtime.spawn(async move {
-                    let mut out = Vec::new();
-                    if let Some(done) = pending.run(&mut out).await {
-                        stats.record(answered(done, block, peer, started, request_len, out.len()));
-                        if let Err(e) = socket.send_to(&out, peer) {
-                            tracing::debug!(error = %e, %peer, "udp send");
-                        }
-                    }
-                });
-            }
+        if ctx.answer(router.load(), &buf[..len], peer, &mut out)
+            && let Err(e) = socket.send_to(&out, peer)
+        {
+            tracing::debug!(error = %e, %peer, "udp send");
         }
     }
 }
