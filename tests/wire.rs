@@ -315,3 +315,49 @@ async fn tcp_connections_are_capped_and_udp_keeps_serving() {
     .unwrap();
     server.shutdown().await;
 }
+
+/// Questions sent back to back reach the server's UDP threads in batches
+/// (up to 32 per receive on Linux): each is answered once, to the socket
+/// that asked it, with its own ID and question; a broken datagram among
+/// them costs only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_sent_back_to_back_are_each_answered_to_their_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("many.yaml"), common::many_services(60)).unwrap();
+    let running = start(vec![dir.path().to_path_buf()], PodMode::Disabled).await;
+    let addr = running.addr();
+    let clients: Vec<UdpSocket> = (0..4).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let mut asked = std::collections::HashMap::new();
+    for (c, sock) in clients.iter().enumerate() {
+        for i in 0..60 {
+            let name = format!("svc-{i}.default.svc.cluster.local.");
+            let mut packet = make_query(&name, RecordType::A, None);
+            let id = (c * 1000 + i) as u16;
+            packet[..2].copy_from_slice(&id.to_be_bytes());
+            asked.insert((c, id), name);
+            sock.send_to(&packet, addr).unwrap();
+            if i == 30 {
+                sock.send_to(&[0xde, 0xad, 0xbe], addr).unwrap();
+            }
+        }
+    }
+    for (c, sock) in clients.iter().enumerate() {
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 1500];
+        let mut got = 0;
+        while got < 60 {
+            let Ok(len) = sock.recv(&mut buf) else { break };
+            let msg = Message::from_vec(&buf[..len]).unwrap();
+            let name = asked
+                .remove(&(c, msg.metadata.id))
+                .unwrap_or_else(|| panic!("client {c}: unasked ID {}", msg.metadata.id));
+            assert_eq!(msg.queries[0].name().to_ascii(), name);
+            assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "{name}");
+            assert_eq!(msg.answers.len(), 1, "{name}");
+            got += 1;
+        }
+        assert_eq!(got, 60, "client {c} got {got} of its 60 answers");
+    }
+    assert!(asked.is_empty());
+    running.server.shutdown().await;
+}
