@@ -328,8 +328,9 @@ async fn questions_sent_back_to_back_are_each_answered_to_their_sender() {
     let addr = running.addr();
     let clients: Vec<UdpSocket> = (0..4).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     let mut asked = std::collections::HashMap::new();
-    for (c, sock) in clients.iter().enumerate() {
-        for i in 0..60 {
+    // Round robin, so that one batch holds several clients' questions.
+    for i in 0..60 {
+        for (c, sock) in clients.iter().enumerate() {
             let name = format!("svc-{i}.default.svc.cluster.local.");
             let mut packet = make_query(&name, RecordType::A, None);
             let id = (c * 1000 + i) as u16;
