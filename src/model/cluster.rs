@@ -71,7 +71,7 @@ pub struct Cluster {
 /// without building a key (a relist or a reload looks up every object),
 /// and a namespace's objects are its inner map (no second index of names).
 #[derive(Debug)]
-struct Names<T>(foldhash::HashMap<String, foldhash::HashMap<String, T>>);
+struct Names<T>(foldhash::HashMap<Str, foldhash::HashMap<Str, T>>);
 
 impl<T> Default for Names<T> {
     fn default() -> Self {
@@ -95,9 +95,9 @@ impl<T> Names<T> {
         }
         let names = match self.0.get_mut(ns) {
             Some(names) => names,
-            None => self.0.entry(ns.to_string()).or_default(),
+            None => self.0.entry(Str::from(ns)).or_default(),
         };
-        names.insert(name.to_string(), value);
+        names.insert(Str::from(name), value);
     }
 
     fn remove(&mut self, ns: &str, name: &str) -> Option<T> {
@@ -126,7 +126,7 @@ impl<T> Names<T> {
 /// The slice names of one Service, sorted: most Services have one slice,
 /// where a `BTreeSet` would allocate a node for eleven (27 MiB at 100k).
 #[derive(Default, Debug)]
-struct NameSet(smallvec::SmallVec<[Box<str>; 1]>);
+struct NameSet(smallvec::SmallVec<[Str; 1]>);
 
 impl NameSet {
     fn insert(&mut self, name: &str) {

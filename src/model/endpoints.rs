@@ -87,7 +87,7 @@ impl Cluster {
 /// Pod's container ports.
 fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
     let hostname = match (&pod.hostname, &pod.subdomain) {
-        (Some(h), Some(sub)) if *sub == svc.name => Some(Box::from(h.as_str())),
+        (Some(h), Some(sub)) if *sub == svc.name => Some(h.clone()),
         _ => None,
     };
     let ports = svc
@@ -109,7 +109,7 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
             addresses: pod.ips.iter().copied().collect(),
             ready: pod.ready,
             hostname,
-            pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Box::from),
+            pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Str::from),
         }],
         ports,
     }

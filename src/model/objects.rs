@@ -97,8 +97,12 @@ pub enum ServiceKind {
     /// `clusterIP: None`: the ready endpoint addresses.
     Headless,
     /// `type: ExternalName`: a CNAME to this name (kept as written).
-    ExternalName(String),
+    ExternalName(Str),
 }
+
+/// A name or short text of a trimmed object: up to 24 bytes inline, with no
+/// allocation (nearly every namespace, name and port name), else on the heap.
+pub type Str = compact_str::CompactString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -132,13 +136,13 @@ impl Protocol {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetPort {
     Number(u16),
-    Name(String),
+    Name(Str),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePort {
     /// Empty when the port is unnamed (then it has no `_port._proto` name).
-    pub name: String,
+    pub name: Str,
     pub protocol: Protocol,
     pub port: u16,
     /// `None` means "same as port".
@@ -147,8 +151,8 @@ pub struct ServicePort {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Str,
+    pub name: Str,
     pub kind: ServiceKind,
     pub ports: Vec<ServicePort>,
     /// `None` for a selector-less Service (endpoints come from hand-made
@@ -167,16 +171,16 @@ pub type Addresses = smallvec::SmallVec<[IpAddr; 1]>;
 pub struct Endpoint {
     pub addresses: Addresses,
     pub ready: bool,
-    pub hostname: Option<Box<str>>,
+    pub hostname: Option<Str>,
     /// The name of the Pod behind it (`targetRef`), when it fits a DNS
     /// label: the endpoint's name under CoreDNS's `endpoint_pod_names`.
-    pub pod: Option<Box<str>>,
+    pub pod: Option<Str>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointPort {
     /// Empty when unnamed.
-    pub name: String,
+    pub name: Str,
     pub protocol: Protocol,
     pub port: u16,
 }
@@ -191,31 +195,31 @@ pub struct EndpointGroup {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSlice {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Str,
+    pub name: Str,
     /// The `kubernetes.io/service-name` label; a slice without it joins no Service.
-    pub service: Option<String>,
+    pub service: Option<Str>,
     pub group: EndpointGroup,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoints {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Str,
+    pub name: Str,
     pub groups: Vec<EndpointGroup>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerPort {
-    pub name: String,
+    pub name: Str,
     pub protocol: Protocol,
     pub port: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pod {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Str,
+    pub name: Str,
     pub labels: Labels,
     pub ips: Vec<IpAddr>,
     /// Ready as the EndpointSlice controller sees it: not `Ready=False`, not
@@ -226,8 +230,8 @@ pub struct Pod {
     pub terminal: bool,
     /// `deletionTimestamp` set: going away, its IPs soon another Pod's.
     pub deleting: bool,
-    pub hostname: Option<String>,
-    pub subdomain: Option<String>,
+    pub hostname: Option<Str>,
+    pub subdomain: Option<Str>,
     pub container_ports: Vec<ContainerPort>,
 }
 
@@ -343,29 +347,29 @@ fn check(field: &'static str, value: &str, rule: Rule) -> Result<(), TrimError> 
 fn meta_names(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     rule: Rule,
-) -> Result<(String, String), TrimError> {
+) -> Result<(Str, Str), TrimError> {
     let name = meta.name.clone().ok_or(TrimError::NoName)?;
     check("metadata.name", &name, rule)?;
     let namespace = ns_or_default(meta.namespace.clone());
     check("metadata.namespace", &namespace, Rule::Label1123)?;
-    Ok((namespace, name))
+    Ok((namespace.into(), name.into()))
 }
 
 /// A hostname, checked; empty means none.
-fn hostname(field: &'static str, h: Option<String>) -> Result<Option<String>, TrimError> {
+fn hostname(field: &'static str, h: Option<String>) -> Result<Option<Str>, TrimError> {
     match h.filter(|h| !h.is_empty()) {
-        Some(h) => check(field, &h, Rule::Label1123).map(|()| Some(h)),
+        Some(h) => check(field, &h, Rule::Label1123).map(|()| Some(h.into())),
         None => Ok(None),
     }
 }
 
 /// A port name, checked; empty means unnamed.
-fn port_name(n: Option<String>) -> Result<String, TrimError> {
+fn port_name(n: Option<String>) -> Result<Str, TrimError> {
     let n = n.unwrap_or_default();
     if !n.is_empty() {
         check("port name", &n, Rule::Label1123)?;
     }
-    Ok(n)
+    Ok(n.into())
 }
 
 fn ns_or_default(ns: Option<String>) -> String {
@@ -381,8 +385,8 @@ fn parse_ip(s: &str) -> Result<IpAddr, TrimError> {
 
 /// The name a `targetRef` gives its endpoint: CoreDNS takes any referent
 /// whose name is a DNS label (a Pod name with dots is not one).
-fn target_pod(r: Option<&core::ObjectReference>) -> Option<Box<str>> {
-    r?.name.as_deref().filter(|n| is_dns_label(n)).map(Box::from)
+fn target_pod(r: Option<&core::ObjectReference>) -> Option<Str> {
+    r?.name.as_deref().filter(|n| is_dns_label(n)).map(Str::from)
 }
 
 fn port(p: i32) -> Result<u16, TrimError> {
@@ -411,7 +415,7 @@ impl Service {
             // dot allowed).
             let target = spec.external_name.filter(|t| !t.is_empty()).ok_or(TrimError::NoExternalName)?;
             check("spec.externalName", target.strip_suffix('.').unwrap_or(&target), Rule::Subdomain)?;
-            ServiceKind::ExternalName(target)
+            ServiceKind::ExternalName(target.into())
         } else {
             let ips: Vec<String> = match spec.cluster_ips {
                 Some(ips) if !ips.is_empty() => ips,
@@ -431,7 +435,7 @@ impl Service {
                 Some(IntOrString::Int(n)) => Some(TargetPort::Number(port(n)?)),
                 Some(IntOrString::String(s)) => match s.parse::<i32>() {
                     Ok(n) => Some(TargetPort::Number(port(n)?)),
-                    Err(_) => Some(TargetPort::Name(s)),
+                    Err(_) => Some(TargetPort::Name(s.into())),
                 },
                 None => None,
             };
@@ -465,7 +469,8 @@ impl EndpointSlice {
             "IPv6" => false,
             _ => return Ok(None),
         };
-        let service = slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
+        let service =
+            slice.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|s| Str::from(s.as_str()));
         let mut endpoints = Vec::with_capacity(slice.endpoints.len());
         for ep in slice.endpoints {
             let mut addresses = Addresses::with_capacity(ep.addresses.len());
@@ -479,7 +484,7 @@ impl EndpointSlice {
             }
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
-            let hostname = hostname("endpoint hostname", ep.hostname)?.map(String::into_boxed_str);
+            let hostname = hostname("endpoint hostname", ep.hostname)?;
             endpoints.push(Endpoint { addresses, ready, hostname, pod: target_pod(ep.target_ref.as_ref()) });
         }
         let mut ports = Vec::new();
@@ -510,7 +515,7 @@ impl Endpoints {
                     endpoints.push(Endpoint {
                         addresses: smallvec::smallvec![parse_ip(&a.ip)?],
                         ready,
-                        hostname: hostname("endpoint hostname", a.hostname)?.map(String::into_boxed_str),
+                        hostname: hostname("endpoint hostname", a.hostname)?,
                         pod: target_pod(a.target_ref.as_ref()),
                     });
                 }
@@ -556,7 +561,7 @@ impl Pod {
             for p in c.ports.iter().flatten() {
                 if let Some(n) = p.name.as_ref() {
                     container_ports.push(ContainerPort {
-                        name: n.clone(),
+                        name: n.as_str().into(),
                         protocol: Protocol::parse(p.protocol.as_deref())?,
                         port: port(p.container_port)?,
                     });

@@ -621,11 +621,13 @@ mod tests {
         match r.next(5) {
             0 => Object::Namespace(Namespace { name: ns, labels: Default::default() }),
             1 => Object::Service(Arc::new(Service {
-                namespace: ns,
-                name: svc.clone(),
+                namespace: ns.as_str().into(),
+                name: svc.as_str().into(),
                 kind: match r.next(3) {
                     0 => ServiceKind::Headless,
-                    1 => ServiceKind::ExternalName(format!("{}.a.svc.cluster.local", ["s1", "s2"][r.next(2) as usize])),
+                    1 => ServiceKind::ExternalName(
+                        format!("{}.a.svc.cluster.local", ["s1", "s2"][r.next(2) as usize]).into(),
+                    ),
                     _ => ServiceKind::ClusterIp(vec![format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()]),
                 },
                 ports: vec![ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }],
@@ -633,13 +635,13 @@ mod tests {
                 publish_not_ready: r.next(4) == 0,
             })),
             2 => Object::EndpointSlice(Arc::new(EndpointSlice {
-                namespace: ns,
-                name: format!("{svc}-{}", r.next(2)),
+                namespace: ns.as_str().into(),
+                name: format!("{svc}-{}", r.next(2)).into(),
                 // Now and then relabelled to another Service, or to none.
                 service: match r.next(8) {
                     0 => None,
-                    1 => Some(["s1", "s2", "s3"][r.next(3) as usize].to_string()),
-                    _ => Some(svc),
+                    1 => Some(["s1", "s2", "s3"][r.next(3) as usize].into()),
+                    _ => Some(svc.as_str().into()),
                 },
                 group: EndpointGroup {
                     endpoints: (0..r.next(3))
@@ -654,23 +656,23 @@ mod tests {
                 },
             })),
             3 => Object::Endpoints(Arc::new(Endpoints {
-                namespace: ns,
-                name: svc,
+                namespace: ns.as_str().into(),
+                name: svc.as_str().into(),
                 groups: vec![EndpointGroup {
                     endpoints: vec![Endpoint { addresses: vec![ip(r)].into(), ready: true, hostname: None, pod: None }],
                     ports,
                 }],
             })),
             _ => Object::Pod(Arc::new(Pod {
-                namespace: ns,
-                name: format!("p{}", r.next(3)),
+                namespace: ns.as_str().into(),
+                name: format!("p{}", r.next(3)).into(),
                 labels: [("app".to_string(), svc.clone())].into_iter().collect(),
                 ips: vec![ip(r)],
                 ready: r.next(3) > 0,
                 terminal: false,
                 deleting: false,
-                hostname: Some(format!("h{}", r.next(2))),
-                subdomain: Some(svc),
+                hostname: Some(format!("h{}", r.next(2)).into()),
+                subdomain: Some(svc.as_str().into()),
                 container_ports: vec![],
             })),
         }
@@ -731,7 +733,7 @@ mod tests {
         for i in 0..n {
             out.push(Object::Service(Arc::new(Service {
                 namespace: "t".into(),
-                name: format!("s{i}"),
+                name: format!("s{i}").into(),
                 kind: ServiceKind::Headless,
                 ports: vec![],
                 selector: None,
@@ -739,8 +741,8 @@ mod tests {
             })));
             out.push(Object::EndpointSlice(Arc::new(EndpointSlice {
                 namespace: "t".into(),
-                name: format!("s{i}-x"),
-                service: Some(format!("s{i}")),
+                name: format!("s{i}-x").into(),
+                service: Some(format!("s{i}").into()),
                 group: EndpointGroup {
                     endpoints: vec![Endpoint {
                         addresses: vec![ip.parse().unwrap()].into(),
@@ -806,7 +808,7 @@ mod tests {
     fn big_slice(k: usize, ips: &[IpAddr]) -> Object {
         Object::EndpointSlice(Arc::new(EndpointSlice {
             namespace: "big".into(),
-            name: format!("db-{k:02}"),
+            name: format!("db-{k:02}").into(),
             service: Some("db".into()),
             group: EndpointGroup {
                 endpoints: ips

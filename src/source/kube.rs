@@ -288,7 +288,7 @@ impl Watch {
                         if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
                             && let Some(svc) = &slice.service
                         {
-                            let msg = SourceMsg::Triggered(slice.namespace.clone(), svc.clone(), at);
+                            let msg = SourceMsg::Triggered(slice.namespace.to_string(), svc.to_string(), at);
                             let _ = self.tx.send(msg);
                         }
                         sent
