@@ -239,7 +239,7 @@ pub struct Pod {
 /// map: most objects carry one to three labels, and a `BTreeMap` node
 /// allocates room for eleven (half a KiB per Service at 100k Services).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+pub struct Labels(Box<[(Str, Str)]>);
 
 impl Labels {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -260,9 +260,10 @@ impl Labels {
     }
 }
 
-impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut pairs: Vec<(Box<str>, Box<str>)> = iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut pairs: Vec<(Str, Str)> =
+            iter.into_iter().map(|(k, v)| (Str::from(k.as_ref()), Str::from(v.as_ref()))).collect();
         pairs.sort();
         pairs.dedup_by(|a, b| a.0 == b.0);
         Labels(pairs.into_boxed_slice())
