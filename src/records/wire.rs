@@ -6,7 +6,7 @@
 //! lookup and a copy, with no `Record` built or encoded per query.
 
 use foldhash::{HashMap, HashSet};
-use std::sync::Arc;
+use triomphe::ThinArc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
@@ -42,7 +42,9 @@ pub struct RrsetRef<'a> {
 }
 
 /// Everything one name answers, packed into one shared allocation: a million
-/// names (100k Services) are a million small buffers, not five million.
+/// names (100k Services) are a million small buffers, not five million. A
+/// thin pointer (the length lives in the allocation, beside a count with no
+/// weak half): a slot of the index is 16 bytes, not 24.
 /// The name's lookup key comes first in the same buffer when the index
 /// stores it (no allocation of its own for the key).
 ///
@@ -51,7 +53,7 @@ pub struct RrsetRef<'a> {
 /// answer_len u32, additional_len u32`, then each RRset's answer and
 /// additional bytes in order.
 #[derive(Clone, PartialEq, Eq)]
-pub struct NodeData(Arc<[u8]>);
+pub struct NodeData(ThinArc<(), u8>);
 
 const HEAD: usize = 14;
 
@@ -92,7 +94,7 @@ impl NodeData {
             out.extend_from_slice(&r.answer);
             out.extend_from_slice(&r.additional);
         }
-        NodeData(out.into())
+        NodeData(ThinArc::from_header_and_slice((), &out))
     }
 
     /// A name that exists with no records (an empty non-terminal).
@@ -100,28 +102,33 @@ impl NodeData {
         Self::new(&[], None)
     }
 
+    /// The whole buffer: key, heads and records.
+    fn bytes(&self) -> &[u8] {
+        &self.0.slice
+    }
+
     /// The key the answer was stored under (empty when none).
     pub fn key(&self) -> &[u8] {
-        &self.0[1..self.base()]
+        &self.bytes()[1..self.base()]
     }
 
     /// Everything but the key.
     fn body(&self) -> &[u8] {
-        &self.0[self.base()..]
+        &self.bytes()[self.base()..]
     }
 
     /// Where the answer starts, after the key.
     fn base(&self) -> usize {
-        1 + self.0[0] as usize
+        1 + self.bytes()[0] as usize
     }
 
     fn cname_len(&self) -> usize {
-        be16(&self.0, self.base() + 1) as usize
+        be16(self.bytes(), self.base() + 1) as usize
     }
 
     /// How many RRsets the name has.
     pub fn len(&self) -> usize {
-        self.0[self.base()] as usize
+        self.bytes()[self.base()] as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,12 +140,12 @@ impl NodeData {
     pub fn cname(&self) -> Option<&[u8]> {
         let n = self.cname_len();
         let at = self.base() + 3;
-        (n > 0).then(|| &self.0[at..at + n])
+        (n > 0).then(|| &self.bytes()[at..at + n])
     }
 
     /// The `i`-th RRset (`i < len()`).
     pub fn rrset(&self, i: usize) -> RrsetRef<'_> {
-        let b = &self.0[..];
+        let b = &self.bytes()[..];
         let heads = self.base() + 3 + self.cname_len();
         let mut at = heads + HEAD * self.len();
         for j in 0..i {
@@ -163,7 +170,7 @@ impl NodeData {
     /// The position of the RRset of `rtype`.
     pub fn find(&self, rtype: u16) -> Option<usize> {
         let heads = self.base() + 3 + self.cname_len();
-        (0..self.len()).find(|j| be16(&self.0, heads + HEAD * j) == rtype)
+        (0..self.len()).find(|j| be16(self.bytes(), heads + HEAD * j) == rtype)
     }
 }
 
@@ -174,7 +181,7 @@ impl std::fmt::Debug for NodeData {
             f,
             "NodeData{{types: {types:?}, cname: {:?}, {} bytes}}",
             self.cname().map(String::from_utf8_lossy),
-            self.0.len()
+            self.bytes().len()
         )
     }
 }
