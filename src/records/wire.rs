@@ -145,7 +145,7 @@ impl NodeData {
 
     /// The `i`-th RRset (`i < len()`).
     pub fn rrset(&self, i: usize) -> RrsetRef<'_> {
-        let b = &self.bytes()[..];
+        let b = self.bytes();
         let heads = self.base() + 3 + self.cname_len();
         let mut at = heads + HEAD * self.len();
         for j in 0..i {
