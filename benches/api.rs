@@ -2,7 +2,12 @@
 //! 1. the time from a watch event to the changed DNS answer (p50, p99 over
 //!    1,000 changes), in process;
 //! 2. the time to ready and the RSS of the `clusterdns` binary for 100,000
-//!    Services and their EndpointSlices delivered by the API.
+//!    Services and their EndpointSlices delivered by the API;
+//! 3. then a relist of every kind forced by 410 Gone (the log compacted and
+//!    every watch closed) while a client asks 200 of the names without
+//!    pause: the peak RSS of the relist against the steady state (VmHWM
+//!    reset through /proc/PID/clear_refs first), and every answer compared
+//!    with the one before the relist.
 //!
 //! `cargo bench --bench api` (add `-- --services N` to change the size).
 
@@ -186,14 +191,77 @@ async fn big_start(services: usize) {
     }
     let to_ready = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let steady = rss_kib(pid, "VmRSS:");
     println!(
         "{services} Services + {services} EndpointSlices from the API (pages of 500): ready after {:.2} s, VmRSS {} MiB, VmHWM {} MiB",
         to_ready.as_secs_f64(),
-        rss_kib(pid, "VmRSS:") / 1024,
+        steady / 1024,
         rss_kib(pid, "VmHWM:") / 1024
     );
+    relist(&api, pid, dns, services, steady).await;
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Forces a relist of every kind while a client asks names, and reports
+/// the relist's peak memory and any answer that changed.
+async fn relist(api: &FakeApi, pid: u32, dns: SocketAddr, services: usize, steady: u64) {
+    let names: Vec<String> =
+        (0..200).map(|k| k * services / 200).map(|i| format!("svc-{i}.ns-{}.svc.cluster.local", i % 100)).collect();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let before: Vec<Option<[u8; 4]>> =
+        names.iter().enumerate().map(|(k, n)| a_record(&sock, dns, n, k as u16)).collect();
+    // VmHWM from here on is the relist's.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let (stop, names, before) = (stop.clone(), names.clone(), before.clone());
+        std::thread::spawn(move || {
+            let (mut asked, mut differed) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (k, n) in names.iter().enumerate() {
+                    asked += 1;
+                    if a_record(&sock, dns, n, k as u16) != before[k] {
+                        differed += 1;
+                    }
+                }
+            }
+            (asked, differed)
+        })
+    };
+    let gone = api.gone();
+    let started = Instant::now();
+    api.compact();
+    // A change after the compaction: a list then returns a version that can
+    // be watched (the fake API expires every version below the compaction).
+    api.apply("{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"relisted\"}}");
+    api.close_watches();
+    // Every kind's watch gets 410 and lists again; done when the API has
+    // had no request for two seconds.
+    let mut last = (api.requests(), Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = api.requests();
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if api.gone() > gone && last.1.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "relist never finished");
+    }
+    let took = last.1 - started;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (asked, differed) = asker.join().unwrap();
+    let peak = rss_kib(pid, "VmHWM:");
+    println!(
+        "relist of every kind forced by 410 Gone ({} watches expired): done in {:.2} s, peak VmRSS {} MiB = {:+.1}% over the steady {} MiB; {asked} answers asked meanwhile, {differed} differed from before",
+        api.gone() - gone,
+        took.as_secs_f64(),
+        peak / 1024,
+        (peak as f64 / steady as f64 - 1.0) * 100.0,
+        steady / 1024
+    );
 }
 
 fn main() {
