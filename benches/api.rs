@@ -62,7 +62,13 @@ fn a_record(sock: &UdpSocket, server: SocketAddr, name: &str, id: u16) -> Option
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     sock.send_to(&q, server).ok()?;
     let mut buf = [0u8; 512];
-    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let (n, _) = loop {
+        let got = sock.recv_from(&mut buf).ok()?;
+        // A late reply to an earlier question is not this one's.
+        if got.0 >= 2 && buf[..2] == id.to_be_bytes() {
+            break got;
+        }
+    };
     let ancount = u16::from_be_bytes([buf[6], buf[7]]);
     (ancount == 1 && n >= 4).then(|| [buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]])
 }

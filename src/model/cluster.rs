@@ -1,7 +1,7 @@
 //! The synchronous index of the cluster, fed by events.
 //!
 //! Every change says which *owners* it touched: the units the DNS index
-//! rebuilds (a Service with everything below its name, a Namespace, a Pod's
+//! rebuilds (a Service, a source of its endpoints, a Namespace, a Pod's
 //! own name, the static apex records). `records` turns an owner into DNS
 //! nodes; this file only keeps objects and answers "who is affected".
 

@@ -8,6 +8,26 @@ use super::cluster::{Cluster, Owner};
 use super::objects::*;
 
 impl Cluster {
+    /// Whether `svc` has a ready endpoint with an address (CoreDNS's
+    /// `ignore empty_service`), from the same source as
+    /// [`Cluster::endpoint_groups`] but copying nothing and stopping at the
+    /// first.
+    pub fn has_ready_endpoint(&self, svc: &Service) -> bool {
+        let ready = |e: &Endpoint| (e.ready || svc.publish_not_ready) && !e.addresses.is_empty();
+        let mut slices = self.slices_of(&svc.namespace, &svc.name).peekable();
+        if slices.peek().is_some() {
+            return slices.any(|s| s.group.endpoints.iter().any(ready));
+        }
+        if let Some(eps) = self.endpoints_named(&svc.namespace, &svc.name) {
+            return eps.groups.iter().any(|g| g.endpoints.iter().any(ready));
+        }
+        svc.selector.as_ref().is_some_and(|sel| {
+            self.pods_in(&svc.namespace).any(|p| {
+                sel.selects(&p.labels) && !p.ips.is_empty() && !p.terminal && (p.ready || svc.publish_not_ready)
+            })
+        })
+    }
+
     /// The Service an endpoint owner ([`Owner::Slice`], [`Owner::Endpoints`],
     /// [`Owner::Selected`]) serves and the endpoints it gives it; `None`
     /// when it gives nothing (no such Service, or another source in use).

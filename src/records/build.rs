@@ -184,9 +184,7 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
         ServiceKind::ClusterIp(ips) => ips,
         ServiceKind::Headless => return,
     };
-    if cfg.ignore_empty_service
-        && !cluster.endpoint_groups(svc).iter().any(|g| g.endpoints.iter().any(|e| e.ready && !e.addresses.is_empty()))
-    {
+    if cfg.ignore_empty_service && !cluster.has_ready_endpoint(svc) {
         // No ready endpoint: as if the Service did not exist.
         return;
     }

@@ -1,6 +1,6 @@
 //! The DNS index: every name the server answers, prepared in wire form,
 //! keyed by lowercase wire name. Read by queries without any lock on the
-//! whole model (a `DashMap` shard read lock for one lookup); written by one
+//! whole model (one shard's read lock for one lookup); written by one
 //! [`Updater`] as the cluster changes.
 
 use foldhash::{HashMap, HashSet};
@@ -28,8 +28,8 @@ const NO_OWNER: OwnerId = OwnerId::MAX;
 const SHARED: OwnerId = OwnerId::MAX - 1;
 
 /// The parts of the names with several owners (a PTR for an IP that two
-/// Services have), by key: rare, so kept beside the table rather than in
-/// every slot.
+/// Services have; a headless Service's own name when it has several
+/// slices), by key: kept beside the table rather than in every slot.
 type Shared = HashMap<Box<[u8]>, Vec<(OwnerId, NodeData)>>;
 
 /// One name: what its owners say of it, how many names exist right below
@@ -71,43 +71,37 @@ impl Slot {
         self.owner == SHARED
     }
 
-    /// Sets what `owner` says. Returns (answer changed, owner is new here).
+    /// Sets what `owner` says. Returns whether the answer changed.
     /// A name with several owners is merged later, once per batch
     /// ([`ZoneIndex::settle`]): merging at every put made loading N owners
     /// of one name cost N merges of up to N parts.
-    fn put(&mut self, shared: &mut Shared, owner: OwnerId, data: &NodeData) -> (bool, bool) {
+    fn put(&mut self, shared: &mut Shared, owner: OwnerId, data: &NodeData) -> bool {
         if self.owner == SHARED
             && let Some(all) = shared.get_mut(self.key())
         {
-            let added = match all.iter().position(|(o, _)| *o == owner) {
-                Some(i) if all[i].1 == *data => return (false, false),
-                Some(i) => {
-                    all[i].1 = data.clone();
-                    false
-                }
-                None => {
-                    all.push((owner, data.clone()));
-                    true
-                }
-            };
-            return (true, added);
+            match all.iter().position(|(o, _)| *o == owner) {
+                Some(i) if all[i].1 == *data => return false,
+                Some(i) => all[i].1 = data.clone(),
+                None => all.push((owner, data.clone())),
+            }
+            return true;
         }
         if self.owner == owner {
             if self.merged == *data {
-                return (false, false);
+                return false;
             }
             self.merged = data.clone();
-            return (true, false);
+            return true;
         }
         if self.owner == NO_OWNER || self.owner == SHARED {
             self.owner = owner;
             self.merged = data.clone();
-            return (true, true);
+            return true;
         }
         let all = vec![(self.owner, self.merged.clone()), (owner, data.clone())];
         shared.insert(self.key().into(), all);
         self.owner = SHARED;
-        (true, true)
+        true
     }
 
     /// Forgets what `owner` says. Returns whether it said anything.
@@ -360,7 +354,7 @@ impl ZoneIndex {
         for data in &new {
             let key = data.key();
             let put = |e: &mut Slot, shared: &mut Shared| {
-                let (diff, _) = e.put(shared, owner, data);
+                let diff = e.put(shared, owner, data);
                 changed |= diff;
                 if diff && e.shared() {
                     unsettled.push(key.into());

@@ -53,9 +53,13 @@ pub fn render_zone(cluster: &Cluster, cfg: &ZoneConfig) -> String {
             // One RRset: the lines of one name and type.
             let same = |l: &&&Line| l.2 == mine[at].2 && l.3 == mine[at].3;
             let end = at + mine[at..].iter().take_while(same).count();
-            let weight = format!("{} ", srv_weight(end - at));
+            let srv = mine[at].3 == u16::from(RecordType::SRV);
+            let weight = if srv { format!("{} ", srv_weight(end - at)) } else { String::new() };
             for line in &mine[at..end] {
-                out.push_str(&line.4.replacen(WEIGHT, &weight, 1));
+                match srv {
+                    true => out.push_str(&line.4.replacen(WEIGHT, &weight, 1)),
+                    false => out.push_str(&line.4),
+                }
                 out.push('\n');
             }
             at = end;
@@ -76,7 +80,6 @@ fn rdata_text(data: &RData) -> String {
         RData::CNAME(n) => n.0.to_ascii(),
         RData::PTR(n) => n.0.to_ascii(),
         RData::NS(n) => n.0.to_ascii(),
-        RData::SRV(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target.to_ascii()),
         RData::SOA(s) => format!(
             "{} {} {} {} {} {} {}",
             s.mname.to_ascii(),

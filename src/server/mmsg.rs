@@ -22,10 +22,6 @@ pub struct Batch {
     len: usize,
 }
 
-// The raw pointers in `iovs` and `hdrs` point into the batch's own
-// vectors, which never move once made; nothing is shared between threads.
-unsafe impl Send for Batch {}
-
 impl Batch {
     pub fn new() -> Self {
         // Zeroed memory: pages a datagram never reaches are never touched.
@@ -40,15 +36,20 @@ impl Batch {
     /// Waits for at least one datagram (up to the socket's read timeout)
     /// and takes every one already queued, up to [`BATCH`].
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // Each vector's pointer taken once: indexing again would re-borrow
+        // it and void the pointers already handed out.
+        let (bufs, names, iovs) = (self.bufs.as_mut_ptr(), self.names.as_mut_ptr(), self.iovs.as_mut_ptr());
         for i in 0..BATCH {
-            self.iovs[i] =
-                libc::iovec { iov_base: self.bufs[i * MAX_DATAGRAM..].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM };
+            // SAFETY: `i < BATCH`, within each vector's length; `iov`
+            // points at this batch's own `iovec` `i`.
+            let (name, iov) = unsafe { (names.add(i), iovs.add(i)) };
+            unsafe { iov.write(libc::iovec { iov_base: bufs.add(i * MAX_DATAGRAM).cast(), iov_len: MAX_DATAGRAM }) };
             // SAFETY: all-zero is a valid `msghdr`; its pointers are set
             // next, to this batch's own buffers.
             let mut hdr: libc::msghdr = unsafe { zeroed() };
-            hdr.msg_name = (&raw mut self.names[i]).cast();
+            hdr.msg_name = name.cast();
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_iov = &raw mut self.iovs[i];
+            hdr.msg_iov = iov;
             hdr.msg_iovlen = 1;
             self.hdrs[i] = libc::mmsghdr { msg_hdr: hdr, msg_len: 0 };
         }
@@ -79,20 +80,26 @@ impl Batch {
         (data, socket_addr(&self.names[i], hdr.msg_hdr.msg_namelen as usize))
     }
 
-    /// Sends each `(i, reply)` to the sender of datagram `i`, as many per
-    /// call as the kernel takes. A reply the kernel refuses is dropped (as
-    /// a failed `send_to` was) and the rest still go.
-    pub fn send(&mut self, fd: RawFd, replies: &[(usize, &[u8])]) {
+    /// Sends `replies[i]` to the sender of datagram `i`, for each `i` in
+    /// `ready`, as many per call as the kernel takes. A reply the kernel
+    /// refuses is dropped (as a failed `send_to` was) and the rest still go.
+    pub fn send(&mut self, fd: RawFd, ready: &[usize], replies: &[Vec<u8>]) {
         let mut iovs: [libc::iovec; BATCH] =
             std::array::from_fn(|_| libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 });
         // SAFETY: all-zero is a valid `mmsghdr`.
         let mut hdrs: [libc::mmsghdr; BATCH] = std::array::from_fn(|_| unsafe { zeroed() });
-        let n = replies.len().min(BATCH);
-        for (k, (i, reply)) in replies.iter().take(n).enumerate() {
-            iovs[k] = libc::iovec { iov_base: reply.as_ptr() as *mut libc::c_void, iov_len: reply.len() };
-            hdrs[k].msg_hdr.msg_name = (&raw mut self.names[*i]).cast();
-            hdrs[k].msg_hdr.msg_namelen = self.hdrs[*i].msg_hdr.msg_namelen;
-            hdrs[k].msg_hdr.msg_iov = &raw mut iovs[k];
+        let n = ready.len().min(BATCH);
+        let (names, iov_at) = (self.names.as_mut_ptr(), iovs.as_mut_ptr());
+        for (k, &i) in ready.iter().take(n).enumerate() {
+            let reply = &replies[i];
+            // SAFETY: `i` is a datagram of the last receive and `k < n`,
+            // both below BATCH: within `names` and `iovs`.
+            let (name, iov) = unsafe { (names.add(i), iov_at.add(k)) };
+            // SAFETY: `iov` is `iovs[k]`, written through the one pointer.
+            unsafe { iov.write(libc::iovec { iov_base: reply.as_ptr() as *mut libc::c_void, iov_len: reply.len() }) };
+            hdrs[k].msg_hdr.msg_name = name.cast();
+            hdrs[k].msg_hdr.msg_namelen = self.hdrs[i].msg_hdr.msg_namelen;
+            hdrs[k].msg_hdr.msg_iov = iov;
             hdrs[k].msg_hdr.msg_iovlen = 1;
         }
         let mut at = 0;

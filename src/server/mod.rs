@@ -410,8 +410,7 @@ fn udp_loop(
                 ready.push(i);
             }
         }
-        let replies: Vec<(usize, &[u8])> = ready.iter().map(|&i| (i, &outs[i][..])).collect();
-        batch.send(fd, &replies);
+        batch.send(fd, &ready, &outs);
     }
 }
 
