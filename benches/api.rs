@@ -261,7 +261,7 @@ async fn relist(api: &FakeApi, pid: u32, dns: SocketAddr, services: usize, stead
     let (asked, differed) = asker.join().unwrap();
     let peak = rss_kib(pid, "VmHWM:");
     println!(
-        "relist of every kind forced by 410 Gone ({} watches expired): done in {:.2} s, peak VmRSS {} MiB = {:+.1}% over the steady {} MiB; {asked} answers asked meanwhile, {differed} differed from before",
+        "relist of every kind forced by 410 Gone ({} watches expired; the API quiet for 2 s after {:.1} s): peak VmRSS {} MiB = {:+.1}% over the steady {} MiB; {asked} answers asked meanwhile, {differed} differed from before",
         api.gone() - gone,
         took.as_secs_f64(),
         peak / 1024,

@@ -73,7 +73,9 @@ def main():
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         zones.append((origin.rstrip("."), path))
-    records = sum(len(l) - 1 for l in files.values())
+    records = sum(len(l) - 1 for o, l in files.items() if len(l) >= 3)
+    if probe is None:
+        sys.exit("the zone has no A record to probe Knot with")
     os.makedirs(f"{work}/db")
     conf = f"server:\n    rundir: \"{work}\"\n    listen: 127.0.0.1@{PORT}\n    udp-workers: 2\n    background-workers: 2\n"
     conf += f"database:\n    storage: \"{work}/db\"\nlog:\n  - target: stderr\n    any: error\nzone:\n"
