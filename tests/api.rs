@@ -261,12 +261,16 @@ async fn api_down_after_sync_changes_nothing() {
     running.server.shutdown().await;
 }
 
+/// The relist forwards only what changed since the watch last sent it (a
+/// hash per object): a deletion, an addition and a change made while the
+/// API was away all arrive; what did not change stays answered throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relist_after_410_carries_deletions() {
     let api = FakeApi::start().await;
     api.apply(&ns("team"));
     api.apply(&svc("team", "stays", "10.96.1.1"));
     api.apply(&svc("team", "goes", "10.96.1.2"));
+    api.apply(&svc("team", "moves", "10.96.1.4"));
     let dir = tempfile::tempdir().unwrap();
     let running = start(&api, dir.path(), PodMode::Disabled).await;
     let addr = running.addr();
@@ -277,11 +281,13 @@ async fn relist_after_410_carries_deletions() {
     api.set_up(false).await;
     api.delete("services", "team", "goes");
     api.apply(&svc("team", "new", "10.96.1.3"));
+    api.apply(&svc("team", "moves", "10.96.1.6"));
     api.compact();
     let before = api.requests();
     api.set_up(true).await;
     until(addr, "goes.team.svc.cluster.local.", A, nx).await;
     until(addr, "new.team.svc.cluster.local.", A, has("10.96.1.3")).await;
+    until(addr, "moves.team.svc.cluster.local.", A, has("10.96.1.6")).await;
     assert!(api.requests() > before);
     assert!(api.gone() > 0, "the watch was not answered 410 Gone");
     stop.store(true, Ordering::Relaxed);

@@ -41,7 +41,14 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
                     SourceMsg::Events(ev) => {
                         // A reset (a relist, a manifest reload) is diffed
                         // against the whole model: big however little changed.
-                        big += ev.iter().map(|e| if let Event::Reset { objects, .. } = e { objects.len() } else { 1 }).sum::<usize>();
+                        big += ev
+                            .iter()
+                            .map(|e| match e {
+                                Event::Reset { objects, .. } => objects.len(),
+                                Event::Relist { listed, .. } => listed.len(),
+                                _ => 1,
+                            })
+                            .sum::<usize>();
                         events.extend(ev)
                     }
                     SourceMsg::Synced => synced = true,

@@ -21,6 +21,16 @@ pub enum Event {
         kinds: Vec<Kind>,
         objects: Vec<Object>,
     },
+    /// A complete list of one kind told as what changed since the source
+    /// last sent it: `changed` to apply, `listed` every (namespace, name)
+    /// the list held; the rest of the kind goes. An API relist of 100k
+    /// objects then reaches the model without a second copy of the
+    /// unchanged ones.
+    Relist {
+        kind: Kind,
+        changed: Vec<Object>,
+        listed: foldhash::HashSet<(Str, Str)>,
+    },
 }
 
 /// The unit of DNS names that is rebuilt together. A Service's names are
@@ -462,6 +472,19 @@ impl Cluster {
             Object::Endpoints(e) => self.endpoints.get(ns, name) == Some(e),
             Object::Pod(p) => self.pods.get(ns, name) == Some(p),
         }
+    }
+
+    /// Turns a `Relist` into the applies and deletes that make the state
+    /// of `kind` equal to the list it stands for.
+    pub fn diff_relist(&self, kind: Kind, changed: Vec<Object>, listed: &foldhash::HashSet<(Str, Str)>) -> Vec<Event> {
+        let mut out: Vec<Event> =
+            changed.into_iter().filter(|o| o.id().0 == kind && !self.holds(o)).map(Event::Apply).collect();
+        for (ns, name) in self.ids_of(kind) {
+            if !listed.contains(&(Str::from(ns), Str::from(name))) {
+                out.push(Event::Delete(ObjectKey { kind, namespace: ns.to_string(), name: name.to_string() }));
+            }
+        }
+        out
     }
 
     /// Turns a `Reset` into the applies and deletes that make the state equal

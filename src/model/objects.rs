@@ -44,7 +44,7 @@ pub struct ObjectKey {
 /// One trimmed object, as the sources deliver it to the model. Shared, not
 /// copied: a source that keeps what it sent (the manifest cache) and the
 /// model hold the same allocation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Object {
     Namespace(Namespace),
     Service(Arc<Service>),
@@ -82,7 +82,7 @@ impl Object {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace {
     pub name: String,
     /// For `namespace_labels` in the manifest source; the model keeps names only.
@@ -90,7 +90,7 @@ pub struct Namespace {
 }
 
 /// What a Service name answers with (SPEC.md R2, R3, R9).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     /// ClusterIP, NodePort and LoadBalancer: the cluster IPs, one per family.
     ClusterIp(Vec<IpAddr>),
@@ -133,13 +133,13 @@ impl Protocol {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TargetPort {
     Number(u16),
     Name(Str),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     /// Empty when the port is unnamed (then it has no `_port._proto` name).
     pub name: Str,
@@ -149,7 +149,7 @@ pub struct ServicePort {
     pub target_port: Option<TargetPort>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Service {
     pub namespace: Str,
     pub name: Str,
@@ -167,7 +167,7 @@ pub struct Service {
 pub type Addresses = smallvec::SmallVec<[IpAddr; 1]>;
 
 /// One endpoint: an address group with its readiness and hostname.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub addresses: Addresses,
     pub ready: bool,
@@ -177,7 +177,7 @@ pub struct Endpoint {
     pub pod: Option<Str>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointPort {
     /// Empty when unnamed.
     pub name: Str,
@@ -187,13 +187,13 @@ pub struct EndpointPort {
 
 /// Endpoints that share one port list: an EndpointSlice, or one subset of a
 /// v1 Endpoints object.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct EndpointGroup {
     pub endpoints: Vec<Endpoint>,
     pub ports: Vec<EndpointPort>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointSlice {
     pub namespace: Str,
     pub name: Str,
@@ -202,21 +202,21 @@ pub struct EndpointSlice {
     pub group: EndpointGroup,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoints {
     pub namespace: Str,
     pub name: Str,
     pub groups: Vec<EndpointGroup>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerPort {
     pub name: Str,
     pub protocol: Protocol,
     pub port: u16,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Pod {
     pub namespace: Str,
     pub name: Str,
@@ -238,7 +238,7 @@ pub struct Pod {
 /// Labels or a selector: `key=value` pairs sorted by key. A flat list, not a
 /// map: most objects carry one to three labels, and a `BTreeMap` node
 /// allocates room for eleven (half a KiB per Service at 100k Services).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Labels(Box<[(Str, Str)]>);
 
 impl Labels {

@@ -478,6 +478,9 @@ impl Updater {
         for ev in events {
             match ev {
                 Event::Reset { kinds, objects } => queue.extend(self.cluster.diff_reset(&kinds, objects)),
+                Event::Relist { kind, changed, listed } => {
+                    queue.extend(self.cluster.diff_relist(kind, changed, &listed))
+                }
                 other => queue.push(other),
             }
             // Apply as we go so that a later Reset diffs against the state
@@ -486,7 +489,7 @@ impl Updater {
                 let (key, obj) = match ev {
                     Event::Apply(obj) => (obj.key(), Some(obj)),
                     Event::Delete(key) => (key, None),
-                    Event::Reset { .. } => continue,
+                    Event::Reset { .. } | Event::Relist { .. } => continue,
                 };
                 stats.events += 1;
                 if !first {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Scope, SourceMsg};
 use crate::metrics::Metrics;
-use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service};
+use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service, Str};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -198,6 +198,20 @@ fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String
     obj.try_parse::<K>().map_err(|e| e.to_string())
 }
 
+/// A list in progress (see [`Watch::run`]).
+#[derive(Default)]
+struct Listing {
+    changed: Vec<Object>,
+    listed: foldhash::HashSet<(Str, Str)>,
+    hashes: Vec<(u64, u64)>,
+}
+
+/// A hash that is the same for equal values for the life of the process.
+fn hash_of<T: std::hash::Hash>(v: &T) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x7265_6c69_7374).hash_one(v)
+}
+
 /// One kind's watcher and where its events go.
 struct Watch {
     kind: Kind,
@@ -254,8 +268,16 @@ impl Watch {
         F: Fn(K) -> Result<Option<Object>, String>,
     {
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-        // Objects of a list in progress; sent as one reset at its end.
-        let mut listing: Option<Vec<Object>> = None;
+        // What was last sent per object: a hash of its key to a hash of the
+        // trimmed object. A relist forwards only the objects whose hash
+        // differs, so the unchanged ones (nearly all) are dropped as they
+        // arrive instead of being held beside the model (issue 8). Two keys
+        // sharing a hash only make an object count as changed: the deletes
+        // are decided on the full keys of the list.
+        let mut sent: foldhash::HashMap<u64, u64> = Default::default();
+        // A list in progress: objects that changed, every key it held, and
+        // the hashes `sent` takes once the list is sent whole.
+        let mut listing: Option<Listing> = None;
         while let Some(item) = stream.next().await {
             let trigger = match &item {
                 Ok(WatchEvent::Apply(obj)) => trigger_time(obj.meta()),
@@ -263,19 +285,27 @@ impl Watch {
             };
             let ok = match item {
                 Ok(WatchEvent::Init) => {
-                    listing = Some(Vec::new());
+                    listing = Some(Listing::default());
                     true
                 }
                 Ok(WatchEvent::InitApply(obj)) => {
                     if let Some(Ok(o)) = self.convert(obj, &trim) {
-                        listing.get_or_insert_with(Vec::new).push(o);
+                        let list = listing.get_or_insert_with(Listing::default);
+                        let (_, ns, name) = o.id();
+                        let hashes = (hash_of(&(ns, name)), hash_of(&o));
+                        list.listed.insert((ns.into(), name.into()));
+                        if sent.get(&hashes.0) != Some(&hashes.1) {
+                            list.changed.push(o);
+                        }
+                        list.hashes.push(hashes);
                     }
                     true
                 }
                 Ok(WatchEvent::InitDone) => {
-                    let objects = listing.take().unwrap_or_default();
-                    tracing::debug!(kind = ?self.kind, objects = objects.len(), "listed");
-                    let sent = self.send(vec![Event::Reset { kinds: vec![self.kind], objects }]);
+                    let Listing { changed, listed, hashes } = listing.take().unwrap_or_default();
+                    tracing::debug!(kind = ?self.kind, objects = listed.len(), changed = changed.len(), "listed");
+                    sent = hashes.into_iter().collect();
+                    let sent = self.send(vec![Event::Relist { kind: self.kind, changed, listed }]);
                     if self.sync.done(self.kind) {
                         tracing::info!("every kind listed: serving the cluster state");
                         let _ = self.tx.send(SourceMsg::Synced);
@@ -284,6 +314,8 @@ impl Watch {
                 }
                 Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim) {
                     Some(Ok(o)) => {
+                        let (_, ns, name) = o.id();
+                        sent.insert(hash_of(&(ns, name)), hash_of(&o));
                         let sent = self.send(vec![Event::Apply(o.clone())]);
                         if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
                             && let Some(svc) = &slice.service
@@ -293,11 +325,15 @@ impl Watch {
                         }
                         sent
                     }
-                    Some(Err(key)) => self.send(vec![Event::Delete(key)]),
+                    Some(Err(key)) => {
+                        sent.remove(&hash_of(&(key.namespace.as_str(), key.name.as_str())));
+                        self.send(vec![Event::Delete(key)])
+                    }
                     None => true,
                 },
                 Ok(WatchEvent::Delete(obj)) => {
                     let key = self.key(&obj);
+                    sent.remove(&hash_of(&(key.namespace.as_str(), key.name.as_str())));
                     !self.wanted(&key) || self.send(vec![Event::Delete(key)])
                 }
                 Err(e) => {
