@@ -203,13 +203,22 @@ fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String
 struct Listing {
     changed: Vec<Object>,
     listed: foldhash::HashSet<(Str, Str)>,
-    hashes: Vec<(u64, u64)>,
+    hashes: Vec<(u64, u128)>,
 }
 
 /// A hash that is the same for equal values for the life of the process.
 fn hash_of<T: std::hash::Hash>(v: &T) -> u64 {
     use std::hash::BuildHasher;
     foldhash::quality::FixedState::with_seed(0x7265_6c69_7374).hash_one(v)
+}
+
+/// 128 bits of an object, from two differently seeded hashes: an object
+/// whose change hashed the same as its last version would not be
+/// forwarded by a relist, so it takes more than 64 bits of luck.
+fn object_hash(o: &Object) -> u128 {
+    use std::hash::BuildHasher;
+    let other = foldhash::quality::FixedState::with_seed(0x6f62_6a65_6374).hash_one(o);
+    (u128::from(hash_of(o)) << 64) | u128::from(other)
 }
 
 /// One kind's watcher and where its events go.
@@ -268,13 +277,13 @@ impl Watch {
         F: Fn(K) -> Result<Option<Object>, String>,
     {
         let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-        // What was last sent per object: a hash of its key to a hash of the
-        // trimmed object. A relist forwards only the objects whose hash
+        // What was last sent per object: a hash of its key to a 128-bit hash
+        // of the trimmed object. A relist forwards only the objects whose hash
         // differs, so the unchanged ones (nearly all) are dropped as they
         // arrive instead of being held beside the model (issue 8). Two keys
         // sharing a hash only make an object count as changed: the deletes
         // are decided on the full keys of the list.
-        let mut sent: foldhash::HashMap<u64, u64> = Default::default();
+        let mut sent: foldhash::HashMap<u64, u128> = Default::default();
         // A list in progress: objects that changed, every key it held, and
         // the hashes `sent` takes once the list is sent whole.
         let mut listing: Option<Listing> = None;
@@ -292,7 +301,7 @@ impl Watch {
                     if let Some(Ok(o)) = self.convert(obj, &trim) {
                         let list = listing.get_or_insert_with(Listing::default);
                         let (_, ns, name) = o.id();
-                        let hashes = (hash_of(&(ns, name)), hash_of(&o));
+                        let hashes = (hash_of(&(ns, name)), object_hash(&o));
                         list.listed.insert((ns.into(), name.into()));
                         if sent.get(&hashes.0) != Some(&hashes.1) {
                             list.changed.push(o);
@@ -315,7 +324,7 @@ impl Watch {
                 Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim) {
                     Some(Ok(o)) => {
                         let (_, ns, name) = o.id();
-                        sent.insert(hash_of(&(ns, name)), hash_of(&o));
+                        sent.insert(hash_of(&(ns, name)), object_hash(&o));
                         let sent = self.send(vec![Event::Apply(o.clone())]);
                         if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
                             && let Some(svc) = &slice.service
