@@ -227,18 +227,12 @@ impl Cluster {
         out.extend(self.slices.iter().map(|(ns, n, _)| Owner::Slice(ns.into(), n.into())));
         out.extend(self.endpoints.iter().map(|(ns, n, _)| Owner::Endpoints(ns.into(), n.into())));
         for (ns, name, svc) in self.services.iter() {
-            if self.emulated(ns, name) {
+            if self.source(ns, name) == super::endpoints::Source::Selector {
                 self.selected(ns, name, svc.selector.as_ref(), &mut out);
             }
         }
         out.extend(self.pods.iter().map(|(ns, n, _)| Owner::Pod(ns.into(), n.into())));
         out
-    }
-
-    /// Whether the endpoints of Service `ns/name` come from its selector
-    /// (it has neither slices nor Endpoints).
-    fn emulated(&self, ns: &str, name: &str) -> bool {
-        self.slices_by_service.get(ns, name).is_none() && self.endpoints.get(ns, name).is_none()
     }
 
     /// The [`Owner::Selected`] of every Pod of `ns` that `selector` matches.

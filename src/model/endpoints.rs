@@ -7,31 +7,53 @@ use std::borrow::Cow;
 use super::cluster::{Cluster, Owner};
 use super::objects::*;
 
+/// Where a Service's endpoints come from: the first of these it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    Slices,
+    Endpoints,
+    Selector,
+}
+
+/// Whether the EndpointSlice controller would make an endpoint of `pod` for
+/// `svc`: selected, with an address, and not terminal (a terminal Pod's IPs
+/// may be another's already; a terminating one stays, not ready unless
+/// `publishNotReadyAddresses`).
+fn selected(svc: &Service, pod: &Pod) -> bool {
+    svc.selector.as_ref().is_some_and(|s| s.selects(&pod.labels)) && !pod.ips.is_empty() && !pod.terminal
+}
+
 impl Cluster {
+    /// Which source Service `ns/name` takes its endpoints from.
+    pub(super) fn source(&self, ns: &str, name: &str) -> Source {
+        if self.slices_of(ns, name).next().is_some() {
+            Source::Slices
+        } else if self.endpoints_named(ns, name).is_some() {
+            Source::Endpoints
+        } else {
+            Source::Selector
+        }
+    }
+
     /// Whether `svc` has a ready endpoint with an address (CoreDNS's
-    /// `ignore empty_service`), from the same source as
-    /// [`Cluster::endpoint_groups`] but copying nothing and stopping at the
-    /// first.
+    /// `ignore empty_service`), copying nothing and stopping at the first.
     pub fn has_ready_endpoint(&self, svc: &Service) -> bool {
         let ready = |e: &Endpoint| (e.ready || svc.publish_not_ready) && !e.addresses.is_empty();
-        let mut slices = self.slices_of(&svc.namespace, &svc.name).peekable();
-        if slices.peek().is_some() {
-            return slices.any(|s| s.group.endpoints.iter().any(ready));
+        let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        match self.source(ns, name) {
+            Source::Slices => self.slices_of(ns, name).any(|s| s.group.endpoints.iter().any(ready)),
+            Source::Endpoints => {
+                self.endpoints_named(ns, name).is_some_and(|e| e.groups.iter().any(|g| g.endpoints.iter().any(ready)))
+            }
+            Source::Selector => self.pods_in(ns).any(|p| selected(svc, p) && (p.ready || svc.publish_not_ready)),
         }
-        if let Some(eps) = self.endpoints_named(&svc.namespace, &svc.name) {
-            return eps.groups.iter().any(|g| g.endpoints.iter().any(ready));
-        }
-        svc.selector.as_ref().is_some_and(|sel| {
-            self.pods_in(&svc.namespace).any(|p| {
-                sel.selects(&p.labels) && !p.ips.is_empty() && !p.terminal && (p.ready || svc.publish_not_ready)
-            })
-        })
     }
 
     /// The Service an endpoint owner ([`Owner::Slice`], [`Owner::Endpoints`],
     /// [`Owner::Selected`]) serves and the endpoints it gives it; `None`
     /// when it gives nothing (no such Service, or another source in use).
-    /// Readiness is final, as in [`Cluster::endpoint_groups`].
+    /// Readiness is final: `publishNotReadyAddresses` has made every
+    /// endpoint ready.
     pub fn owner_groups(&self, owner: &Owner) -> Option<(&Service, Vec<Cow<'_, EndpointGroup>>)> {
         let (svc, mut groups) = match owner {
             Owner::Slice(ns, name) => {
@@ -41,19 +63,15 @@ impl Cluster {
             }
             Owner::Endpoints(ns, name) => {
                 let svc = self.service(ns, name)?;
-                if self.slices_of(ns, name).next().is_some() {
+                if self.source(ns, name) != Source::Endpoints {
                     return None;
                 }
                 (svc, self.endpoints_named(ns, name)?.groups.iter().map(Cow::Borrowed).collect())
             }
             Owner::Selected(ns, name, pod) => {
                 let svc = self.service(ns, name)?;
-                if self.slices_of(ns, name).next().is_some() || self.endpoints_named(ns, name).is_some() {
-                    return None;
-                }
                 let pod = self.pod(ns, pod)?;
-                if !svc.selector.as_ref().is_some_and(|s| s.selects(&pod.labels)) || pod.ips.is_empty() || pod.terminal
-                {
+                if self.source(ns, name) != Source::Selector || !selected(svc, pod) {
                     return None;
                 }
                 (svc, vec![Cow::Owned(emulate(svc, pod))])
@@ -66,38 +84,6 @@ impl Cluster {
             }
         }
         Some((svc, groups))
-    }
-
-    /// The endpoint groups of `svc`, in a stable order. Readiness is final:
-    /// `publishNotReadyAddresses` has already made every endpoint ready.
-    pub fn endpoint_groups(&self, svc: &Service) -> Vec<Cow<'_, EndpointGroup>> {
-        let mut groups: Vec<Cow<'_, EndpointGroup>> = Vec::new();
-        let mut slices: Vec<&EndpointSlice> = self.slices_of(&svc.namespace, &svc.name).collect();
-        if !slices.is_empty() {
-            slices.sort_by(|a, b| a.name.cmp(&b.name));
-            groups.extend(slices.into_iter().map(|s| Cow::Borrowed(&s.group)));
-        } else if let Some(eps) = self.endpoints_named(&svc.namespace, &svc.name) {
-            groups.extend(eps.groups.iter().map(Cow::Borrowed));
-        } else if let Some(selector) = &svc.selector {
-            let mut pods: Vec<&Pod> = self
-                .pods_in(&svc.namespace)
-                .filter(|p| selector.selects(&p.labels))
-                // The controller leaves terminal Pods out entirely (their IPs
-                // may be another Pod's already); terminating ones stay, not
-                // ready unless `publishNotReadyAddresses`.
-                .filter(|p| !p.ips.is_empty() && !p.terminal)
-                .collect();
-            pods.sort_by(|a, b| a.name.cmp(&b.name));
-            groups.extend(pods.into_iter().map(|p| Cow::Owned(emulate(svc, p))));
-        }
-        if svc.publish_not_ready && groups.iter().any(|g| g.endpoints.iter().any(|e| !e.ready)) {
-            for g in groups.iter_mut() {
-                for e in g.to_mut().endpoints.iter_mut() {
-                    e.ready = true;
-                }
-            }
-        }
-        groups
     }
 }
 
@@ -132,5 +118,93 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
             pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Str::from),
         }],
         ports,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn service(publish_not_ready: bool) -> Object {
+        Object::Service(Arc::new(Service {
+            namespace: "t".into(),
+            name: "db".into(),
+            kind: ServiceKind::Headless,
+            ports: vec![],
+            selector: Some([("app", "db")].into_iter().collect()),
+            publish_not_ready,
+        }))
+    }
+
+    fn endpoint(ready: bool) -> Endpoint {
+        Endpoint { addresses: smallvec::smallvec!["10.244.0.1".parse().unwrap()], ready, hostname: None, pod: None }
+    }
+
+    fn slice(ready: bool) -> Object {
+        Object::EndpointSlice(Arc::new(EndpointSlice {
+            namespace: "t".into(),
+            name: "db-1".into(),
+            service: Some("db".into()),
+            group: EndpointGroup { endpoints: vec![endpoint(ready)], ports: vec![] },
+        }))
+    }
+
+    fn endpoints(ready: bool) -> Object {
+        Object::Endpoints(Arc::new(Endpoints {
+            namespace: "t".into(),
+            name: "db".into(),
+            groups: vec![EndpointGroup { endpoints: vec![endpoint(ready)], ports: vec![] }],
+        }))
+    }
+
+    fn pod(ready: bool, terminal: bool) -> Object {
+        Object::Pod(Arc::new(Pod {
+            namespace: "t".into(),
+            name: "db-0".into(),
+            labels: [("app", "db")].into_iter().collect(),
+            ips: vec!["10.244.0.9".parse().unwrap()],
+            ready,
+            terminal,
+            deleting: false,
+            hostname: None,
+            subdomain: None,
+            container_ports: vec![],
+        }))
+    }
+
+    /// The source order (slices, else Endpoints, else the selector) and
+    /// readiness, as `ignore empty_service` and the endpoint owners see them.
+    #[test]
+    fn the_first_source_a_service_has_decides_its_endpoints() {
+        let selected = || Owner::Selected("t".into(), "db".into(), "db-0".into());
+        let by_endpoints = || Owner::Endpoints("t".into(), "db".into());
+        // (objects, publishNotReady, has a ready endpoint, Endpoints owner gives, Pod owner gives)
+        let rows: Vec<(Vec<Object>, bool, bool, bool, bool)> = vec![
+            (vec![pod(true, false)], false, true, false, true),
+            (vec![pod(false, false)], false, false, false, true),
+            (vec![pod(false, false)], true, true, false, true),
+            (vec![pod(true, true)], false, false, false, false),
+            (vec![pod(true, false), endpoints(false)], false, false, true, false),
+            (vec![pod(true, false), endpoints(false)], true, true, true, false),
+            (vec![pod(true, false), endpoints(true), slice(false)], false, false, false, false),
+            (vec![pod(true, false), endpoints(false), slice(true)], false, true, false, false),
+        ];
+        for (i, (objects, pnr, ready, eps_gives, pod_gives)) in rows.into_iter().enumerate() {
+            let mut c = Cluster::new();
+            c.apply(service(pnr));
+            for o in objects {
+                c.apply(o);
+            }
+            let svc = c.service("t", "db").unwrap_or_else(|| panic!("row {i}: no Service")).clone();
+            assert_eq!(c.has_ready_endpoint(&svc), ready, "row {i}: ready");
+            assert_eq!(c.owner_groups(&by_endpoints()).is_some(), eps_gives, "row {i}: Endpoints owner");
+            assert_eq!(c.owner_groups(&selected()).is_some(), pod_gives, "row {i}: Pod owner");
+            if let Some((_, groups)) = c.owner_groups(&by_endpoints()).or_else(|| c.owner_groups(&selected())) {
+                let all_ready = groups.iter().all(|g| g.endpoints.iter().all(|e| e.ready));
+                assert_eq!(all_ready, ready, "row {i}: readiness of the groups given");
+            }
+        }
     }
 }
