@@ -75,9 +75,17 @@ pub fn rss_kib() -> u64 {
 
 /// Hands memory freed after a big change (parse buffers, a refused
 /// document, the old version of a reloaded file, the build's scratch
-/// records) back to the system. glibc keeps it in its arenas otherwise, and
-/// it then shows as resident for the life of the process.
+/// records) back to the system. The binary allocates with mimalloc, which
+/// purges freed pages only when it is next called, and an idle server is
+/// not: without this they show as resident for the life of the process.
+/// glibc's arenas are trimmed too, for whatever still uses them (tests and
+/// benches run on the system allocator).
 pub fn release_free_memory() {
+    // SAFETY: mi_collect frees nothing live: it returns the pages of
+    // mimalloc's own heaps that hold no allocation.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only returns free pages of the allocator's own
