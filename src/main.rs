@@ -36,6 +36,7 @@ pub(crate) fn init_tracing() {
 }
 
 fn main() -> ExitCode {
+    clusterdns::source::configure_allocator();
     // Counted for coredns_panics_total, then reported as usual.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

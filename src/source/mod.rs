@@ -73,6 +73,22 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// `mi_option_purge_delay`: its place in mimalloc.h's option enum (the same
+/// in mimalloc 2 and 3; libmimalloc-sys names only some of them).
+const MI_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sets the binary's allocator up for a server that loads a big state and
+/// then mostly reads it: pages freed are given back at once (mimalloc waits
+/// a second by default, and purges only when it is next called, which an
+/// idle server is not: 10 MiB more resident at 100,000 Services, 30 MiB more
+/// peak). A `MIMALLOC_PURGE_DELAY` set in the environment still wins.
+pub fn configure_allocator() {
+    // SAFETY: sets a number in mimalloc's option table; no memory involved.
+    unsafe {
+        libmimalloc_sys::mi_option_set_default(MI_PURGE_DELAY, 0);
+    }
+}
+
 /// Hands memory freed after a big change (parse buffers, a refused
 /// document, the old version of a reloaded file, the build's scratch
 /// records) back to the system. The binary allocates with mimalloc, which
@@ -92,6 +108,21 @@ pub fn release_free_memory() {
         // arenas to the kernel; it touches no live allocation.
         unsafe {
             libc::malloc_trim(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_is_where_we_set_it() {
+        // A mimalloc upgrade that moved the option would make
+        // configure_allocator set another one: its default is 1000 ms (10 in
+        // mimalloc 2), which no other option of the enum has.
+        // SAFETY: reads mimalloc's option table.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_PURGE_DELAY) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(delay, 1000);
         }
     }
 }
