@@ -28,6 +28,26 @@ pub enum Command {
     Zone(ZoneArgs),
     /// Serve a bundled demo cluster on 127.0.0.1:1053 and print dig commands to try.
     Demo(DemoArgs),
+    /// Say why a name answers what it does: the answer, the objects that
+    /// made it, or what is missing and the likely fix.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The name asked, e.g. my-svc.my-ns.svc.cluster.local.
+    pub name: String,
+    /// The record type asked (A, AAAA, SRV, PTR, CNAME, ...).
+    #[arg(default_value = "A")]
+    pub qtype: String,
+    /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// text, or json (one object).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    #[command(flatten)]
+    pub zone: ZoneFlags,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -11,13 +11,15 @@
 //! ```
 //!
 //! `config` holds the command line; `metrics` the counters every stage bumps
-//! (rendered by `admin`); `demo` a bundled cluster to try.
+//! (rendered by `admin`); `demo` a bundled cluster to try; `explain` reads
+//! the model and the records to say why a name answers what it does.
 
 pub mod admin;
 pub mod app;
 pub mod config;
 pub mod corefile;
 pub mod demo;
+pub mod explain;
 pub mod metrics;
 pub mod model;
 pub mod plugins;

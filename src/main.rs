@@ -7,7 +7,7 @@ use clap::Parser;
 use std::sync::atomic::Ordering;
 
 use clusterdns::admin::{self, Admin, Endpoints};
-use clusterdns::app::{serve_api, serve_manifests, zone_snapshot};
+use clusterdns::app::{explainer, serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
 use clusterdns::model::Selector;
@@ -129,6 +129,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 running.server.shutdown().await;
                 Ok(())
             })
+        }
+        Command::Explain(args) => {
+            let qtype: hickory_proto::rr::RecordType =
+                args.qtype.to_ascii_uppercase().parse().map_err(|_| {
+                    anyhow::anyhow!("unknown record type {:?} (A, AAAA, SRV, PTR, CNAME, ...)", args.qtype)
+                })?;
+            let (explainer, errors) = explainer(args.manifests, &args.zone)?;
+            for e in errors {
+                eprintln!("warning: {e}");
+            }
+            let e = explainer.explain(&args.name, qtype);
+            if args.format == "json" {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{e}");
+            }
+            Ok(())
         }
         Command::Demo(args) => {
             let dir = demo::write_files()?;

@@ -88,7 +88,7 @@ fn help_documents_every_flag() {
     }
     let out = clusterdns(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "zone", "demo"] {
+    for cmd in ["serve", "zone", "demo", "explain"] {
         assert!(help.contains(cmd), "--help lacks {cmd}");
     }
 }
@@ -168,4 +168,34 @@ fn an_admin_port_in_use_names_its_flag_or_plugin() {
         let line = failure(clusterdns(&["-conf", &corefile.display().to_string()]));
         assert!(line.contains(&format!("`{plugin}`")), "{plugin}: {line}");
     }
+}
+
+/// Seed 000's manual Endpoints named `mysql-ep` for the Service `mysql-svc`:
+/// `explain` says in one sentence why it does not bind and what to rename,
+/// in text and in JSON.
+#[test]
+fn explain_says_why_the_manual_endpoints_do_not_bind() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let seeds = format!("{root}/tests/fixtures/seeds.yaml");
+    let out = clusterdns(&["explain", "mysql-svc.default.svc.cluster.local", "--manifests", &seeds]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(";; mysql-svc.default.svc.cluster.local. IN A: NXDOMAIN"), "{text}");
+    let sentence = "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to mysql-svc.";
+    assert!(text.contains(sentence), "{text}");
+    let out = clusterdns(&[
+        "explain",
+        "mysql-svc.default.svc.cluster.local",
+        "SRV",
+        "--manifests",
+        &seeds,
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["type"], "SRV");
+    assert_eq!(json["status"], "NXDOMAIN");
+    assert!(json["why"].as_array().unwrap().iter().any(|w| w.as_str() == Some(sentence)), "{json}");
+    // An unknown type is one clear line.
+    fails_with_one_line(&["explain", "x.cluster.local", "BOGUS", "--manifests", &seeds], 1, "unknown record type");
 }

@@ -196,6 +196,15 @@ async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metri
     Ok(())
 }
 
+/// Loads `paths` for `clusterdns explain`; the errors found are returned
+/// beside it.
+pub fn explainer(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(crate::explain::Explainer, Vec<String>), AppError> {
+    let cfg = zone_config(flags)?;
+    let mut manifests = Manifests::new(paths, flags.service_cidr, Scope::default());
+    let (objects, errors) = manifests.load(true)?.unwrap_or_default();
+    Ok((crate::explain::Explainer::new(cfg, objects), errors.iter().map(ToString::to_string).collect()))
+}
+
 /// The zone snapshot of a set of manifests; the errors found are returned
 /// beside it so the caller can report them.
 pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {

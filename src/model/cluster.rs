@@ -186,7 +186,7 @@ impl Cluster {
         self.slices.get(ns, name).map(|s| &**s)
     }
 
-    pub(super) fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
+    pub fn slices_of(&self, ns: &str, svc: &str) -> impl Iterator<Item = &EndpointSlice> {
         self.slices_by_service
             .get(ns, svc)
             .into_iter()
@@ -194,13 +194,33 @@ impl Cluster {
             .filter_map(move |name| self.slices.get(ns, name).map(|s| &**s))
     }
 
-    pub(super) fn endpoints_named(&self, ns: &str, name: &str) -> Option<&Endpoints> {
+    pub fn endpoints_named(&self, ns: &str, name: &str) -> Option<&Endpoints> {
         self.endpoints.get(ns, name).map(|e| &**e)
     }
 
     /// The Pods of a namespace, in no particular order.
-    pub(super) fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
+    pub fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Pod> {
         self.pods.in_ns(ns).map(|(_, p)| &**p)
+    }
+
+    /// The namespaces that exist, in name order (`explain`).
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(String::as_str)
+    }
+
+    /// Every Service served, in no particular order (`explain`).
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|(ns, _, _)| self.exposed(ns)).map(|(_, _, s)| &**s)
+    }
+
+    /// Every EndpointSlice of `ns`, in no particular order (`explain`).
+    pub fn slices_in(&self, ns: &str) -> impl Iterator<Item = &EndpointSlice> {
+        self.slices.in_ns(ns).map(|(_, s)| &**s)
+    }
+
+    /// Every Endpoints object of `ns`, in no particular order (`explain`).
+    pub fn endpoints_in(&self, ns: &str) -> impl Iterator<Item = &Endpoints> {
+        self.endpoints.in_ns(ns).map(|(_, e)| &**e)
     }
 
     pub fn counts(&self) -> [(Kind, usize); 5] {

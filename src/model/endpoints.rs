@@ -9,7 +9,7 @@ use super::objects::*;
 
 /// Where a Service's endpoints come from: the first of these it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Source {
+pub enum Source {
     Slices,
     Endpoints,
     Selector,
@@ -25,7 +25,7 @@ fn selected(svc: &Service, pod: &Pod) -> bool {
 
 impl Cluster {
     /// Which source Service `ns/name` takes its endpoints from.
-    pub(super) fn source(&self, ns: &str, name: &str) -> Source {
+    pub fn source(&self, ns: &str, name: &str) -> Source {
         if self.slices_of(ns, name).next().is_some() {
             Source::Slices
         } else if self.endpoints_named(ns, name).is_some() {

@@ -8,5 +8,6 @@ mod objects;
 mod selector;
 
 pub use cluster::{Cluster, DNS_SERVICE, Event, Owner};
+pub use endpoints::Source;
 pub use objects::*;
 pub use selector::Selector;

@@ -1,0 +1,759 @@
+//! Why a name answers what it does (`clusterdns explain`): the answer as
+//! `dig` shows it, from the same index and encoder the server answers with,
+//! and in sentences which objects made it or, for a negative answer, what is
+//! missing and the likely fix. Reads the model and the records; changes
+//! nothing.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use hickory_proto::op::{Message, Query as HQuery};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::model::{Cluster, Event, Object, Pod, Service, ServiceKind, Source};
+use crate::plugins::message::{Parsed, begin, encode_answer, end, parse};
+use crate::records::name::{key_of, parse_ip_label};
+use crate::records::{PodMode, Updater, ZoneConfig, ZoneIndex, answer};
+
+/// What `explain` says about one question.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    /// NOERROR, NXDOMAIN, SERVFAIL or REFUSED.
+    pub status: String,
+    /// The answer section, one record per line as `dig` prints it.
+    pub answer: Vec<String>,
+    /// Why, one sentence each.
+    pub why: Vec<String>,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, ";; {} IN {}: {}", self.name, self.qtype, self.status)?;
+        if self.answer.is_empty() {
+            writeln!(f, ";; no answer records")?;
+        } else {
+            writeln!(f, ";; ANSWER SECTION:")?;
+            for line in &self.answer {
+                writeln!(f, "{line}")?;
+            }
+        }
+        writeln!(f)?;
+        for why in &self.why {
+            writeln!(f, "- {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A cluster loaded for questions: the model and the index built from it.
+pub struct Explainer {
+    updater: Updater,
+    index: std::sync::Arc<ZoneIndex>,
+}
+
+impl Explainer {
+    pub fn new(cfg: ZoneConfig, objects: Vec<Object>) -> Self {
+        let index = ZoneIndex::new(cfg);
+        let mut updater = Updater::new(index.clone(), Cluster::new());
+        updater.apply(vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects }]);
+        index.set_loaded();
+        Explainer { updater, index }
+    }
+
+    fn cluster(&self) -> &Cluster {
+        self.updater.cluster()
+    }
+
+    fn cfg(&self) -> &ZoneConfig {
+        self.index.config()
+    }
+
+    /// Explains `qtype` at `name` (absolute or not; the zone is not added).
+    pub fn explain(&self, name: &str, qtype: RecordType) -> Explanation {
+        let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
+        let mut out = Explanation {
+            name: fqdn.clone(),
+            qtype: qtype.to_string(),
+            status: String::new(),
+            answer: Vec::new(),
+            why: Vec::new(),
+        };
+        let Ok(qname) = Name::from_ascii(&fqdn) else {
+            out.status = "FORMERR".into();
+            out.why.push(format!("{name} is not a valid DNS name."));
+            return out;
+        };
+        let (status, records) = self.ask(&qname, qtype);
+        out.status = status;
+        out.answer = records;
+        self.reasons(&fqdn.to_ascii_lowercase(), qtype, &mut out.why);
+        out
+    }
+
+    /// The answer through the server's own path: index, then wire encoder,
+    /// then read back as `dig` would.
+    fn ask(&self, qname: &Name, qtype: RecordType) -> (String, Vec<String>) {
+        let a = answer(&self.index, &key_of(qname), u16::from(qtype));
+        let mut query = Message::query();
+        query.add_query(HQuery::query(qname.clone(), qtype));
+        let Ok(wire) = query.to_vec() else { return ("SERVFAIL".into(), Vec::new()) };
+        let Parsed::Query(q) = parse(&wire) else { return ("SERVFAIL".into(), Vec::new()) };
+        let mut out = Vec::new();
+        begin(&mut out, &q);
+        let (rcode, _) = encode_answer(&mut out, &a, u16::MAX as usize, false);
+        end(&mut out, &q, rcode, a.authoritative);
+        match Message::from_vec(&out) {
+            Ok(m) => (status(u16::from(m.response_code)), m.answers.iter().map(ToString::to_string).collect()),
+            Err(_) => ("SERVFAIL".into(), Vec::new()),
+        }
+    }
+
+    fn reasons(&self, fqdn: &str, qtype: RecordType, why: &mut Vec<String>) {
+        let zone = self.cfg().zone.to_ascii().to_ascii_lowercase();
+        let Some(rel) = fqdn.strip_suffix(&zone).map(|r| r.trim_end_matches('.')) else {
+            why.push(format!(
+                "{fqdn} is outside the cluster zone {zone}: the kubernetes plugin does not answer it (forward does, when configured)."
+            ));
+            return;
+        };
+        let labels: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
+        match labels.as_slice() {
+            [] => why.push(format!("{zone} is the zone's apex: it has the SOA and NS records.")),
+            [ns, "svc"] => {
+                self.namespace(ns, why);
+            }
+            [svc, ns, "svc"] => {
+                if let Some(s) = self.service(ns, svc, why) {
+                    self.service_itself(s, qtype, why);
+                }
+            }
+            [host, svc, ns, "svc"] if !host.starts_with('_') => {
+                if let Some(s) = self.service(ns, svc, why) {
+                    self.endpoint_name(s, host, why);
+                }
+            }
+            [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
+                if let Some(s) = self.service(ns, svc, why) {
+                    self.named_port(s, &port[1..], &proto[1..], why);
+                }
+            }
+            [ip, ns, "pod"] => self.pod_name(ns, ip, why),
+            _ => why.push(format!(
+                "{fqdn} is not a name the cluster zone defines (<service>.<namespace>.svc.{zone}, <hostname>.<service>.<namespace>.svc.{zone}, _<port>._<proto>.<service>.<namespace>.svc.{zone} or <ip-with-dashes>.<namespace>.pod.{zone})."
+            )),
+        }
+    }
+
+    /// Whether namespace `ns` exists; says why not, with the nearest names.
+    fn namespace(&self, ns: &str, why: &mut Vec<String>) -> bool {
+        if self.cluster().has_namespace(ns) {
+            return true;
+        }
+        let mut s = format!("Namespace {ns} does not exist: no object lives in it.");
+        if let Some(near) = nearest(ns, self.cluster().namespaces()) {
+            s.push_str(&format!(" The nearest namespace is {near}."));
+        }
+        why.push(s);
+        false
+    }
+
+    /// The Service `ns/name`, or why there is none, with the nearest names
+    /// in the same namespace and the same name in others.
+    fn service(&self, ns: &str, name: &str, why: &mut Vec<String>) -> Option<&Service> {
+        if !self.namespace(ns, why) {
+            let elsewhere = self.namespaces_with(name);
+            if !elsewhere.is_empty() {
+                why.push(format!("A Service {name} exists in {}.", elsewhere.join(", ")));
+            }
+            return None;
+        }
+        if let Some(s) = self.cluster().service(ns, name) {
+            return Some(s);
+        }
+        let mut s = format!("There is no Service {name} in namespace {ns}.");
+        let same_ns = self.cluster().services().filter(|s| s.namespace == ns).map(|s| s.name.as_str());
+        if let Some(near) = nearest(name, same_ns) {
+            s.push_str(&format!(" The nearest Service name there is {near}."));
+        }
+        let elsewhere = self.namespaces_with(name);
+        if !elsewhere.is_empty() {
+            s.push_str(&format!(" A Service {name} exists in namespace {}.", elsewhere.join(", ")));
+        }
+        why.push(s);
+        None
+    }
+
+    fn namespaces_with(&self, name: &str) -> Vec<String> {
+        let found: BTreeSet<&str> =
+            self.cluster().services().filter(|s| s.name == name).map(|s| s.namespace.as_str()).collect();
+        found.into_iter().map(str::to_string).collect()
+    }
+
+    /// `<svc>.<ns>.svc.<zone>` itself.
+    fn service_itself(&self, svc: &Service, qtype: RecordType, why: &mut Vec<String>) {
+        let id = format!("{}/{}", svc.namespace, svc.name);
+        match &svc.kind {
+            ServiceKind::ExternalName(target) => {
+                if target.parse::<IpAddr>().is_ok() {
+                    why.push(format!(
+                        "Service {id} is an ExternalName whose externalName {target} is an IP address, not a DNS name: a CNAME cannot point at an address, so the name does not resolve. Use a Service without a selector and an EndpointSlice with that address instead."
+                    ));
+                } else {
+                    why.push(format!("Service {id} is an ExternalName: its name is a CNAME to {target}."));
+                }
+            }
+            ServiceKind::ClusterIp(ips) => {
+                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                why.push(format!("Service {id} has ClusterIP {}: its name answers that address.", ips.join(", ")));
+                if self.cfg().ignore_empty_service && !self.cluster().has_ready_endpoint(svc) {
+                    why.push("`ignore empty_service` is on and the Service has no ready endpoint, so it answers as if it did not exist.".into());
+                    self.endpoints(svc, why);
+                }
+            }
+            ServiceKind::Headless => {
+                why.push(format!(
+                    "Service {id} is headless (clusterIP: None): its name answers the addresses of its ready endpoints."
+                ));
+                self.endpoints(svc, why);
+            }
+        }
+        if qtype == RecordType::SRV && svc.ports.is_empty() {
+            why.push(format!("Service {id} has no ports, so it has no SRV records."));
+        }
+    }
+
+    /// Where `svc`'s endpoints come from, how many are ready and, when none
+    /// is, why.
+    fn endpoints(&self, svc: &Service, why: &mut Vec<String>) {
+        let c = self.cluster();
+        let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        let id = format!("{ns}/{name}");
+        let ready = |e: &crate::model::Endpoint| e.ready || svc.publish_not_ready;
+        match c.source(ns, name) {
+            Source::Slices => {
+                let slices: Vec<_> = c.slices_of(ns, name).collect();
+                let names: Vec<&str> = slices.iter().map(|s| s.name.as_str()).collect();
+                let all: Vec<_> = slices.iter().flat_map(|s| s.group.endpoints.iter()).collect();
+                let n = all.iter().filter(|e| ready(e) && !e.addresses.is_empty()).count();
+                why.push(format!(
+                    "Its endpoints come from the EndpointSlice(s) {} (label kubernetes.io/service-name={name}): {n} ready of {}.",
+                    names.join(", "),
+                    all.len()
+                ));
+                if n == 0 {
+                    self.not_ready(all.iter().copied(), why);
+                }
+            }
+            Source::Endpoints => {
+                let eps = c.endpoints_named(ns, name);
+                let all: Vec<_> = eps.iter().flat_map(|e| e.groups.iter()).flat_map(|g| g.endpoints.iter()).collect();
+                let n = all.iter().filter(|e| ready(e) && !e.addresses.is_empty()).count();
+                why.push(format!("Its endpoints come from the Endpoints {id}: {n} ready of {}.", all.len()));
+                if n == 0 {
+                    self.not_ready(all.iter().copied(), why);
+                }
+            }
+            Source::Selector => match &svc.selector {
+                None => {
+                    why.push(format!(
+                        "Service {id} has no selector, no EndpointSlice labelled kubernetes.io/service-name={name} and no Endpoints named {name}: nothing gives it endpoints."
+                    ));
+                    self.orphans(svc, why);
+                }
+                Some(sel) => {
+                    let selector = labels_text(sel.iter());
+                    let pods: Vec<&Pod> = c.pods_in(ns).filter(|p| sel.selects(&p.labels)).collect();
+                    if pods.is_empty() {
+                        let mut s = format!("The selector {selector} of Service {id} matches no Pod in {ns}.");
+                        let mut near: Vec<(usize, &Pod)> = c
+                            .pods_in(ns)
+                            .map(|p| (sel.iter().filter(|(k, v)| p.labels.get(k) == Some(v)).count(), p))
+                            .collect();
+                        near.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+                        for (_, p) in near.iter().take(3) {
+                            s.push_str(&format!(" Pod {} has labels {}.", p.name, labels_text(p.labels.iter())));
+                        }
+                        why.push(s);
+                        self.orphans(svc, why);
+                    } else {
+                        for p in pods {
+                            let state = if p.terminal {
+                                "has finished (Succeeded or Failed): no endpoint".to_string()
+                            } else if p.ips.is_empty() {
+                                "has no IP yet: no endpoint".to_string()
+                            } else if p.ready || svc.publish_not_ready {
+                                "is ready: an endpoint".to_string()
+                            } else {
+                                "is not ready (its Ready condition is not True): not answered; publishNotReadyAddresses: true on the Service would answer it".to_string()
+                            };
+                            why.push(format!("Pod {ns}/{} matches the selector {selector} and {state}.", p.name));
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    /// Says which endpoints are not ready, and the fix.
+    fn not_ready<'e>(&self, all: impl Iterator<Item = &'e crate::model::Endpoint>, why: &mut Vec<String>) {
+        let mut any = false;
+        for e in all {
+            let ips: Vec<String> = e.addresses.iter().map(ToString::to_string).collect();
+            if e.addresses.is_empty() {
+                why.push("An endpoint has no address.".into());
+            } else if !e.ready {
+                why.push(format!(
+                    "Endpoint {} is not ready (conditions.ready is false): it is not answered unless the Service sets publishNotReadyAddresses: true.",
+                    ips.join(", ")
+                ));
+            }
+            any = true;
+        }
+        if !any {
+            why.push("They hold no endpoints.".into());
+        }
+    }
+
+    /// Endpoints and slices of `svc`'s namespace that bind to no Service:
+    /// the usual reason a manual Service has no endpoints.
+    fn orphans(&self, svc: &Service, why: &mut Vec<String>) {
+        let c = self.cluster();
+        let ns = svc.namespace.as_str();
+        let mut eps: Vec<&str> =
+            c.endpoints_in(ns).map(|e| e.name.as_str()).filter(|n| c.service(ns, n).is_none()).collect();
+        eps.sort_unstable();
+        for e in eps {
+            why.push(format!(
+                "The Endpoints {ns}/{e} does not bind to Service {} because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to {}.",
+                svc.name, svc.name
+            ));
+        }
+        let mut slices: Vec<(&str, Option<&str>)> = c
+            .slices_in(ns)
+            .filter(|s| s.service.as_deref().is_none_or(|n| c.service(ns, n).is_none()))
+            .map(|s| (s.name.as_str(), s.service.as_deref()))
+            .collect();
+        slices.sort_unstable();
+        for (slice, label) in slices {
+            let said = match label {
+                Some(l) => format!("its label kubernetes.io/service-name={l} names no Service in {ns}"),
+                None => "it has no kubernetes.io/service-name label".to_string(),
+            };
+            why.push(format!(
+                "The EndpointSlice {ns}/{slice} does not bind to Service {} because {said}: set the label to {}.",
+                svc.name, svc.name
+            ));
+        }
+    }
+
+    /// `<host>.<svc>.<ns>.svc.<zone>`: an endpoint's own name.
+    fn endpoint_name(&self, svc: &Service, host: &str, why: &mut Vec<String>) {
+        let c = self.cluster();
+        let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+        let id = format!("{ns}/{name}");
+        if let ServiceKind::ExternalName(_) = svc.kind {
+            why.push(format!("Service {id} is an ExternalName: it has no endpoints, so no names below it."));
+            return;
+        }
+        let groups: Vec<_> = c
+            .owners()
+            .into_iter()
+            .filter_map(|o| c.owner_groups(&o).filter(|(s, _)| s.namespace == ns && s.name == name).map(|(_, g)| g))
+            .flatten()
+            .collect();
+        let labels: BTreeSet<String> = groups
+            .iter()
+            .flat_map(|g| g.endpoints.iter())
+            .flat_map(|e| {
+                let hostname = e.hostname.as_ref().map(|h| h.to_string());
+                e.addresses.iter().map(move |ip| hostname.clone().unwrap_or_else(|| crate::records::name::ip_label(ip)))
+            })
+            .collect();
+        if labels.contains(host) {
+            why.push(format!("{host} is an endpoint of Service {id}: the name answers its address when it is ready."));
+            let all: Vec<_> = groups.iter().flat_map(|g| g.endpoints.iter()).collect();
+            if all.iter().all(|e| !e.ready) {
+                self.not_ready(all.into_iter(), why);
+            }
+            return;
+        }
+        let mut s = format!("Service {id} has no endpoint named {host}.");
+        if labels.is_empty() {
+            s.push_str(" It has no endpoints at all.");
+        } else {
+            let list: Vec<&str> = labels.iter().map(String::as_str).take(8).collect();
+            s.push_str(&format!(" Its endpoint names are: {}.", list.join(", ")));
+        }
+        why.push(s);
+        // The Pod the user most likely meant: named `host`, or with hostname `host`.
+        for p in c.pods_in(ns).filter(|p| p.name == host || p.hostname.as_deref() == Some(host)) {
+            let pid = format!("{ns}/{}", p.name);
+            match (&p.hostname, &p.subdomain) {
+                (None, _) => why.push(format!(
+                    "Pod {pid} sets no spec.hostname: its endpoint is named after its IP, not its Pod name (StatefulSets and Indexed Jobs set hostname and subdomain)."
+                )),
+                (Some(h), _) if h != host => {
+                    why.push(format!("Pod {pid} has spec.hostname {h}: its endpoint is named {h}, not {host}."))
+                }
+                (Some(_), sub) if sub.as_deref() != Some(name) => why.push(format!(
+                    "Pod {pid} has spec.subdomain {}, not {name}: its hostname is used only when its subdomain names the Service; set spec.subdomain: {name}.",
+                    sub.as_deref().unwrap_or("(none)")
+                )),
+                _ => {
+                    if let Some(sel) = &svc.selector
+                        && !sel.selects(&p.labels)
+                    {
+                        why.push(format!(
+                            "Pod {pid} is not selected by Service {id} (selector {}).",
+                            labels_text(sel.iter())
+                        ));
+                    }
+                }
+            }
+        }
+        if labels.is_empty() {
+            self.endpoints(svc, why);
+        }
+    }
+
+    /// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`: SRV by port name.
+    fn named_port(&self, svc: &Service, port: &str, proto: &str, why: &mut Vec<String>) {
+        let id = format!("{}/{}", svc.namespace, svc.name);
+        let same_name: Vec<_> = svc.ports.iter().filter(|p| p.name == port).collect();
+        if same_name.is_empty() {
+            let unnamed: Vec<String> = svc
+                .ports
+                .iter()
+                .filter(|p| p.name.is_empty())
+                .map(|p| format!("{}/{}", p.port, p.protocol.label().trim_start_matches('_').to_uppercase()))
+                .collect();
+            let named: Vec<&str> = svc.ports.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.as_str()).collect();
+            let mut s = format!("Service {id} has no port named {port}.");
+            if !named.is_empty() {
+                s.push_str(&format!(" Its named ports are: {}.", named.join(", ")));
+            }
+            if !unnamed.is_empty() {
+                s.push_str(&format!(
+                    " Port {} has no name: _<port>._<proto> names exist only for named ports; give it name: {port}.",
+                    unnamed.join(", ")
+                ));
+            }
+            why.push(s);
+            return;
+        }
+        if !same_name.iter().any(|p| p.protocol.label().trim_start_matches('_') == proto) {
+            let protos: Vec<String> = same_name.iter().map(|p| p.protocol.label().to_string()).collect();
+            why.push(format!("Port {port} of Service {id} is {}, not _{proto}.", protos.join(", ")));
+            return;
+        }
+        match svc.kind {
+            ServiceKind::Headless => {
+                why.push(format!(
+                    "Port {port} of headless Service {id} answers one SRV record per ready endpoint that has a port named {port}."
+                ));
+                let c = self.cluster();
+                let ports: BTreeSet<String> =
+                    c.owners()
+                        .into_iter()
+                        .filter_map(|o| {
+                            c.owner_groups(&o)
+                                .filter(|(s, _)| s.namespace == svc.namespace && s.name == svc.name)
+                                .map(|(_, g)| g)
+                        })
+                        .flatten()
+                        .flat_map(|g| {
+                            g.ports
+                                .iter()
+                                .map(|p| {
+                                    if p.name.is_empty() { format!("{} (no name)", p.port) } else { p.name.to_string() }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                if !ports.is_empty() && !ports.contains(port) {
+                    why.push(format!(
+                        "Its endpoints' ports are {}, none named {port}: the EndpointSlice's (or Endpoints') port name must match the Service port's name.",
+                        ports.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                } else if ports.is_empty() {
+                    self.endpoints(svc, why);
+                }
+            }
+            ServiceKind::ClusterIp(_) => {
+                why.push(format!(
+                    "Port {port} of Service {id} answers one SRV record with the Service's name as target."
+                ));
+            }
+            ServiceKind::ExternalName(_) => {
+                why.push(format!("Service {id} is an ExternalName: it has no SRV records."));
+            }
+        }
+    }
+
+    /// `<ip>.<ns>.pod.<zone>`.
+    fn pod_name(&self, ns: &str, label: &str, why: &mut Vec<String>) {
+        match self.cfg().pods {
+            PodMode::Disabled => why.push(
+                "Pod names are off (`pods disabled`, the default): <ip>.<namespace>.pod names answer only under `pods insecure` or `pods verified`."
+                    .into(),
+            ),
+            PodMode::Insecure => match parse_ip_label(label) {
+                Some(ip) => why.push(format!("`pods insecure`: any name of this form answers the address it spells, {ip}.")),
+                None => why.push(format!("{label} does not spell an IP address (10-244-1-5, fd00--5).")),
+            },
+            PodMode::Verified => {
+                let Some(ip) = parse_ip_label(label) else {
+                    why.push(format!("{label} does not spell an IP address (10-244-1-5, fd00--5)."));
+                    return;
+                };
+                match self.cluster().pods_in(ns).find(|p| p.ips.contains(&ip)) {
+                    Some(p) => why.push(format!("`pods verified`: Pod {ns}/{} has IP {ip}.", p.name)),
+                    None => why.push(format!("`pods verified`: no Pod in namespace {ns} has IP {ip}.")),
+                }
+            }
+        }
+    }
+}
+
+/// The rcode as `dig` names it.
+fn status(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    }
+}
+
+/// `k=v,k2=v2`.
+fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let all: Vec<String> = pairs.map(|(k, v)| format!("{k}={v}")).collect();
+    if all.is_empty() { "(none)".into() } else { all.join(",") }
+}
+
+/// The candidate nearest to `want` by edit distance, if any is near enough
+/// to be a likely slip: at most a third of its length apart (at least 2),
+/// or one the start of the other (`mysql` for `mysql-svc`).
+fn nearest<'a>(want: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (want.len() / 3).max(2);
+    candidates
+        .filter(|c| *c != want)
+        .map(|c| (strsim::levenshtein(want, c), c))
+        .filter(|(d, c)| *d <= limit || c.starts_with(want) || want.starts_with(c))
+        .min()
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::source::parse::parse_text;
+
+    const MYSQL: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: mysql-svc, namespace: default}\nspec:\n  clusterIP: None\n  ports: [{name: default-ep, port: 3306, protocol: TCP, targetPort: 3306}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: mysql-ep, namespace: default}\nsubsets:\n- addresses: [{ip: 114.32.146.154}]\n  ports: [{name: mysql, port: 3306, protocol: TCP}]\n";
+
+    fn svc(name: &str, spec: &str) -> String {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: t}}\nspec: {spec}\n---\n")
+    }
+
+    fn pod(name: &str, labels: &str, extra: &str, ready: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: t, labels: {labels}}}\nspec: {{containers: [{{name: c, image: x}}]{extra}}}\nstatus: {{phase: Running, podIP: 10.244.0.7, podIPs: [{{ip: 10.244.0.7}}], conditions: [{{type: Ready, status: \"{ready}\"}}]}}\n---\n"
+        )
+    }
+
+    fn slice(name: &str, service: &str, ready: bool, port: &str) -> String {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: t, labels: {{kubernetes.io/service-name: {service}}}}}\naddressType: IPv4\nports: [{port}]\nendpoints: [{{addresses: [10.244.0.9], conditions: {{ready: {ready}}}}}]\n---\n"
+        )
+    }
+
+    fn explain(yaml: &str, pods: PodMode, name: &str, qtype: RecordType) -> Explanation {
+        let (mut objects, errors) = parse_text(Path::new("t.yaml"), yaml, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        // As the manifest source does: a namespace exists when an object lives in it.
+        let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
+        for name in namespaces {
+            objects.push(Object::Namespace(crate::model::Namespace { name, labels: Default::default() }));
+        }
+        let cfg = ZoneConfig::new("cluster.local", 5, pods).unwrap();
+        Explainer::new(cfg, objects).explain(name, qtype)
+    }
+
+    /// Each cause: a fixture, the question, the status, and a sentence
+    /// (part of one) that must be among the reasons.
+    #[test]
+    fn each_cause_is_said() {
+        use RecordType::*;
+        let headless = "{clusterIP: None, selector: {app: db}, ports: [{name: sql, port: 5432}]}";
+        let manual = "{clusterIP: None, ports: [{name: sql, port: 5432}]}";
+        let rows: Vec<(String, PodMode, &str, RecordType, &str, &str)> = vec![
+            // Manual Endpoints named differently from the Service (seed 000).
+            (
+                MYSQL.into(),
+                PodMode::Disabled,
+                "mysql-svc.default.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to mysql-svc.",
+            ),
+            // Service absent: the nearest name.
+            (
+                MYSQL.into(),
+                PodMode::Disabled,
+                "mysql.default.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "There is no Service mysql in namespace default. The nearest Service name there is mysql-svc.",
+            ),
+            // Service absent here, present in another namespace.
+            (
+                svc("db", headless),
+                PodMode::Disabled,
+                "db.default.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "A Service db exists in t.",
+            ),
+            // Namespace absent, with the nearest.
+            (
+                svc("db", headless),
+                PodMode::Disabled,
+                "db.tt.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Namespace tt does not exist: no object lives in it. The nearest namespace is t.",
+            ),
+            // The selector matches no Pod: the nearest Pods' labels.
+            (
+                svc("db", headless) + &pod("db-0", "{app: dbx}", "", "True"),
+                PodMode::Disabled,
+                "db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "The selector app=db of Service t/db matches no Pod in t. Pod db-0 has labels app=dbx.",
+            ),
+            // Selected, not ready.
+            (
+                svc("db", headless) + &pod("db-0", "{app: db}", "", "False"),
+                PodMode::Disabled,
+                "db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Pod t/db-0 matches the selector app=db and is not ready",
+            ),
+            // Every endpoint of the slices not ready.
+            (
+                svc("db", manual) + &slice("db-1", "db", false, "{name: sql, port: 5432}"),
+                PodMode::Disabled,
+                "db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Endpoint 10.244.0.9 is not ready (conditions.ready is false)",
+            ),
+            // A slice whose service-name label names no Service.
+            (
+                svc("db", manual) + &slice("db-1", "dbb", true, "{name: sql, port: 5432}"),
+                PodMode::Disabled,
+                "db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "The EndpointSlice t/db-1 does not bind to Service db because its label kubernetes.io/service-name=dbb names no Service in t: set the label to db.",
+            ),
+            // The endpoints' port name differs from the Service's.
+            (
+                svc("db", manual) + &slice("db-1", "db", true, "{name: postgres, port: 5432}"),
+                PodMode::Disabled,
+                "_sql._tcp.db.t.svc.cluster.local",
+                SRV,
+                "NXDOMAIN",
+                "Its endpoints' ports are postgres, none named sql",
+            ),
+            // A port without a name asked by _name._proto.
+            (
+                svc("web", "{ports: [{port: 80}]}"),
+                PodMode::Disabled,
+                "_http._tcp.web.t.svc.cluster.local",
+                SRV,
+                "NXDOMAIN",
+                "Port 80/TCP has no name: _<port>._<proto> names exist only for named ports; give it name: http.",
+            ),
+            // Asked as UDP, served as TCP.
+            (
+                svc("web", "{ports: [{name: http, port: 80}]}"),
+                PodMode::Disabled,
+                "_http._udp.web.t.svc.cluster.local",
+                SRV,
+                "NXDOMAIN",
+                "Port http of Service t/web is _tcp, not _udp.",
+            ),
+            // An ExternalName whose target is an IP literal.
+            (
+                svc("ext", "{type: ExternalName, externalName: 192.0.2.7}"),
+                PodMode::Disabled,
+                "ext.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "is an IP address, not a DNS name",
+            ),
+            // A per-pod name whose Pod's subdomain is not the Service.
+            (
+                svc("db", headless) + &pod("db-0", "{app: db}", ", hostname: db-0, subdomain: other", "True"),
+                PodMode::Disabled,
+                "db-0.db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Pod t/db-0 has spec.subdomain other, not db",
+            ),
+            // A per-pod name whose Pod sets no hostname.
+            (
+                svc("db", headless) + &pod("db-0", "{app: db}", "", "True"),
+                PodMode::Disabled,
+                "db-0.db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Pod t/db-0 sets no spec.hostname: its endpoint is named after its IP",
+            ),
+            // Pod names asked with `pods disabled`.
+            (
+                svc("db", headless),
+                PodMode::Disabled,
+                "10-244-0-7.t.pod.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Pod names are off (`pods disabled`, the default)",
+            ),
+            // A good answer says where it comes from.
+            (
+                svc("db", headless) + &pod("db-0", "{app: db}", "", "True"),
+                PodMode::Disabled,
+                "db.t.svc.cluster.local",
+                A,
+                "NOERROR",
+                "Pod t/db-0 matches the selector app=db and is ready: an endpoint.",
+            ),
+        ];
+        for (i, (yaml, pods, name, qtype, status, sentence)) in rows.into_iter().enumerate() {
+            let e = explain(&yaml, pods, name, qtype);
+            assert_eq!(e.status, status, "row {i}: {e}");
+            assert!(e.why.iter().any(|w| w.contains(sentence)), "row {i}: wanted {sentence:?} in\n{e}");
+        }
+    }
+
+    #[test]
+    fn the_answer_is_the_servers() {
+        let e = explain(MYSQL, PodMode::Disabled, "mysql-svc.default.svc.cluster.local", RecordType::SRV);
+        assert!(e.answer.is_empty());
+        let yaml = svc("web", "{clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}");
+        let e = explain(&yaml, PodMode::Disabled, "web.t.svc.cluster.local", RecordType::A);
+        assert_eq!(e.status, "NOERROR");
+        assert_eq!(e.answer.len(), 1, "{e}");
+        assert!(e.answer[0].contains("10.96.0.20"), "{e}");
+    }
+}
