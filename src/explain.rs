@@ -76,7 +76,10 @@ impl Explainer {
         let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
         let mut out = Explanation {
             name: fqdn.clone(),
-            qtype: qtype.to_string(),
+            qtype: match qtype {
+                RecordType::Unknown(n) => format!("TYPE{n}"),
+                t => t.to_string(),
+            },
             status: String::new(),
             answer: Vec::new(),
             why: Vec::new(),
@@ -89,7 +92,7 @@ impl Explainer {
         let (status, records) = self.ask(&qname, qtype);
         out.status = status;
         out.answer = records;
-        self.reasons(&fqdn.to_ascii_lowercase(), qtype, &mut out.why);
+        self.reasons(&qname, qtype, &out.status, &mut out.why);
         out
     }
 
@@ -111,26 +114,62 @@ impl Explainer {
         }
     }
 
-    fn reasons(&self, fqdn: &str, qtype: RecordType, why: &mut Vec<String>) {
-        let zone = self.cfg().zone.to_ascii().to_ascii_lowercase();
-        let Some(rel) = fqdn.strip_suffix(&zone).map(|r| r.trim_end_matches('.')) else {
+    fn reasons(&self, qname: &Name, qtype: RecordType, status: &str, why: &mut Vec<String>) {
+        let cfg = self.cfg();
+        let zone = cfg.zone.to_ascii();
+        if cfg.in_addr.zone_of(qname) || cfg.ip6.zone_of(qname) {
+            self.reverse(qname, status, why);
+            return;
+        }
+        if !cfg.zone.zone_of(qname) {
             why.push(format!(
-                "{fqdn} is outside the cluster zone {zone}: the kubernetes plugin does not answer it (forward does, when configured)."
+                "{qname} is outside the cluster zone {zone}: the kubernetes plugin does not answer it (forward does, when configured)."
             ));
             return;
-        };
-        let labels: Vec<&str> = if rel.is_empty() { Vec::new() } else { rel.split('.').collect() };
+        }
+        if *qname == cfg.ns_name {
+            why.push(format!(
+                "{qname} is the name server's own name: it has the address of the Service {}/{} when that Service exists.",
+                crate::model::DNS_SERVICE.0,
+                crate::model::DNS_SERVICE.1
+            ));
+            return;
+        }
+        // The labels below the zone, lowercase, as the index keys them.
+        let below = qname.num_labels().saturating_sub(cfg.zone.num_labels()) as usize;
+        let owned: Vec<String> =
+            qname.iter().take(below).map(|l| String::from_utf8_lossy(l).to_ascii_lowercase()).collect();
+        let labels: Vec<&str> = owned.iter().map(String::as_str).collect();
         match labels.as_slice() {
             [] => why.push(format!("{zone} is the zone's apex: it has the SOA and NS records.")),
+            ["dns-version"] => why.push("dns-version has the TXT record of the DNS schema version served.".into()),
+            ["svc"] | ["pod"] => why.push(format!(
+                "{qname} exists with no records of its own: it is the parent of every {} name.",
+                if labels[0] == "svc" { "Service" } else { "Pod" }
+            )),
             [ns, "svc"] => {
-                self.namespace(ns, why);
+                if self.namespace(ns, why) {
+                    why.push(format!(
+                        "Namespace {ns} exists: its name exists with no records of its own (the parent of its Services' names)."
+                    ));
+                }
             }
             [svc, ns, "svc"] => {
                 if let Some(s) = self.service(ns, svc, why) {
                     self.service_itself(s, qtype, why);
                 }
             }
-            [host, svc, ns, "svc"] if !host.starts_with('_') => {
+            [proto, svc, ns, "svc"] if proto.starts_with('_') => {
+                if let Some(s) = self.service(ns, svc, why) {
+                    let named = s.ports.iter().any(|p| !p.name.is_empty() && p.protocol.label() == *proto);
+                    why.push(if named {
+                        format!("{qname} exists with no records of its own: it is the parent of the Service's {proto} port names.")
+                    } else {
+                        format!("Service {ns}/{svc} has no named {proto} port, so {qname} does not exist.")
+                    });
+                }
+            }
+            [host, svc, ns, "svc"] => {
                 if let Some(s) = self.service(ns, svc, why) {
                     self.endpoint_name(s, host, why);
                 }
@@ -140,10 +179,52 @@ impl Explainer {
                     self.named_port(s, &port[1..], &proto[1..], why);
                 }
             }
+            [ns, "pod"] => {
+                if self.namespace(ns, why) {
+                    why.push(format!("Namespace {ns} exists: its pod name exists with no records of its own."));
+                }
+            }
             [ip, ns, "pod"] => self.pod_name(ns, ip, why),
             _ => why.push(format!(
-                "{fqdn} is not a name the cluster zone defines (<service>.<namespace>.svc.{zone}, <hostname>.<service>.<namespace>.svc.{zone}, _<port>._<proto>.<service>.<namespace>.svc.{zone} or <ip-with-dashes>.<namespace>.pod.{zone})."
+                "{qname} is not a name the cluster zone defines (<service>.<namespace>.svc.{zone}, <hostname>.<service>.<namespace>.svc.{zone}, _<port>._<proto>.<service>.<namespace>.svc.{zone} or <ip-with-dashes>.<namespace>.pod.{zone})."
             )),
+        }
+    }
+
+    /// A reverse (PTR) name: which Services and endpoints have the address.
+    fn reverse(&self, qname: &Name, status: &str, why: &mut Vec<String>) {
+        let Some(ip) =
+            qname.parse_arpa_name().ok().filter(|net| net.prefix_len() == net.max_prefix_len()).map(|n| n.addr())
+        else {
+            why.push(format!(
+                "{qname} is in a reverse zone but is not a whole address: it exists with no records when addresses lie below it."
+            ));
+            return;
+        };
+        let c = self.cluster();
+        let mut by: Vec<String> = c
+            .services()
+            .filter(|s| matches!(&s.kind, ServiceKind::ClusterIp(ips) if ips.contains(&ip)))
+            .map(|s| format!("the ClusterIP of Service {}/{}", s.namespace, s.name))
+            .collect();
+        for owner in c.owners() {
+            if let Some((svc, groups)) = c.owner_groups(&owner) {
+                let has = groups.iter().flat_map(|g| g.endpoints.iter()).any(|e| e.addresses.contains(&ip));
+                let ready =
+                    groups.iter().flat_map(|g| g.endpoints.iter()).any(|e| e.ready && e.addresses.contains(&ip));
+                if has {
+                    let state = if ready { "ready" } else { "not ready, so not answered" };
+                    by.push(format!("an endpoint of Service {}/{} ({state})", svc.namespace, svc.name));
+                }
+            }
+        }
+        by.sort();
+        by.dedup();
+        if by.is_empty() {
+            why.push(format!("No Service and no endpoint has the address {ip}, so its reverse name does not exist."));
+        } else {
+            let verb = if status == "NOERROR" { "answers" } else { "would answer" };
+            why.push(format!("{qname} {verb} the names of what has the address {ip}: {}.", by.join("; ")));
         }
     }
 
@@ -202,12 +283,18 @@ impl Explainer {
                         "Service {id} is an ExternalName whose externalName {target} is an IP address, not a DNS name: a CNAME cannot point at an address, so the name does not resolve. Use a Service without a selector and an EndpointSlice with that address instead."
                     ));
                 } else {
-                    why.push(format!("Service {id} is an ExternalName: its name is a CNAME to {target}."));
+                    why.push(format!(
+                        "Service {id} is an ExternalName: its name is a CNAME to {}.",
+                        target.trim_end_matches('.')
+                    ));
                 }
             }
             ServiceKind::ClusterIp(ips) => {
                 let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
-                why.push(format!("Service {id} has ClusterIP {}: its name answers that address.", ips.join(", ")));
+                why.push(format!(
+                    "Service {id} has ClusterIP {}: its name answers that address to A or AAAA questions of its family.",
+                    ips.join(", ")
+                ));
                 if self.cfg().ignore_empty_service && !self.cluster().has_ready_endpoint(svc) {
                     why.push("`ignore empty_service` is on and the Service has no ready endpoint, so it answers as if it did not exist.".into());
                     self.endpoints(svc, why);
@@ -220,7 +307,7 @@ impl Explainer {
                 self.endpoints(svc, why);
             }
         }
-        if qtype == RecordType::SRV && svc.ports.is_empty() {
+        if qtype == RecordType::SRV && svc.ports.is_empty() && !matches!(svc.kind, ServiceKind::ExternalName(_)) {
             why.push(format!("Service {id} has no ports, so it has no SRV records."));
         }
     }
@@ -244,7 +331,7 @@ impl Explainer {
                     all.len()
                 ));
                 if n == 0 {
-                    self.not_ready(all.iter().copied(), why);
+                    self.not_ready(all.iter().copied(), self.not_ready_field(svc), why);
                 }
             }
             Source::Endpoints => {
@@ -253,7 +340,7 @@ impl Explainer {
                 let n = all.iter().filter(|e| ready(e) && !e.addresses.is_empty()).count();
                 why.push(format!("Its endpoints come from the Endpoints {id}: {n} ready of {}.", all.len()));
                 if n == 0 {
-                    self.not_ready(all.iter().copied(), why);
+                    self.not_ready(all.iter().copied(), self.not_ready_field(svc), why);
                 }
             }
             Source::Selector => match &svc.selector {
@@ -277,15 +364,16 @@ impl Explainer {
                             s.push_str(&format!(" Pod {} has labels {}.", p.name, labels_text(p.labels.iter())));
                         }
                         why.push(s);
-                        self.orphans(svc, why);
                     } else {
                         for p in pods {
                             let state = if p.terminal {
                                 "has finished (Succeeded or Failed): no endpoint".to_string()
                             } else if p.ips.is_empty() {
                                 "has no IP yet: no endpoint".to_string()
-                            } else if p.ready || svc.publish_not_ready {
+                            } else if p.ready {
                                 "is ready: an endpoint".to_string()
+                            } else if svc.publish_not_ready {
+                                "is not ready, an endpoint all the same (publishNotReadyAddresses: true)".to_string()
                             } else {
                                 "is not ready (its Ready condition is not True): not answered; publishNotReadyAddresses: true on the Service would answer it".to_string()
                             };
@@ -298,7 +386,7 @@ impl Explainer {
     }
 
     /// Says which endpoints are not ready, and the fix.
-    fn not_ready<'e>(&self, all: impl Iterator<Item = &'e crate::model::Endpoint>, why: &mut Vec<String>) {
+    fn not_ready<'e>(&self, all: impl Iterator<Item = &'e crate::model::Endpoint>, field: &str, why: &mut Vec<String>) {
         let mut any = false;
         for e in all {
             let ips: Vec<String> = e.addresses.iter().map(ToString::to_string).collect();
@@ -306,7 +394,7 @@ impl Explainer {
                 why.push("An endpoint has no address.".into());
             } else if !e.ready {
                 why.push(format!(
-                    "Endpoint {} is not ready (conditions.ready is false): it is not answered unless the Service sets publishNotReadyAddresses: true.",
+                    "Endpoint {} is not ready ({field}): it is not answered unless the Service sets publishNotReadyAddresses: true.",
                     ips.join(", ")
                 ));
             }
@@ -314,6 +402,15 @@ impl Explainer {
         }
         if !any {
             why.push("They hold no endpoints.".into());
+        }
+    }
+
+    /// Where the source of `svc`'s endpoints says one is not ready.
+    fn not_ready_field(&self, svc: &Service) -> &'static str {
+        match self.cluster().source(&svc.namespace, &svc.name) {
+            Source::Slices => "its EndpointSlice says conditions.ready: false",
+            Source::Endpoints => "the Endpoints lists it under notReadyAddresses",
+            Source::Selector => "its Pod's Ready condition is not True",
         }
     }
 
@@ -327,7 +424,7 @@ impl Explainer {
         eps.sort_unstable();
         for e in eps {
             why.push(format!(
-                "The Endpoints {ns}/{e} does not bind to Service {} because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to {}.",
+                "The Endpoints {ns}/{e} does not bind to Service {} because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): if it is meant for this Service, rename it to {}.",
                 svc.name, svc.name
             ));
         }
@@ -343,7 +440,7 @@ impl Explainer {
                 None => "it has no kubernetes.io/service-name label".to_string(),
             };
             why.push(format!(
-                "The EndpointSlice {ns}/{slice} does not bind to Service {} because {said}: set the label to {}.",
+                "The EndpointSlice {ns}/{slice} does not bind to Service {} because {said}: if it is meant for this Service, set the label to {}.",
                 svc.name, svc.name
             ));
         }
@@ -358,12 +455,7 @@ impl Explainer {
             why.push(format!("Service {id} is an ExternalName: it has no endpoints, so no names below it."));
             return;
         }
-        let groups: Vec<_> = c
-            .owners()
-            .into_iter()
-            .filter_map(|o| c.owner_groups(&o).filter(|(s, _)| s.namespace == ns && s.name == name).map(|(_, g)| g))
-            .flatten()
-            .collect();
+        let groups = self.groups_of(svc);
         let labels: BTreeSet<String> = groups
             .iter()
             .flat_map(|g| g.endpoints.iter())
@@ -374,9 +466,16 @@ impl Explainer {
             .collect();
         if labels.contains(host) {
             why.push(format!("{host} is an endpoint of Service {id}: the name answers its address when it is ready."));
-            let all: Vec<_> = groups.iter().flat_map(|g| g.endpoints.iter()).collect();
-            if all.iter().all(|e| !e.ready) {
-                self.not_ready(all.into_iter(), why);
+            let label_of = |e: &crate::model::Endpoint, ip: &IpAddr| {
+                e.hostname.as_ref().map_or_else(|| crate::records::name::ip_label(ip), |h| h.to_string())
+            };
+            let these: Vec<_> = groups
+                .iter()
+                .flat_map(|g| g.endpoints.iter())
+                .filter(|e| e.addresses.iter().any(|ip| label_of(e, ip) == host))
+                .collect();
+            if these.iter().all(|e| !e.ready) {
+                self.not_ready(these.into_iter(), self.not_ready_field(svc), why);
             }
             return;
         }
@@ -393,7 +492,7 @@ impl Explainer {
             let pid = format!("{ns}/{}", p.name);
             match (&p.hostname, &p.subdomain) {
                 (None, _) => why.push(format!(
-                    "Pod {pid} sets no spec.hostname: its endpoint is named after its IP, not its Pod name (StatefulSets and Indexed Jobs set hostname and subdomain)."
+                    "Pod {pid} sets no spec.hostname: its endpoint is named after its IP, not its Pod name (a StatefulSet sets hostname and subdomain; an Indexed Job sets hostname, and its Pod template must set spec.subdomain)."
                 )),
                 (Some(h), _) if h != host => {
                     why.push(format!("Pod {pid} has spec.hostname {h}: its endpoint is named {h}, not {host}."))
@@ -419,15 +518,35 @@ impl Explainer {
         }
     }
 
+    /// The endpoint groups `svc` is answered from, readiness final. Walks
+    /// every owner: linear in the cluster, fine for one question.
+    fn groups_of(&self, svc: &Service) -> Vec<std::borrow::Cow<'_, crate::model::EndpointGroup>> {
+        let c = self.cluster();
+        c.owners()
+            .into_iter()
+            .filter_map(|o| c.owner_groups(&o))
+            .filter(|(s, _)| s.namespace == svc.namespace && s.name == svc.name)
+            .flat_map(|(_, g)| g)
+            .collect()
+    }
+
     /// `_<port>._<proto>.<svc>.<ns>.svc.<zone>`: SRV by port name.
     fn named_port(&self, svc: &Service, port: &str, proto: &str, why: &mut Vec<String>) {
         let id = format!("{}/{}", svc.namespace, svc.name);
+        if port.is_empty() {
+            why.push("`_` alone names no port: ask _<port name>._<proto> (as _http._tcp).".into());
+            return;
+        }
+        if let ServiceKind::ExternalName(_) = svc.kind {
+            why.push(format!("Service {id} is an ExternalName: there are no names below it, only its CNAME."));
+            return;
+        }
         let same_name: Vec<_> = svc.ports.iter().filter(|p| p.name == port).collect();
         if same_name.is_empty() {
             let unnamed: Vec<String> = svc
                 .ports
                 .iter()
-                .filter(|p| p.name.is_empty())
+                .filter(|p| p.name.is_empty() && p.protocol.label().trim_start_matches('_') == proto)
                 .map(|p| format!("{}/{}", p.port, p.protocol.label().trim_start_matches('_').to_uppercase()))
                 .collect();
             let named: Vec<&str> = svc.ports.iter().filter(|p| !p.name.is_empty()).map(|p| p.name.as_str()).collect();
@@ -454,31 +573,18 @@ impl Explainer {
                 why.push(format!(
                     "Port {port} of headless Service {id} answers one SRV record per ready endpoint that has a port named {port}."
                 ));
-                let c = self.cluster();
-                let ports: BTreeSet<String> =
-                    c.owners()
-                        .into_iter()
-                        .filter_map(|o| {
-                            c.owner_groups(&o)
-                                .filter(|(s, _)| s.namespace == svc.namespace && s.name == svc.name)
-                                .map(|(_, g)| g)
-                        })
-                        .flatten()
-                        .flat_map(|g| {
-                            g.ports
-                                .iter()
-                                .map(|p| {
-                                    if p.name.is_empty() { format!("{} (no name)", p.port) } else { p.name.to_string() }
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                        .collect();
+                let ports: BTreeSet<String> = self
+                    .groups_of(svc)
+                    .iter()
+                    .flat_map(|g| g.ports.iter())
+                    .map(|p| if p.name.is_empty() { format!("{} (no name)", p.port) } else { p.name.to_string() })
+                    .collect();
                 if !ports.is_empty() && !ports.contains(port) {
                     why.push(format!(
                         "Its endpoints' ports are {}, none named {port}: the EndpointSlice's (or Endpoints') port name must match the Service port's name.",
                         ports.into_iter().collect::<Vec<_>>().join(", ")
                     ));
-                } else if ports.is_empty() {
+                } else {
                     self.endpoints(svc, why);
                 }
             }
@@ -601,7 +707,7 @@ mod tests {
                 "mysql-svc.default.svc.cluster.local",
                 A,
                 "NXDOMAIN",
-                "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to mysql-svc.",
+                "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): if it is meant for this Service, rename it to mysql-svc.",
             ),
             // Service absent: the nearest name.
             (
@@ -655,7 +761,7 @@ mod tests {
                 "db.t.svc.cluster.local",
                 A,
                 "NXDOMAIN",
-                "Endpoint 10.244.0.9 is not ready (conditions.ready is false)",
+                "Endpoint 10.244.0.9 is not ready (its EndpointSlice says conditions.ready: false)",
             ),
             // A slice whose service-name label names no Service.
             (
@@ -664,7 +770,7 @@ mod tests {
                 "db.t.svc.cluster.local",
                 A,
                 "NXDOMAIN",
-                "The EndpointSlice t/db-1 does not bind to Service db because its label kubernetes.io/service-name=dbb names no Service in t: set the label to db.",
+                "The EndpointSlice t/db-1 does not bind to Service db because its label kubernetes.io/service-name=dbb names no Service in t: if it is meant for this Service, set the label to db.",
             ),
             // The endpoints' port name differs from the Service's.
             (
@@ -728,6 +834,43 @@ mod tests {
                 A,
                 "NXDOMAIN",
                 "Pod names are off (`pods disabled`, the default)",
+            ),
+            // One endpoint of several not ready: its own name says so.
+            (
+                svc("db", manual)
+                    + &slice("db-1", "db", false, "{name: sql, port: 5432}")
+                    + &slice("db-2", "db", true, "{name: sql, port: 5432}").replace("10.244.0.9", "10.244.0.8"),
+                PodMode::Disabled,
+                "10-244-0-9.db.t.svc.cluster.local",
+                A,
+                "NXDOMAIN",
+                "Endpoint 10.244.0.9 is not ready (its EndpointSlice says conditions.ready: false)",
+            ),
+            // A reverse name: what has the address.
+            (
+                svc("db", manual) + &slice("db-1", "db", true, "{name: sql, port: 5432}"),
+                PodMode::Disabled,
+                "9.0.244.10.in-addr.arpa",
+                PTR,
+                "NOERROR",
+                "answers the names of what has the address 10.244.0.9: an endpoint of Service t/db (ready).",
+            ),
+            (
+                svc("db", manual),
+                PodMode::Disabled,
+                "9.0.244.10.in-addr.arpa",
+                PTR,
+                "NXDOMAIN",
+                "No Service and no endpoint has the address 10.244.0.9",
+            ),
+            // A namespace's own name exists with no records.
+            (
+                svc("db", manual),
+                PodMode::Disabled,
+                "t.svc.cluster.local",
+                A,
+                "NOERROR",
+                "Namespace t exists: its name exists with no records of its own",
             ),
             // A good answer says where it comes from.
             (

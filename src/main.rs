@@ -131,10 +131,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Explain(args) => {
-            let qtype: hickory_proto::rr::RecordType =
-                args.qtype.to_ascii_uppercase().parse().map_err(|_| {
-                    anyhow::anyhow!("unknown record type {:?} (A, AAAA, SRV, PTR, CNAME, ...)", args.qtype)
-                })?;
+            let upper = args.qtype.to_ascii_uppercase();
+            // A mnemonic, or RFC 3597's TYPE<number>.
+            let number = upper.strip_prefix("TYPE").and_then(|n| n.parse::<u16>().ok());
+            let qtype = match number {
+                Some(n) => hickory_proto::rr::RecordType::from(n),
+                None => upper.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "unknown record type {:?} (A, AAAA, SRV, PTR, CNAME, ..., or TYPE<number>)",
+                        args.qtype
+                    )
+                })?,
+            };
             let (explainer, errors) = explainer(args.manifests, &args.zone)?;
             for e in errors {
                 eprintln!("warning: {e}");

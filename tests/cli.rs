@@ -181,7 +181,7 @@ fn explain_says_why_the_manual_endpoints_do_not_bind() {
     assert!(out.status.success(), "{:?}", stderr_lines(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(";; mysql-svc.default.svc.cluster.local. IN A: NXDOMAIN"), "{text}");
-    let sentence = "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): rename it to mysql-svc.";
+    let sentence = "The Endpoints default/mysql-ep does not bind to Service mysql-svc because its name differs from the Service's (an Endpoints object belongs to the Service of the same name): if it is meant for this Service, rename it to mysql-svc.";
     assert!(text.contains(sentence), "{text}");
     let out = clusterdns(&[
         "explain",
