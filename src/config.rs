@@ -31,6 +31,22 @@ pub enum Command {
     /// Say why a name answers what it does: the answer, the objects that
     /// made it, or what is missing and the likely fix.
     Explain(ExplainArgs),
+    /// Find what leaves names unanswered: Services that answer nothing,
+    /// Endpoints and EndpointSlices that bind to no Service, per-pod names
+    /// that cannot resolve. Exits 1 when it finds any.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+    /// text, or json (a list).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    #[command(flatten)]
+    pub zone: ZoneFlags,
 }
 
 #[derive(Args, Debug)]

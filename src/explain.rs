@@ -48,6 +48,30 @@ impl std::fmt::Display for Explanation {
     }
 }
 
+/// One problem `check` found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// `Kind namespace/name`.
+    pub object: String,
+    /// The name that does not resolve because of it, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub why: Vec<String>,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => writeln!(f, "{}: {n} does not resolve", self.object)?,
+            None => writeln!(f, "{}:", self.object)?,
+        }
+        for why in &self.why {
+            writeln!(f, "  - {why}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A cluster loaded for questions: the model and the index built from it.
 pub struct Explainer {
     updater: Updater,
@@ -69,6 +93,90 @@ impl Explainer {
 
     fn cfg(&self) -> &ZoneConfig {
         self.index.config()
+    }
+
+    /// Every problem in the cluster that leaves a name unanswered, as
+    /// `clusterdns check` reports it: Services that answer nothing,
+    /// Endpoints and EndpointSlices that bind to no Service, per-pod names
+    /// that cannot resolve. Sorted by object.
+    pub fn check(&self) -> Vec<Finding> {
+        let c = self.cluster();
+        let zone = self.cfg().zone.to_ascii();
+        let mut out = Vec::new();
+        for svc in c.services() {
+            let (ns, name) = (svc.namespace.as_str(), svc.name.as_str());
+            let fqdn = format!("{name}.{ns}.svc.{zone}");
+            let broken = match &svc.kind {
+                ServiceKind::Headless => !c.has_ready_endpoint(svc),
+                ServiceKind::ExternalName(target) => target.parse::<IpAddr>().is_ok(),
+                ServiceKind::ClusterIp(_) => self.cfg().ignore_empty_service && !c.has_ready_endpoint(svc),
+            };
+            if broken {
+                let e = self.explain(&fqdn, RecordType::A);
+                out.push(Finding { object: format!("Service {ns}/{name}"), name: Some(e.name), why: e.why });
+                continue;
+            }
+            // A headless Service's named ports answer SRV only from endpoint
+            // ports of the same name.
+            if matches!(svc.kind, ServiceKind::Headless) {
+                let groups = self.groups_of(svc);
+                for p in svc.ports.iter().filter(|p| !p.name.is_empty()) {
+                    if groups.iter().flat_map(|g| g.ports.iter()).any(|e| e.name == p.name && e.protocol == p.protocol)
+                    {
+                        continue;
+                    }
+                    let srv = format!("_{}.{}.{fqdn}", p.name, p.protocol.label());
+                    let e = self.explain(&srv, RecordType::SRV);
+                    out.push(Finding { object: format!("Service {ns}/{name}"), name: Some(e.name), why: e.why });
+                }
+            }
+        }
+        for ns in c.namespaces() {
+            for e in c.endpoints_in(ns).filter(|e| c.service(ns, &e.name).is_none()) {
+                let mut why =
+                    format!("The Endpoints {ns}/{} binds to no Service: none is named {} in {ns}.", e.name, e.name);
+                let names = c.services().filter(|s| s.namespace == ns).map(|s| s.name.as_str());
+                if let Some(near) = nearest(&e.name, names) {
+                    why.push_str(&format!(
+                        " The nearest Service name is {near}; an Endpoints object must have its Service's name."
+                    ));
+                }
+                out.push(Finding { object: format!("Endpoints {ns}/{}", e.name), name: None, why: vec![why] });
+            }
+            for s in c.slices_in(ns) {
+                let why = match s.service.as_deref() {
+                    None => format!(
+                        "The EndpointSlice {ns}/{} has no kubernetes.io/service-name label: it binds to no Service.",
+                        s.name
+                    ),
+                    Some(l) if c.service(ns, l).is_none() => format!(
+                        "The EndpointSlice {ns}/{} names Service {l} in its kubernetes.io/service-name label, and there is no such Service in {ns}.",
+                        s.name
+                    ),
+                    Some(_) => continue,
+                };
+                out.push(Finding { object: format!("EndpointSlice {ns}/{}", s.name), name: None, why: vec![why] });
+            }
+            for p in c.pods_in(ns) {
+                let (Some(host), Some(sub)) = (&p.hostname, &p.subdomain) else { continue };
+                let fqdn = format!("{host}.{sub}.{ns}.svc.{zone}");
+                let why = match c.service(ns, sub) {
+                    None => format!(
+                        "Pod {ns}/{} has spec.subdomain {sub}, and there is no Service {sub} in {ns}: its name {fqdn} does not resolve (create a headless Service {sub} that selects it).",
+                        p.name
+                    ),
+                    Some(svc) if !svc.selector.as_ref().is_some_and(|sel| sel.selects(&p.labels)) => format!(
+                        "Pod {ns}/{} has spec.subdomain {sub}, but Service {ns}/{sub} does not select it (selector {}): its name {fqdn} does not resolve.",
+                        p.name,
+                        svc.selector.as_ref().map_or_else(|| "(none)".to_string(), |sel| labels_text(sel.iter()))
+                    ),
+                    Some(_) => continue,
+                };
+                out.push(Finding { object: format!("Pod {ns}/{}", p.name), name: Some(fqdn), why: vec![why] });
+            }
+        }
+        out.sort_by(|a, b| a.object.cmp(&b.object));
+        out
     }
 
     /// Explains `qtype` at `name` (absolute or not; the zone is not added).
@@ -644,13 +752,18 @@ fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 
 /// The candidate nearest to `want` by edit distance, if any is near enough
 /// to be a likely slip: at most a third of its length apart (at least 2),
-/// or one the start of the other (`mysql` for `mysql-svc`).
+/// one the start of the other (`mysql` for `mysql-svc`), or the same first
+/// word before a dash (`mysql-ep` for `mysql-svc`).
 fn nearest<'a>(want: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (want.len() / 3).max(2);
+    let word = |s: &'a str| s.split('-').next().filter(|w| w.len() >= 3 && w.len() < s.len());
+    let want_word = want.split('-').next().filter(|w| w.len() >= 3 && w.len() < want.len());
     candidates
         .filter(|c| *c != want)
         .map(|c| (strsim::levenshtein(want, c), c))
-        .filter(|(d, c)| *d <= limit || c.starts_with(want) || want.starts_with(c))
+        .filter(|(d, c)| {
+            *d <= limit || c.starts_with(want) || want.starts_with(c) || (want_word.is_some() && word(c) == want_word)
+        })
         .min()
         .map(|(_, c)| c)
 }
@@ -886,6 +999,75 @@ mod tests {
             let e = explain(&yaml, pods, name, qtype);
             assert_eq!(e.status, status, "row {i}: {e}");
             assert!(e.why.iter().any(|w| w.contains(sentence)), "row {i}: wanted {sentence:?} in\n{e}");
+        }
+    }
+
+    fn checked(yaml: &str) -> Vec<(String, Option<String>)> {
+        let (mut objects, errors) = parse_text(Path::new("t.yaml"), yaml, None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
+        for name in namespaces {
+            objects.push(Object::Namespace(crate::model::Namespace { name, labels: Default::default() }));
+        }
+        let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
+        Explainer::new(cfg, objects).check().into_iter().map(|f| (f.object, f.name)).collect()
+    }
+
+    /// What `check` finds, per kind of problem, and nothing in a clean cluster.
+    #[test]
+    fn check_finds_each_kind_of_problem() {
+        let headless = "{clusterIP: None, selector: {app: db}, ports: [{name: sql, port: 5432}]}";
+        let manual = "{clusterIP: None, ports: [{name: sql, port: 5432}]}";
+        let name = |s: &str| Some(s.to_string());
+        let rows: Vec<(String, Vec<(String, Option<String>)>)> = vec![
+            // Clean: a selected ready Pod, a slice with the Service's port name.
+            (svc("db", headless) + &pod("db-0", "{app: db}", "", "True"), vec![]),
+            (svc("db", manual) + &slice("db-1", "db", true, "{name: sql, port: 5432}"), vec![]),
+            (svc("web", "{clusterIP: 10.96.0.20, ports: [{port: 80}]}"), vec![]),
+            // A headless Service with no ready endpoint.
+            (
+                svc("db", headless) + &pod("db-0", "{app: db}", "", "False"),
+                vec![("Service t/db".into(), name("db.t.svc.cluster.local."))],
+            ),
+            // Seed 000: the Service answers nothing and the Endpoints binds to nothing.
+            (
+                MYSQL.into(),
+                vec![
+                    ("Endpoints default/mysql-ep".into(), None),
+                    ("Service default/mysql-svc".into(), name("mysql-svc.default.svc.cluster.local.")),
+                ],
+            ),
+            // A slice naming no Service.
+            (
+                svc("db", manual)
+                    + &slice("db-1", "db", true, "{name: sql, port: 5432}")
+                    + &slice("x-1", "x", true, "{port: 1}"),
+                vec![("EndpointSlice t/x-1".into(), None)],
+            ),
+            // Endpoint ports named unlike the Service's: its SRV name.
+            (
+                svc("db", manual) + &slice("db-1", "db", true, "{name: postgres, port: 5432}"),
+                vec![("Service t/db".into(), name("_sql._tcp.db.t.svc.cluster.local."))],
+            ),
+            // An ExternalName that is an IP.
+            (
+                svc("ext", "{type: ExternalName, externalName: 192.0.2.7}"),
+                vec![("Service t/ext".into(), name("ext.t.svc.cluster.local."))],
+            ),
+            // A Pod whose subdomain names no Service, and one not selected.
+            (
+                svc("db", headless)
+                    + &pod("a-0", "{app: db}", ", hostname: a-0, subdomain: nosuch", "True")
+                    + &pod("b-0", "{app: other}", ", hostname: b-0, subdomain: db", "True")
+                        .replace("10.244.0.7", "10.244.0.8"),
+                vec![
+                    ("Pod t/a-0".into(), name("a-0.nosuch.t.svc.cluster.local.")),
+                    ("Pod t/b-0".into(), name("b-0.db.t.svc.cluster.local.")),
+                ],
+            ),
+        ];
+        for (i, (yaml, want)) in rows.into_iter().enumerate() {
+            assert_eq!(checked(&yaml), want, "row {i}");
         }
     }
 

@@ -67,6 +67,10 @@ fn main() -> ExitCode {
     init_tracing();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Found>() => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -77,6 +81,19 @@ fn main() -> ExitCode {
 fn scope(namespaces: Vec<String>, labels: Option<Selector>) -> Scope {
     Scope { namespaces, labels, namespace_labels: None }
 }
+
+/// `check` found this many problems: exit 1, so CI stops.
+#[derive(Debug)]
+struct Found(usize);
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.0 == 1 { "" } else { "s" };
+        write!(f, "{} problem{s} found", self.0)
+    }
+}
+
+impl std::error::Error for Found {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -154,6 +171,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{e}");
             }
             Ok(())
+        }
+        Command::Check(args) => {
+            let (explainer, errors) = explainer(args.manifests, &args.zone)?;
+            for e in &errors {
+                eprintln!("warning: {e}");
+            }
+            let found = explainer.check();
+            if args.format == "json" {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else if found.is_empty() {
+                println!("no problems found");
+            } else {
+                for f in &found {
+                    print!("{f}");
+                }
+            }
+            if found.is_empty() { Ok(()) } else { Err(Found(found.len()).into()) }
         }
         Command::Demo(args) => {
             let dir = demo::write_files()?;

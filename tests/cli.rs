@@ -88,7 +88,7 @@ fn help_documents_every_flag() {
     }
     let out = clusterdns(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "zone", "demo", "explain"] {
+    for cmd in ["serve", "zone", "demo", "explain", "check"] {
         assert!(help.contains(cmd), "--help lacks {cmd}");
     }
 }
@@ -198,4 +198,21 @@ fn explain_says_why_the_manual_endpoints_do_not_bind() {
     assert!(json["why"].as_array().unwrap().iter().any(|w| w.as_str() == Some(sentence)), "{json}");
     // An unknown type is one clear line.
     fails_with_one_line(&["explain", "x.cluster.local", "BOGUS", "--manifests", &seeds], 1, "unknown record type");
+}
+
+/// `check` lists what leaves names unanswered in the seed examples and
+/// exits 1; a clean cluster gives exit 0.
+#[test]
+fn check_finds_the_seed_problems_and_none_in_a_clean_cluster() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let seeds = format!("{root}/tests/fixtures/seeds.yaml");
+    let out = clusterdns(&["check", "--manifests", &seeds, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", stderr_lines(&out));
+    assert_eq!(stderr_lines(&out), vec!["3 problems found".to_string()]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objects: Vec<&str> = json.as_array().unwrap().iter().filter_map(|f| f["object"].as_str()).collect();
+    assert_eq!(objects, ["Endpoints default/my-endpoint", "Endpoints default/mysql-ep", "Service default/mysql-svc"]);
+    let out = clusterdns(&["check", "--manifests", &format!("{root}/tests/fixtures/cluster-dns.yaml")]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no problems found\n");
 }
