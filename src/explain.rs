@@ -1002,7 +1002,10 @@ mod tests {
         }
     }
 
-    fn checked(yaml: &str) -> Vec<(String, Option<String>)> {
+    /// A finding's object and the name it breaks.
+    type Found = (String, Option<String>);
+
+    fn checked(yaml: &str) -> Vec<Found> {
         let (mut objects, errors) = parse_text(Path::new("t.yaml"), yaml, None);
         assert!(errors.is_empty(), "{errors:?}");
         let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
@@ -1019,7 +1022,7 @@ mod tests {
         let headless = "{clusterIP: None, selector: {app: db}, ports: [{name: sql, port: 5432}]}";
         let manual = "{clusterIP: None, ports: [{name: sql, port: 5432}]}";
         let name = |s: &str| Some(s.to_string());
-        let rows: Vec<(String, Vec<(String, Option<String>)>)> = vec![
+        let rows: Vec<(String, Vec<Found>)> = vec![
             // Clean: a selected ready Pod, a slice with the Service's port name.
             (svc("db", headless) + &pod("db-0", "{app: db}", "", "True"), vec![]),
             (svc("db", manual) + &slice("db-1", "db", true, "{name: sql, port: 5432}"), vec![]),
