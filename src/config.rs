@@ -59,7 +59,11 @@ pub struct ExplainArgs {
     /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
     #[arg(long, value_name = "PATH", required = true)]
     pub manifests: Vec<PathBuf>,
-    /// text, or json (one object).
+    /// Ask NAME as a pod of this namespace would: through the search path
+    /// (<ns>.svc.<zone> svc.<zone> <zone>, ndots:5), each question in turn.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub from_namespace: Option<String>,
+    /// text, or json (one object; a list of them with --from-namespace).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     #[command(flatten)]

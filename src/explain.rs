@@ -179,6 +179,38 @@ impl Explainer {
         out
     }
 
+    /// A look-up as a pod of namespace `ns` makes it, with the stock
+    /// resolv.conf (`search <ns>.svc.<zone> svc.<zone> <zone>`, `ndots:5`):
+    /// each question in the order the resolver asks them, up to the first
+    /// that has records (glibc goes on past NXDOMAIN and NODATA). A name
+    /// with a final dot is asked as it is.
+    pub fn search(&self, name: &str, qtype: RecordType, ns: &str) -> Vec<Explanation> {
+        if name.ends_with('.') {
+            return vec![self.explain(name, qtype)];
+        }
+        let zone = self.cfg().zone.to_ascii();
+        let zone = zone.trim_end_matches('.');
+        let suffixes = [format!("{ns}.svc.{zone}"), format!("svc.{zone}"), zone.to_string()];
+        let mut names: Vec<String> = suffixes.iter().map(|s| format!("{name}.{s}.")).collect();
+        // ndots:5: a name with five dots or more is tried as it is first,
+        // any other last.
+        if name.matches('.').count() >= 5 {
+            names.insert(0, format!("{name}."));
+        } else {
+            names.push(format!("{name}."));
+        }
+        let mut steps = Vec::new();
+        for n in names {
+            let e = self.explain(&n, qtype);
+            let done = !e.answer.is_empty();
+            steps.push(e);
+            if done {
+                break;
+            }
+        }
+        steps
+    }
+
     /// Explains `qtype` at `name` (absolute or not; the zone is not added).
     pub fn explain(&self, name: &str, qtype: RecordType) -> Explanation {
         let fqdn = if name.ends_with('.') { name.to_string() } else { format!("{name}.") };
@@ -1072,6 +1104,48 @@ mod tests {
         for (i, (yaml, want)) in rows.into_iter().enumerate() {
             assert_eq!(checked(&yaml), want, "row {i}");
         }
+    }
+
+    /// The search path of a pod: its namespace first, then svc, then the
+    /// zone, then the name as it is (first from five dots on); the look-up
+    /// stops at the first question with records.
+    #[test]
+    fn a_short_name_goes_through_the_search_path() {
+        let yaml = svc("web", "{clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}");
+        let (mut objects, _) = parse_text(Path::new("t.yaml"), &yaml, None);
+        objects.push(Object::Namespace(crate::model::Namespace { name: "t".into(), labels: Default::default() }));
+        objects.push(Object::Namespace(crate::model::Namespace { name: "u".into(), labels: Default::default() }));
+        let x = Explainer::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap(), objects);
+        let asked = |name: &str, ns: &str| -> Vec<(String, String)> {
+            x.search(name, RecordType::A, ns).into_iter().map(|e| (e.name, e.status)).collect()
+        };
+        let q = |n: &str, s: &str| (n.to_string(), s.to_string());
+        assert_eq!(asked("web", "t"), [q("web.t.svc.cluster.local.", "NOERROR")]);
+        assert_eq!(
+            asked("web", "u"),
+            [
+                q("web.u.svc.cluster.local.", "NXDOMAIN"),
+                q("web.svc.cluster.local.", "NXDOMAIN"),
+                q("web.cluster.local.", "NXDOMAIN"),
+                q("web.", "REFUSED"),
+            ]
+        );
+        assert_eq!(
+            asked("web.t", "u"),
+            [q("web.t.u.svc.cluster.local.", "NXDOMAIN"), q("web.t.svc.cluster.local.", "NOERROR")]
+        );
+        // Four dots are below ndots:5: the search path first, the famous
+        // three wasted questions.
+        let full = asked("web.t.svc.cluster.local", "u");
+        assert_eq!(full.len(), 4);
+        assert_eq!(full[0], q("web.t.svc.cluster.local.u.svc.cluster.local.", "NXDOMAIN"));
+        assert_eq!(full[3], q("web.t.svc.cluster.local.", "NOERROR"));
+        // Five dots: the name as it is comes first.
+        let five = asked("x.web.t.svc.cluster.local", "u");
+        assert_eq!(five[0], q("x.web.t.svc.cluster.local.", "NXDOMAIN"));
+        assert_eq!(five[1], q("x.web.t.svc.cluster.local.u.svc.cluster.local.", "NXDOMAIN"));
+        // A final dot: asked once, as it is.
+        assert_eq!(asked("web.", "t"), [q("web.", "REFUSED")]);
     }
 
     #[test]

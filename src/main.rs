@@ -164,11 +164,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for e in errors {
                 eprintln!("warning: {e}");
             }
-            let e = explainer.explain(&args.name, qtype);
+            let Some(ns) = args.from_namespace else {
+                let e = explainer.explain(&args.name, qtype);
+                if args.format == "json" {
+                    println!("{}", serde_json::to_string_pretty(&e)?);
+                } else {
+                    print!("{e}");
+                }
+                return Ok(());
+            };
+            let steps = explainer.search(&args.name, qtype, &ns);
             if args.format == "json" {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+                return Ok(());
+            }
+            for (i, e) in steps.iter().enumerate() {
+                println!("# question {} of the look-up from namespace {ns}", i + 1);
                 print!("{e}");
+                println!();
+            }
+            match steps.iter().position(|e| !e.answer.is_empty()) {
+                Some(i) => println!(
+                    "The look-up of {} from namespace {ns} is answered by question {} ({}), after {} question{}.",
+                    args.name,
+                    i + 1,
+                    steps[i].name,
+                    i + 1,
+                    if i == 0 { "" } else { "s" }
+                ),
+                None => println!(
+                    "The look-up of {} from namespace {ns} fails: none of its {} questions has a record.",
+                    args.name,
+                    steps.len()
+                ),
             }
             Ok(())
         }
