@@ -57,8 +57,12 @@ pub struct ExplainArgs {
     #[arg(default_value = "A")]
     pub qtype: String,
     /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
-    #[arg(long, value_name = "PATH", required = true)]
+    #[arg(long, value_name = "PATH", required_unless_present = "server", conflicts_with = "server")]
     pub manifests: Vec<PathBuf>,
+    /// Ask a running server instead (its metrics address, started with
+    /// --explain): the process that is answering, with its live state.
+    #[arg(long, value_name = "ADDR")]
+    pub server: Option<String>,
     /// Ask NAME as a pod of this namespace would: through the search path
     /// (<ns>.svc.<zone> svc.<zone> <zone>, ndots:5), each question in turn.
     #[arg(long, value_name = "NAMESPACE")]
@@ -124,6 +128,12 @@ pub struct ServeArgs {
     /// before closing the listeners (so endpoints drop the pod first).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     pub lameduck: u64,
+    /// Serve /explain?name=NAME&type=TYPE&from=NAMESPACE beside /metrics:
+    /// why a name answers what it does, from this process's live state. Off
+    /// by default: it tells whoever reaches the metrics port the names and
+    /// labels of the cluster's Services, Endpoints, slices and Pods.
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub zone: ZoneFlags,
 }

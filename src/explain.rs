@@ -16,7 +16,7 @@ use crate::records::name::{key_of, parse_ip_label};
 use crate::records::{PodMode, Updater, ZoneConfig, ZoneIndex, answer};
 
 /// What `explain` says about one question.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Explanation {
     pub name: String,
     #[serde(rename = "type")]
@@ -72,7 +72,8 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// A cluster loaded for questions: the model and the index built from it.
+/// A cluster loaded for questions (`clusterdns explain` and `check` on
+/// manifests): the model and the index built from it.
 pub struct Explainer {
     updater: Updater,
     index: std::sync::Arc<ZoneIndex>,
@@ -87,11 +88,43 @@ impl Explainer {
         Explainer { updater, index }
     }
 
-    fn cluster(&self) -> &Cluster {
-        self.updater.cluster()
+    /// The questions, asked of this cluster.
+    pub fn view(&self) -> Explain<'_> {
+        Explain::new(self.updater.cluster(), &self.index)
     }
 
-    fn cfg(&self) -> &ZoneConfig {
+    pub fn explain(&self, name: &str, qtype: RecordType) -> Explanation {
+        self.view().explain(name, qtype)
+    }
+
+    pub fn search(&self, name: &str, qtype: RecordType, ns: &str) -> Vec<Explanation> {
+        self.view().search(name, qtype, ns)
+    }
+
+    pub fn check(&self) -> Vec<Finding> {
+        self.view().check()
+    }
+}
+
+/// The questions, asked of a model and the index it feeds: a loaded
+/// [`Explainer`], or a running server's own (asked on its updater thread,
+/// where the model lives).
+#[derive(Clone, Copy)]
+pub struct Explain<'a> {
+    cluster: &'a Cluster,
+    index: &'a ZoneIndex,
+}
+
+impl<'a> Explain<'a> {
+    pub fn new(cluster: &'a Cluster, index: &'a ZoneIndex) -> Self {
+        Explain { cluster, index }
+    }
+
+    fn cluster(&self) -> &'a Cluster {
+        self.cluster
+    }
+
+    fn cfg(&self) -> &'a ZoneConfig {
         self.index.config()
     }
 
@@ -239,7 +272,7 @@ impl Explainer {
     /// The answer through the server's own path: index, then wire encoder,
     /// then read back as `dig` would.
     fn ask(&self, qname: &Name, qtype: RecordType) -> (String, Vec<String>) {
-        let a = answer(&self.index, &key_of(qname), u16::from(qtype));
+        let a = answer(self.index, &key_of(qname), u16::from(qtype));
         let mut query = Message::query();
         query.add_query(HQuery::query(qname.clone(), qtype));
         let Ok(wire) = query.to_vec() else { return ("SERVFAIL".into(), Vec::new()) };
@@ -762,6 +795,16 @@ impl Explainer {
             }
         }
     }
+}
+
+/// A record type as a person writes it: a mnemonic (any case) or RFC
+/// 3597's `TYPE<number>`.
+pub fn parse_qtype(text: &str) -> Result<RecordType, String> {
+    let upper = text.to_ascii_uppercase();
+    if let Some(n) = upper.strip_prefix("TYPE").and_then(|n| n.parse::<u16>().ok()) {
+        return Ok(RecordType::from(n));
+    }
+    upper.parse().map_err(|_| format!("unknown record type {text:?} (A, AAAA, SRV, PTR, CNAME, ..., or TYPE<number>)"))
 }
 
 /// The rcode as `dig` names it.

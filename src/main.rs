@@ -7,7 +7,7 @@ use clap::Parser;
 use std::sync::atomic::Ordering;
 
 use clusterdns::admin::{self, Admin, Endpoints};
-use clusterdns::app::{explainer, serve_api, serve_manifests, zone_snapshot};
+use clusterdns::app::{explain_hook, explainer, serve_api, serve_manifests, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
 use clusterdns::model::Selector;
@@ -82,6 +82,45 @@ fn scope(namespaces: Vec<String>, labels: Option<Selector>) -> Scope {
     Scope { namespaces, labels, namespace_labels: None }
 }
 
+/// Asks a running server's `/explain` (`serve --explain`) over plain HTTP:
+/// the process that is actually answering, with its live state.
+fn ask_server(
+    addr: &str,
+    name: &str,
+    qtype: &str,
+    from: Option<&str>,
+) -> anyhow::Result<Vec<clusterdns::explain::Explanation>> {
+    use std::io::{Read, Write};
+    let host = addr.trim_start_matches("http://").trim_end_matches('/');
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("name", name).append_pair("type", qtype);
+    if let Some(ns) = from {
+        query.append_pair("from", ns);
+    }
+    let target = std::net::ToSocketAddrs::to_socket_addrs(host)
+        .map_err(|e| anyhow::anyhow!("--server {addr}: {e} (an address such as 127.0.0.1:9153)"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--server {addr}: no address"))?;
+    let timeout = Duration::from_secs(15);
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET /explain?{} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", query.finish())?;
+    let mut reply = Vec::new();
+    stream.take(16 << 20).read_to_end(&mut reply)?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    match status {
+        "200" if from.is_some() => Ok(serde_json::from_str(body)?),
+        "200" => Ok(vec![serde_json::from_str(body)?]),
+        "404" => {
+            anyhow::bail!("{addr} does not serve /explain (start it with --explain; it is served beside /metrics)")
+        }
+        _ => anyhow::bail!("{addr} answered {status}: {}", body.trim()),
+    }
+}
+
 /// `check` found this many problems: exit 1, so CI stops.
 #[derive(Debug)]
 struct Found(usize);
@@ -124,6 +163,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     serve_manifests(args.manifests, scope(args.namespaces, args.labels), &args.zone, listeners).await?
                 };
                 let admin = Admin::new(running.index.clone(), running.metrics.clone());
+                if args.explain {
+                    if args.metrics.0.is_none() {
+                        tracing::warn!("--explain is served beside /metrics, and --metrics is off: no /explain");
+                    }
+                    let _ = admin.explain.set(explain_hook(&running));
+                }
                 let cancel = CancellationToken::new();
                 let endpoints: Vec<_> = [
                     args.health.0.map(|a| (a, Endpoints::HEALTH)),
@@ -148,32 +193,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Explain(args) => {
-            let upper = args.qtype.to_ascii_uppercase();
-            // A mnemonic, or RFC 3597's TYPE<number>.
-            let number = upper.strip_prefix("TYPE").and_then(|n| n.parse::<u16>().ok());
-            let qtype = match number {
-                Some(n) => hickory_proto::rr::RecordType::from(n),
-                None => upper.parse().map_err(|_| {
-                    anyhow::anyhow!(
-                        "unknown record type {:?} (A, AAAA, SRV, PTR, CNAME, ..., or TYPE<number>)",
-                        args.qtype
-                    )
-                })?,
+            let qtype = clusterdns::explain::parse_qtype(&args.qtype).map_err(anyhow::Error::msg)?;
+            let from = args.from_namespace.as_deref();
+            let steps = match &args.server {
+                Some(addr) => ask_server(addr, &args.name, &args.qtype, from)?,
+                None => {
+                    let (explainer, errors) = explainer(args.manifests, &args.zone)?;
+                    for e in errors {
+                        eprintln!("warning: {e}");
+                    }
+                    match from {
+                        Some(ns) => explainer.search(&args.name, qtype, ns),
+                        None => vec![explainer.explain(&args.name, qtype)],
+                    }
+                }
             };
-            let (explainer, errors) = explainer(args.manifests, &args.zone)?;
-            for e in errors {
-                eprintln!("warning: {e}");
-            }
-            let Some(ns) = args.from_namespace else {
-                let e = explainer.explain(&args.name, qtype);
-                if args.format == "json" {
-                    println!("{}", serde_json::to_string_pretty(&e)?);
-                } else {
-                    print!("{e}");
+            let Some(ns) = from else {
+                for e in &steps {
+                    if args.format == "json" {
+                        println!("{}", serde_json::to_string_pretty(e)?);
+                    } else {
+                        print!("{e}");
+                    }
                 }
                 return Ok(());
             };
-            let steps = explainer.search(&args.name, qtype, &ns);
             if args.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&steps)?);
                 return Ok(());

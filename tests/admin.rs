@@ -207,3 +207,79 @@ async fn health_fails_when_the_updater_stops() {
     }
     assert_eq!(health().await.unwrap(), 503);
 }
+
+/// Starts `clusterdns serve` on `dir` with the metrics port (and `extra`
+/// flags); returns the child and the metrics address once it serves.
+fn serve_with_metrics(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    let (dns, metrics) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["serve", "--manifests", dir.to_str().unwrap(), "--listen", &format!("127.0.0.1:{dns}")])
+        .args(["--metrics", &format!("127.0.0.1:{metrics}"), "--health", "off", "--ready", "off", "--lameduck", "0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let start = Instant::now();
+    while get(addr, "/metrics").map(|r| r.0) != Some(200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "never served /metrics");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, addr)
+}
+
+/// `serve --explain` answers /explain beside /metrics from the live state
+/// (a fix written while it runs shows), and `clusterdns explain --server`
+/// asks it; without the flag there is no /explain.
+#[test]
+fn a_running_server_explains_itself_only_when_asked_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seeds.yaml");
+    std::fs::copy(seeds, dir.path().join("seeds.yaml")).unwrap();
+    let (mut child, addr) = serve_with_metrics(dir.path(), &["--explain"]);
+    let question = "/explain?name=mysql-svc.default.svc.cluster.local&type=A";
+    let (code, body) = get(addr, question).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["status"], "NXDOMAIN");
+    let binds = "The Endpoints default/mysql-ep does not bind to Service mysql-svc";
+    assert!(e["why"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().starts_with(binds)), "{body}");
+    // The command asks the running process.
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["explain", "mysql-svc.default.svc.cluster.local", "--server", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(binds));
+    // A question without a name, or with a bad type, is a 400.
+    assert_eq!(get(addr, "/explain?type=A").map(|r| r.0), Some(400));
+    assert_eq!(get(addr, "/explain?name=x&type=BOGUS").map(|r| r.0), Some(400));
+    // The fix, written while it runs: the live answer follows.
+    let fix = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: mysql-svc, namespace: default}\nsubsets:\n- addresses: [{ip: 114.32.146.154}]\n  ports: [{name: default-ep, port: 3306}]\n";
+    std::fs::write(dir.path().join("fix.yaml"), fix).unwrap();
+    let start = Instant::now();
+    loop {
+        let (_, body) = get(addr, question).unwrap();
+        let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if e["status"] == "NOERROR" {
+            assert_eq!(e["answer"][0], "mysql-svc.default.svc.cluster.local. 5 IN A 114.32.146.154", "{body}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the fix never showed: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Off by default.
+    let (mut child, addr) = serve_with_metrics(dir.path(), &[]);
+    assert_eq!(get(addr, question).map(|r| r.0), Some(404));
+    let out = Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+        .args(["explain", "mysql-svc.default.svc.cluster.local", "--server", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not serve /explain"));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -82,6 +82,7 @@ fn help_documents_every_flag() {
         "--ready",
         "--metrics",
         "--lameduck",
+        "--explain",
     ];
     for flag in flags {
         assert!(help.contains(flag), "serve --help lacks {flag}");

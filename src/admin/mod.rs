@@ -2,7 +2,9 @@
 //! plugins serve them: `/health` (200 while the process can answer with
 //! current data: the listeners and the updater thread run),
 //! `/ready` (200 only once the cluster state is loaded and the server is not
-//! shutting down), `/metrics` (Prometheus text).
+//! shutting down), `/metrics` (Prometheus text); and, when the wiring
+//! gives it an [`ExplainHook`] (`serve --explain`), `/explain` beside
+//! `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +37,11 @@ pub trait Zone: Send + Sync {
     fn names(&self) -> u64;
 }
 
+/// Answers `/explain?name=NAME&type=TYPE&from=NAMESPACE` (type and from
+/// optional) with a JSON body, or a message saying what is wrong with the
+/// question. Given by the wiring, which can ask the model.
+pub type ExplainHook = Arc<dyn Fn(&str, &str, Option<&str>) -> Result<String, String> + Send + Sync>;
+
 /// What the endpoints report on.
 pub struct Admin {
     /// The zone indexes of every `kubernetes` in the Corefile (replaced
@@ -43,6 +50,9 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/ready` says 503 while DNS still answers.
     pub lame_duck: AtomicBool,
+    /// `/explain`, served where `/metrics` is once set (off by default: it
+    /// tells whoever reaches the port the names and labels of the objects).
+    pub explain: std::sync::OnceLock<ExplainHook>,
 }
 
 impl Admin {
@@ -51,13 +61,50 @@ impl Admin {
     }
 
     pub fn for_indexes(indexes: Vec<Arc<dyn Zone>>, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Admin { indexes: ArcSwap::from_pointee(indexes), metrics, lame_duck: AtomicBool::new(false) })
+        Arc::new(Admin {
+            indexes: ArcSwap::from_pointee(indexes),
+            metrics,
+            lame_duck: AtomicBool::new(false),
+            explain: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn ready(&self) -> bool {
         self.indexes.load().iter().all(|i| i.loaded())
             && !self.lame_duck.load(Ordering::Acquire)
             && !self.metrics.state.loop_detected.load(Ordering::Acquire)
+    }
+
+    /// `/explain`: the question from the query string, asked through the
+    /// hook off the async threads (it waits for the updater).
+    async fn explain(self: Arc<Self>, query: Option<String>) -> Response<Full<Bytes>> {
+        let Some(hook) = self.explain.get().cloned() else {
+            return text(StatusCode::NOT_FOUND, "not found".into(), "text/plain");
+        };
+        let mut name = None;
+        let mut qtype = "A".to_string();
+        let mut from = None;
+        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*k {
+                "name" => name = Some(v.into_owned()),
+                "type" => qtype = v.into_owned(),
+                "from" => from = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let Some(name) = name else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "ask /explain?name=NAME[&type=TYPE][&from=NAMESPACE]\n".into(),
+                "text/plain",
+            );
+        };
+        let asked = tokio::task::spawn_blocking(move || hook(&name, &qtype, from.as_deref())).await;
+        match asked {
+            Ok(Ok(json)) => text(StatusCode::OK, json, "application/json"),
+            Ok(Err(e)) => text(StatusCode::BAD_REQUEST, format!("{e}\n"), "text/plain"),
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "the question failed\n".into(), "text/plain"),
+        }
     }
 
     fn healthy(&self) -> bool {
@@ -87,13 +134,17 @@ impl Admin {
             }
             _ => (StatusCode::NOT_FOUND, "not found".to_string(), "text/plain"),
         };
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = code;
-        if let Ok(v) = ctype.parse() {
-            r.headers_mut().insert("content-type", v);
-        }
-        r
+        text(code, body, ctype)
     }
+}
+
+fn text(code: StatusCode, body: String, ctype: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    if let Ok(v) = ctype.parse() {
+        r.headers_mut().insert("content-type", v);
+    }
+    r
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -226,8 +277,16 @@ async fn accept(listener: TcpListener, admin: Arc<Admin>, serves: Endpoints, can
         tokio::spawn(async move {
             let _slot = slot;
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let r = admin.respond(req.uri().path(), serves);
-                async move { Ok::<_, Infallible>(r) }
+                let admin = admin.clone();
+                let (path, query) = (req.uri().path().to_string(), req.uri().query().map(str::to_string));
+                async move {
+                    let r = if path == "/explain" && serves.metrics {
+                        admin.explain(query).await
+                    } else {
+                        admin.respond(&path, serves)
+                    };
+                    Ok::<_, Infallible>(r)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

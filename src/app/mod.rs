@@ -68,6 +68,8 @@ pub struct Running {
     pub server: Server,
     pub index: Arc<ZoneIndex>,
     pub metrics: Arc<Metrics>,
+    /// The updater's queue, for questions about its model ([`SourceMsg::Ask`]).
+    pub updater: std::sync::mpsc::Sender<SourceMsg>,
 }
 
 impl Running {
@@ -136,8 +138,10 @@ pub async fn serve_manifests(
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let server = Server::start(listeners, single_zone_routes(&index), &metrics, TcpLimits::default()).await?;
-    start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone(), CancellationToken::new()).await?;
-    Ok(Running { server, index, metrics })
+    let updater =
+        start_manifests(paths, flags.service_cidr, scope, index.clone(), metrics.clone(), CancellationToken::new())
+            .await?;
+    Ok(Running { server, index, metrics, updater })
 }
 
 fn check_paths(paths: &[PathBuf]) -> Result<(), AppError> {
@@ -148,7 +152,8 @@ fn check_paths(paths: &[PathBuf]) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Loads manifests into `index` and keeps watching them.
+/// Loads manifests into `index` and keeps watching them; returns the
+/// updater's queue.
 async fn start_manifests(
     paths: Vec<PathBuf>,
     cidr: ipnet::IpNet,
@@ -156,8 +161,9 @@ async fn start_manifests(
     index: Arc<ZoneIndex>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-) -> Result<(), AppError> {
+) -> Result<std::sync::mpsc::Sender<SourceMsg>, AppError> {
     let tx = spawn_updater(index, metrics, &scope);
+    let updater = tx.clone();
     let mut manifests = Manifests::new(paths, cidr, scope);
     let loaded = tokio::task::spawn_blocking(move || {
         let first = manifests.load(true);
@@ -172,7 +178,8 @@ async fn start_manifests(
     let kinds = crate::source::ALL_KINDS.to_vec();
     let _ = tx.send(SourceMsg::Events(vec![crate::model::Event::Reset { kinds, objects }]));
     let _ = tx.send(SourceMsg::Synced);
-    watch_manifests(manifests, tx, stop).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))
+    watch_manifests(manifests, tx, stop).map_err(|e| AppError::Other(format!("cannot start the file watcher: {e}")))?;
+    Ok(updater)
 }
 
 /// A server answering from the Kubernetes API on `listeners`, bound before:
@@ -182,18 +189,47 @@ pub async fn serve_api(opts: &KubeOptions, flags: &ZoneFlags, listeners: Listene
     let index = ZoneIndex::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let server = Server::start(listeners, single_zone_routes(&index), &metrics, TcpLimits::default()).await?;
-    if let Err(e) = start_api(opts, index.clone(), metrics.clone()).await {
-        server.shutdown().await;
-        return Err(e);
+    match start_api(opts, index.clone(), metrics.clone()).await {
+        Ok(updater) => Ok(Running { server, index, metrics, updater }),
+        Err(e) => {
+            server.shutdown().await;
+            Err(e)
+        }
     }
-    Ok(Running { server, index, metrics })
 }
 
-async fn start_api(opts: &KubeOptions, index: Arc<ZoneIndex>, metrics: Arc<Metrics>) -> Result<(), AppError> {
+/// Starts the watches and their updater; returns the updater's queue.
+async fn start_api(
+    opts: &KubeOptions,
+    index: Arc<ZoneIndex>,
+    metrics: Arc<Metrics>,
+) -> Result<std::sync::mpsc::Sender<SourceMsg>, AppError> {
     let client = client(opts).await?;
     let tx = spawn_updater(index, metrics.clone(), &opts.scope);
-    spawn_watchers(client, opts, tx, metrics, CancellationToken::new());
-    Ok(())
+    spawn_watchers(client, opts, tx.clone(), metrics, CancellationToken::new());
+    Ok(tx)
+}
+
+/// `/explain` for a running server: each question is asked on its updater
+/// thread, of the model as it is, through its queue; it waits up to 10 s.
+pub fn explain_hook(running: &Running) -> crate::admin::ExplainHook {
+    let (updater, index) = (running.updater.clone(), running.index.clone());
+    Arc::new(move |name: &str, qtype: &str, from: Option<&str>| {
+        let qtype = crate::explain::parse_qtype(qtype)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (name, from, index) = (name.to_string(), from.map(str::to_string), index.clone());
+        let question = move |cluster: &crate::model::Cluster| {
+            let view = crate::explain::Explain::new(cluster, &index);
+            let json = match from {
+                Some(ns) => serde_json::to_string_pretty(&view.search(&name, qtype, &ns)),
+                None => serde_json::to_string_pretty(&view.explain(&name, qtype)),
+            };
+            let _ = tx.send(json.map_err(|e| e.to_string()));
+        };
+        updater.send(SourceMsg::Ask(Box::new(question))).map_err(|_| "the updater has stopped".to_string())?;
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .map_err(|_| "no answer from the updater within 10 s".to_string())?
+    })
 }
 
 /// Loads `paths` for `clusterdns explain`; the errors found are returned

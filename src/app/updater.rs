@@ -36,6 +36,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
             let mut synced = false;
             let mut triggered = Vec::new();
             let mut big = 0;
+            let mut asked = Vec::new();
             for msg in std::iter::once(first).chain(rx.try_iter()) {
                 match msg {
                     SourceMsg::Events(ev) => {
@@ -53,6 +54,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
                     }
                     SourceMsg::Synced => synced = true,
                     SourceMsg::Triggered(ns, svc, at) => triggered.push((ns, svc, at)),
+                    SourceMsg::Ask(question) => asked.push(question),
                 }
             }
             let started = std::time::Instant::now();
@@ -80,6 +82,10 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
                 st.last_sync.store(now.map(|d| d.as_secs()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
             }
             tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), rss_kib = rss_kib(), "cluster update applied");
+            // Asked after the batch they queued with: they see it applied.
+            for question in asked {
+                question(updater.cluster());
+            }
             if synced && !index.is_loaded() {
                 index.set_loaded();
                 release_free_memory();

@@ -61,6 +61,10 @@ pub enum SourceMsg {
     Triggered(String, String, std::time::SystemTime),
     /// Every kind has been read completely once: misses are now NXDOMAIN.
     Synced,
+    /// Not from a source: a question about the model, run on the updater
+    /// thread between batches with the model as it is then (a running
+    /// server's `/explain`).
+    Ask(Box<dyn FnOnce(&crate::model::Cluster) + Send>),
 }
 
 /// Resident memory of this process (Linux), for the logs.
