@@ -162,8 +162,14 @@ fn admin_addr(s: &str) -> Result<AdminAddr, String> {
 #[derive(Args, Debug)]
 pub struct ZoneArgs {
     /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Without it, the zone of the cluster the API serves.
+    #[arg(long, value_name = "PATH")]
     pub manifests: Vec<PathBuf>,
+    /// Kubeconfig to reach the API with (when no manifests are given).
+    /// Default: the in-cluster service account, else KUBECONFIG, else
+    /// ~/.kube/config.
+    #[arg(long, value_name = "PATH", conflicts_with = "manifests")]
+    pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     pub zone: ZoneFlags,
 }

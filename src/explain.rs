@@ -165,7 +165,12 @@ impl<'a> Explain<'a> {
             }
         }
         for ns in c.namespaces() {
-            for e in c.endpoints_in(ns).filter(|e| c.service(ns, &e.name).is_none()) {
+            // An Endpoints object with no address binds nothing either way
+            // (old leader-election locks are such objects).
+            let has_address = |e: &&crate::model::Endpoints| {
+                e.groups.iter().any(|g| g.endpoints.iter().any(|p| !p.addresses.is_empty()))
+            };
+            for e in c.endpoints_in(ns).filter(|e| c.service(ns, &e.name).is_none()).filter(has_address) {
                 let mut why =
                     format!("The Endpoints {ns}/{} binds to no Service: none is named {} in {ns}.", e.name, e.name);
                 let names = c.services().filter(|s| s.namespace == ns).map(|s| s.name.as_str());
@@ -177,11 +182,10 @@ impl<'a> Explain<'a> {
                 out.push(Finding { object: format!("Endpoints {ns}/{}", e.name), name: None, why: vec![why] });
             }
             for s in c.slices_in(ns) {
+                // A slice without the label is another controller's (as
+                // multi-cluster services make): not this server's concern.
                 let why = match s.service.as_deref() {
-                    None => format!(
-                        "The EndpointSlice {ns}/{} has no kubernetes.io/service-name label: it binds to no Service.",
-                        s.name
-                    ),
+                    None => continue,
                     Some(l) if c.service(ns, l).is_none() => format!(
                         "The EndpointSlice {ns}/{} names Service {l} in its kubernetes.io/service-name label, and there is no such Service in {ns}.",
                         s.name
@@ -203,6 +207,10 @@ impl<'a> Explain<'a> {
                         p.name,
                         svc.selector.as_ref().map_or_else(|| "(none)".to_string(), |sel| labels_text(sel.iter()))
                     ),
+                    Some(svc) if !p.ready && !svc.publish_not_ready && !p.terminal => format!(
+                        "Pod {ns}/{} is not ready (its Ready condition is not True): its name {fqdn} is not answered until it is, unless Service {ns}/{sub} sets publishNotReadyAddresses: true.",
+                        p.name
+                    ),
                     Some(_) => continue,
                 };
                 out.push(Finding { object: format!("Pod {ns}/{}", p.name), name: Some(fqdn), why: vec![why] });
@@ -213,10 +221,13 @@ impl<'a> Explain<'a> {
     }
 
     /// A look-up as a pod of namespace `ns` makes it, with the stock
-    /// resolv.conf (`search <ns>.svc.<zone> svc.<zone> <zone>`, `ndots:5`):
-    /// each question in the order the resolver asks them, up to the first
-    /// that has records (glibc goes on past NXDOMAIN and NODATA). A name
-    /// with a final dot is asked as it is.
+    /// resolv.conf (`search <ns>.svc.<zone> svc.<zone> <zone>`, `ndots:5`)
+    /// and glibc's resolver: each question in the order it asks them, up to
+    /// the first that has records (it goes on past NXDOMAIN, NODATA and
+    /// SERVFAIL). musl (Alpine) differs: it stops at NODATA or SERVFAIL and
+    /// does not search a name with five dots or more. The node's own search
+    /// domains, which kubelet appends, are not known here. A name with a
+    /// final dot is asked as it is.
     pub fn search(&self, name: &str, qtype: RecordType, ns: &str) -> Vec<Explanation> {
         if name.ends_with('.') {
             return vec![self.explain(name, qtype)];
@@ -1131,6 +1142,21 @@ mod tests {
             (
                 svc("ext", "{type: ExternalName, externalName: 192.0.2.7}"),
                 vec![("Service t/ext".into(), name("ext.t.svc.cluster.local."))],
+            ),
+            // An Endpoints object with no address (a leader-election lock)
+            // binds nothing either way: not reported.
+            (
+                svc("web", "{clusterIP: 10.96.0.20, ports: [{port: 80}]}")
+                    + "apiVersion: v1\nkind: Endpoints\nmetadata: {name: kube-scheduler, namespace: t}\n---\n",
+                vec![],
+            ),
+            // A StatefulSet-style Pod, selected, not ready: its name is not answered.
+            (
+                svc("db", headless)
+                    + &pod("db-0", "{app: db}", ", hostname: db-0, subdomain: db", "False")
+                    + &pod("db-1", "{app: db}", ", hostname: db-1, subdomain: db", "True")
+                        .replace("10.244.0.7", "10.244.0.8"),
+                vec![("Pod t/db-0".into(), name("db-0.db.t.svc.cluster.local."))],
             ),
             // A Pod whose subdomain names no Service, and one not selected.
             (

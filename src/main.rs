@@ -7,7 +7,7 @@ use clap::Parser;
 use std::sync::atomic::Ordering;
 
 use clusterdns::admin::{self, Admin, Endpoints};
-use clusterdns::app::{explain_hook, explainer, serve_api, serve_manifests, zone_snapshot};
+use clusterdns::app::{explain_hook, explainer, serve_api, serve_manifests, zone_from_api, zone_snapshot};
 use clusterdns::config::{Cli, Command, ZoneFlags};
 use clusterdns::demo;
 use clusterdns::model::Selector;
@@ -136,6 +136,17 @@ impl std::error::Error for Found {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Zone(args) if args.manifests.is_empty() => {
+            let opts = KubeOptions {
+                kubeconfig: args.kubeconfig,
+                pods: args.zone.pods == PodMode::Verified,
+                ..Default::default()
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let text = rt.block_on(zone_from_api(&opts, &args.zone, Duration::from_secs(120)))?;
+            print!("{text}");
+            Ok(())
+        }
         Command::Zone(args) => {
             let (text, errors) = zone_snapshot(args.manifests, &args.zone)?;
             for e in errors {

@@ -454,3 +454,31 @@ async fn a_hung_watch_is_replaced() {
     until(addr, "web.team.svc.cluster.local.", A, has("10.96.1.2")).await;
     running.server.shutdown().await;
 }
+
+/// `clusterdns zone` with the API as source renders the same snapshot as
+/// the same objects given as manifests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zone_of_a_live_cluster_is_the_zone_of_its_objects() {
+    let api = FakeApi::start().await;
+    let objects = [
+        ns("team"),
+        svc("team", "web", "10.96.1.1"),
+        svc("team", "db", "None"),
+        slice("team", "db-abcde", "db", &["10.244.1.1", "10.244.1.2"]),
+        external("team", "out", "db.example.com"),
+        svc("team", "ext", "10.43.109.238"),
+        slice("team", "ext-manual", "ext", &["192.168.141.31"]),
+    ];
+    for o in &objects {
+        api.apply(o);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = KubeOptions { kubeconfig: Some(api.kubeconfig(dir.path())), ..Default::default() };
+    let live = clusterdns::app::zone_from_api(&opts, &flags(PodMode::Disabled), Duration::from_secs(30)).await.unwrap();
+    let file = dir.path().join("cluster.yaml");
+    std::fs::write(&file, objects.join("---\n")).unwrap();
+    let (from_files, errors) = clusterdns::app::zone_snapshot(vec![file], &flags(PodMode::Disabled)).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(live.contains("db.team.svc 5 IN A 10.244.1.2"), "{live}");
+    assert_eq!(live, from_files);
+}

@@ -38,9 +38,19 @@ pub trait Zone: Send + Sync {
 }
 
 /// Answers `/explain?name=NAME&type=TYPE&from=NAMESPACE` (type and from
-/// optional) with a JSON body, or a message saying what is wrong with the
-/// question. Given by the wiring, which can ask the model.
-pub type ExplainHook = Arc<dyn Fn(&str, &str, Option<&str>) -> Result<String, String> + Send + Sync>;
+/// optional) with a JSON body. Given by the wiring, which can ask the model.
+pub type ExplainHook = Arc<dyn Fn(&str, &str, Option<&str>) -> Result<String, ExplainError> + Send + Sync>;
+
+/// Why `/explain` has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The question is wrong (400).
+    #[error("{0}")]
+    Question(String),
+    /// The server cannot answer now: not loaded, busy, its updater stopped (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
 
 /// What the endpoints report on.
 pub struct Admin {
@@ -102,7 +112,10 @@ impl Admin {
         let asked = tokio::task::spawn_blocking(move || hook(&name, &qtype, from.as_deref())).await;
         match asked {
             Ok(Ok(json)) => text(StatusCode::OK, json, "application/json"),
-            Ok(Err(e)) => text(StatusCode::BAD_REQUEST, format!("{e}\n"), "text/plain"),
+            Ok(Err(e @ ExplainError::Question(_))) => text(StatusCode::BAD_REQUEST, format!("{e}\n"), "text/plain"),
+            Ok(Err(e @ ExplainError::Unavailable(_))) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"), "text/plain")
+            }
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "the question failed\n".into(), "text/plain"),
         }
     }

@@ -210,15 +210,41 @@ async fn start_api(
     Ok(tx)
 }
 
+/// `/explain` questions in flight at most: each is a scan of the model on
+/// the updater thread, which cluster changes wait behind.
+const EXPLAIN_IN_FLIGHT: usize = 4;
+
 /// `/explain` for a running server: each question is asked on its updater
-/// thread, of the model as it is, through its queue; it waits up to 10 s.
+/// thread, of the model as it is, through its queue; it waits up to 10 s,
+/// and a question given up on is skipped when its turn comes.
 pub fn explain_hook(running: &Running) -> crate::admin::ExplainHook {
+    use crate::admin::ExplainError::{Question, Unavailable};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let (updater, index) = (running.updater.clone(), running.index.clone());
+    let in_flight = Arc::new(AtomicUsize::new(0));
     Arc::new(move |name: &str, qtype: &str, from: Option<&str>| {
-        let qtype = crate::explain::parse_qtype(qtype)?;
+        let qtype = crate::explain::parse_qtype(qtype).map_err(Question)?;
+        if !index.is_loaded() {
+            return Err(Unavailable("the cluster state is not loaded yet".into()));
+        }
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= EXPLAIN_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Unavailable(format!("{EXPLAIN_IN_FLIGHT} questions are being answered; ask again")));
+        }
+        struct Done(Arc<AtomicUsize>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _done = Done(in_flight.clone());
+        let given_up = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (name, from, index) = (name.to_string(), from.map(str::to_string), index.clone());
+        let (name, from, index, skip) = (name.to_string(), from.map(str::to_string), index.clone(), given_up.clone());
         let question = move |cluster: &crate::model::Cluster| {
+            if skip.load(Ordering::Acquire) {
+                return;
+            }
             let view = crate::explain::Explain::new(cluster, &index);
             let json = match from {
                 Some(ns) => serde_json::to_string_pretty(&view.search(&name, qtype, &ns)),
@@ -226,10 +252,40 @@ pub fn explain_hook(running: &Running) -> crate::admin::ExplainHook {
             };
             let _ = tx.send(json.map_err(|e| e.to_string()));
         };
-        updater.send(SourceMsg::Ask(Box::new(question))).map_err(|_| "the updater has stopped".to_string())?;
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .map_err(|_| "no answer from the updater within 10 s".to_string())?
+        updater.send(SourceMsg::Ask(Box::new(question))).map_err(|_| Unavailable("the updater has stopped".into()))?;
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(answer) => answer.map_err(Unavailable),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                given_up.store(true, Ordering::Release);
+                Err(Unavailable("no answer from the updater within 10 s".into()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Unavailable("the updater dropped the question (it stopped, or the question failed)".into()))
+            }
+        }
     })
+}
+
+/// The zone snapshot of the cluster the API serves: every kind listed
+/// (waiting up to `wait`), then rendered on the updater thread from the
+/// model it built, as `clusterdns zone` renders manifests.
+pub async fn zone_from_api(opts: &KubeOptions, flags: &ZoneFlags, wait: Duration) -> Result<String, AppError> {
+    let cfg = zone_config(flags)?;
+    let index = ZoneIndex::new(cfg.clone());
+    let updater = start_api(opts, index.clone(), Arc::new(Metrics::default())).await?;
+    let start = Instant::now();
+    while !index.is_loaded() {
+        if start.elapsed() > wait {
+            return Err(AppError::Other(format!("the API did not list every kind within {} s", wait.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let render = move |cluster: &crate::model::Cluster| {
+        let _ = tx.send(render_zone(cluster, &cfg));
+    };
+    updater.send(SourceMsg::Ask(Box::new(render))).map_err(|_| AppError::Other("the updater stopped".into()))?;
+    rx.await.map_err(|_| AppError::Other("the updater stopped".into()))
 }
 
 /// Loads `paths` for `clusterdns explain`; the errors found are returned

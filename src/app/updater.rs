@@ -84,7 +84,12 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
             tracing::debug!(?stats, elapsed = ?started.elapsed(), names = index.len(), rss_kib = rss_kib(), "cluster update applied");
             // Asked after the batch they queued with: they see it applied.
             for question in asked {
-                question(updater.cluster());
+                // A question that panics is a bug in it: it must not take
+                // the only writer of the index down with it.
+                let cluster = updater.cluster();
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| question(cluster))).is_err() {
+                    tracing::error!("a question about the model panicked; the updater goes on");
+                }
             }
             if synced && !index.is_loaded() {
                 index.set_loaded();
