@@ -40,8 +40,13 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
-    #[arg(long, value_name = "PATH", required = true)]
+    /// Without it, the cluster the API serves.
+    #[arg(long, value_name = "PATH")]
     pub manifests: Vec<PathBuf>,
+    /// Kubeconfig to reach the API with (when no manifests are given).
+    /// Default: in-cluster, else KUBECONFIG, else ~/.kube/config.
+    #[arg(long, value_name = "PATH", conflicts_with = "manifests")]
+    pub kubeconfig: Option<PathBuf>,
     /// text, or json (a list).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
@@ -57,8 +62,14 @@ pub struct ExplainArgs {
     #[arg(default_value = "A")]
     pub qtype: String,
     /// A manifest file or a directory of *.yaml, *.yml, *.json (repeatable).
-    #[arg(long, value_name = "PATH", required_unless_present = "server", conflicts_with = "server")]
+    /// Without it (and without --server), the cluster the API serves.
+    #[arg(long, value_name = "PATH", conflicts_with = "server")]
     pub manifests: Vec<PathBuf>,
+    /// Kubeconfig to reach the API with (when neither manifests nor a
+    /// server are given). Default: in-cluster, else KUBECONFIG, else
+    /// ~/.kube/config.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["manifests", "server"])]
+    pub kubeconfig: Option<PathBuf>,
     /// Ask a running server instead (its metrics address, started with
     /// --explain): the process that is answering, with its live state.
     #[arg(long, value_name = "ADDR")]

@@ -516,6 +516,13 @@ impl<'a> Explain<'a> {
                 ));
                 if n == 0 {
                     self.not_ready(all.iter().copied(), self.not_ready_field(svc), why);
+                    // The controller writes a Service's slices from its
+                    // selector: say what it matches.
+                    if let Some(sel) = &svc.selector
+                        && c.counts().iter().any(|(k, n)| *k == crate::model::Kind::Pod && *n > 0)
+                    {
+                        self.selected_pods(svc, sel, why);
+                    }
                 }
             }
             Source::Endpoints => {
@@ -534,38 +541,43 @@ impl<'a> Explain<'a> {
                     ));
                     self.orphans(svc, why);
                 }
-                Some(sel) => {
-                    let selector = labels_text(sel.iter());
-                    let pods: Vec<&Pod> = c.pods_in(ns).filter(|p| sel.selects(&p.labels)).collect();
-                    if pods.is_empty() {
-                        let mut s = format!("The selector {selector} of Service {id} matches no Pod in {ns}.");
-                        let mut near: Vec<(usize, &Pod)> = c
-                            .pods_in(ns)
-                            .map(|p| (sel.iter().filter(|(k, v)| p.labels.get(k) == Some(v)).count(), p))
-                            .collect();
-                        near.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
-                        for (_, p) in near.iter().take(3) {
-                            s.push_str(&format!(" Pod {} has labels {}.", p.name, labels_text(p.labels.iter())));
-                        }
-                        why.push(s);
-                    } else {
-                        for p in pods {
-                            let state = if p.terminal {
-                                "has finished (Succeeded or Failed): no endpoint".to_string()
-                            } else if p.ips.is_empty() {
-                                "has no IP yet: no endpoint".to_string()
-                            } else if p.ready {
-                                "is ready: an endpoint".to_string()
-                            } else if svc.publish_not_ready {
-                                "is not ready, an endpoint all the same (publishNotReadyAddresses: true)".to_string()
-                            } else {
-                                "is not ready (its Ready condition is not True): not answered; publishNotReadyAddresses: true on the Service would answer it".to_string()
-                            };
-                            why.push(format!("Pod {ns}/{} matches the selector {selector} and {state}.", p.name));
-                        }
-                    }
-                }
+                Some(sel) => self.selected_pods(svc, sel, why),
             },
+        }
+    }
+
+    /// What `svc`'s selector matches among the Pods known (manifests, or
+    /// the API when Pods are watched): the nearest Pods' labels when none.
+    fn selected_pods(&self, svc: &Service, sel: &crate::model::Labels, why: &mut Vec<String>) {
+        let c = self.cluster();
+        let ns = svc.namespace.as_str();
+        let id = format!("{ns}/{}", svc.name);
+        let selector = labels_text(sel.iter());
+        let pods: Vec<&Pod> = c.pods_in(ns).filter(|p| sel.selects(&p.labels)).collect();
+        if pods.is_empty() {
+            let mut s = format!("The selector {selector} of Service {id} matches no Pod in {ns}.");
+            let mut near: Vec<(usize, &Pod)> =
+                c.pods_in(ns).map(|p| (sel.iter().filter(|(k, v)| p.labels.get(k) == Some(v)).count(), p)).collect();
+            near.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+            for (_, p) in near.iter().take(3) {
+                s.push_str(&format!(" Pod {} has labels {}.", p.name, labels_text(p.labels.iter())));
+            }
+            why.push(s);
+            return;
+        }
+        for p in pods {
+            let state = if p.terminal {
+                "has finished (Succeeded or Failed): no endpoint".to_string()
+            } else if p.ips.is_empty() {
+                "has no IP yet: no endpoint".to_string()
+            } else if p.ready {
+                "is ready: an endpoint".to_string()
+            } else if svc.publish_not_ready {
+                "is not ready, an endpoint all the same (publishNotReadyAddresses: true)".to_string()
+            } else {
+                "is not ready (its Ready condition is not True): not answered; publishNotReadyAddresses: true on the Service would answer it".to_string()
+            };
+            why.push(format!("Pod {ns}/{} matches the selector {selector} and {state}.", p.name));
         }
     }
 

@@ -82,6 +82,21 @@ fn scope(namespaces: Vec<String>, labels: Option<Selector>) -> Scope {
     Scope { namespaces, labels, namespace_labels: None }
 }
 
+/// Runs `f` on the cluster the API serves, once every kind is listed (Pods
+/// too: explanations name the Pods a selector matches).
+fn live<T: Send + 'static>(
+    kubeconfig: Option<std::path::PathBuf>,
+    flags: &ZoneFlags,
+    f: impl FnOnce(clusterdns::explain::Explain<'_>) -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let opts = KubeOptions { kubeconfig, pods: true, ..Default::default() };
+    let rt = tokio::runtime::Runtime::new()?;
+    let ask = move |cluster: &clusterdns::model::Cluster, index: &clusterdns::records::ZoneIndex| {
+        f(clusterdns::explain::Explain::new(cluster, index))
+    };
+    Ok(rt.block_on(clusterdns::app::with_live_cluster(&opts, flags, Duration::from_secs(120), ask))?)
+}
+
 /// Asks a running server's `/explain` (`serve --explain`) over plain HTTP:
 /// the process that is actually answering, with its live state.
 fn ask_server(
@@ -208,6 +223,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let from = args.from_namespace.as_deref();
             let steps = match &args.server {
                 Some(addr) => ask_server(addr, &args.name, &args.qtype, from)?,
+                None if args.manifests.is_empty() => {
+                    let (name, from) = (args.name.clone(), args.from_namespace.clone());
+                    live(args.kubeconfig, &args.zone, move |view| match from {
+                        Some(ns) => view.search(&name, qtype, &ns),
+                        None => vec![view.explain(&name, qtype)],
+                    })?
+                }
                 None => {
                     let (explainer, errors) = explainer(args.manifests, &args.zone)?;
                     for e in errors {
@@ -256,11 +278,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check(args) => {
-            let (explainer, errors) = explainer(args.manifests, &args.zone)?;
-            for e in &errors {
-                eprintln!("warning: {e}");
-            }
-            let found = explainer.check();
+            let found = if args.manifests.is_empty() {
+                live(args.kubeconfig, &args.zone, |view| view.check())?
+            } else {
+                let (explainer, errors) = explainer(args.manifests, &args.zone)?;
+                for e in &errors {
+                    eprintln!("warning: {e}");
+                }
+                explainer.check()
+            };
             if args.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&found)?);
             } else if found.is_empty() {

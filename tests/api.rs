@@ -482,3 +482,41 @@ async fn the_zone_of_a_live_cluster_is_the_zone_of_its_objects() {
     assert!(live.contains("db.team.svc 5 IN A 10.244.1.2"), "{live}");
     assert_eq!(live, from_files);
 }
+
+/// `explain` and `check` with the API as source (no manifests): the Pods
+/// are listed too, so an empty slice is explained by what its Service's
+/// selector matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_check_ask_the_live_cluster() {
+    let api = FakeApi::start().await;
+    api.apply(&ns("team"));
+    let headless = "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: team}\nspec:\n  clusterIP: None\n  selector: {app: db}\n  ports: [{name: sql, port: 5432}]\n";
+    api.apply(headless);
+    api.apply(&slice("team", "db-abcde", "db", &[]));
+    api.apply(&pod("team", "db-0", "10.244.9.1"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let run = move |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterdns")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let k = kubeconfig.to_string_lossy().to_string();
+    let args = vec!["explain".into(), "db.team.svc.cluster.local".into(), "--kubeconfig".into(), k.clone()];
+    let (code, text) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(args)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with(";; db.team.svc.cluster.local. IN A: NXDOMAIN"), "{text}");
+    assert!(
+        text.contains("The selector app=db of Service team/db matches no Pod in team. Pod db-0 has labels app=x."),
+        "{text}"
+    );
+    let args = vec!["check".into(), "--kubeconfig".into(), k, "--format".into(), "json".into()];
+    let (code, text) = tokio::task::spawn_blocking(move || run(args)).await.unwrap();
+    assert_eq!(code, Some(1), "{text}");
+    let found: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(found[0]["object"], "Service team/db", "{text}");
+}

@@ -266,12 +266,16 @@ pub fn explain_hook(running: &Running) -> crate::admin::ExplainHook {
     })
 }
 
-/// The zone snapshot of the cluster the API serves: every kind listed
-/// (waiting up to `wait`), then rendered on the updater thread from the
-/// model it built, as `clusterdns zone` renders manifests.
-pub async fn zone_from_api(opts: &KubeOptions, flags: &ZoneFlags, wait: Duration) -> Result<String, AppError> {
-    let cfg = zone_config(flags)?;
-    let index = ZoneIndex::new(cfg.clone());
+/// Lists every kind the API serves (waiting up to `wait`), then runs `f` on
+/// the updater thread with the model and index built from it: `zone`,
+/// `explain` and `check` on a live cluster.
+pub async fn with_live_cluster<T: Send + 'static>(
+    opts: &KubeOptions,
+    flags: &ZoneFlags,
+    wait: Duration,
+    f: impl FnOnce(&crate::model::Cluster, &ZoneIndex) -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let index = ZoneIndex::new(zone_config(flags)?);
     let updater = start_api(opts, index.clone(), Arc::new(Metrics::default())).await?;
     let start = Instant::now();
     while !index.is_loaded() {
@@ -281,11 +285,17 @@ pub async fn zone_from_api(opts: &KubeOptions, flags: &ZoneFlags, wait: Duration
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let render = move |cluster: &crate::model::Cluster| {
-        let _ = tx.send(render_zone(cluster, &cfg));
+    let ask = move |cluster: &crate::model::Cluster| {
+        let _ = tx.send(f(cluster, &index));
     };
-    updater.send(SourceMsg::Ask(Box::new(render))).map_err(|_| AppError::Other("the updater stopped".into()))?;
+    updater.send(SourceMsg::Ask(Box::new(ask))).map_err(|_| AppError::Other("the updater stopped".into()))?;
     rx.await.map_err(|_| AppError::Other("the updater stopped".into()))
+}
+
+/// The zone snapshot of the cluster the API serves, rendered from the model
+/// as `clusterdns zone` renders manifests.
+pub async fn zone_from_api(opts: &KubeOptions, flags: &ZoneFlags, wait: Duration) -> Result<String, AppError> {
+    with_live_cluster(opts, flags, wait, |cluster, index| render_zone(cluster, index.config())).await
 }
 
 /// Loads `paths` for `clusterdns explain`; the errors found are returned
