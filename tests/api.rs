@@ -502,12 +502,7 @@ async fn explain_and_check_ask_the_live_cluster() {
     };
     let k = kubeconfig.to_string_lossy().to_string();
     let args = vec!["explain".into(), "db.team.svc.cluster.local".into(), "--kubeconfig".into(), k.clone()];
-    let (code, text) = tokio::task::spawn_blocking({
-        let run = run.clone();
-        move || run(args)
-    })
-    .await
-    .unwrap();
+    let (code, text) = tokio::task::spawn_blocking(move || run(args)).await.unwrap();
     assert_eq!(code, Some(0), "{text}");
     assert!(text.starts_with(";; db.team.svc.cluster.local. IN A: NXDOMAIN"), "{text}");
     assert!(
