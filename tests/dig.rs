@@ -141,3 +141,72 @@ fn serve_over_udp_and_tcp_with_dig() {
         assert!(out.contains("cluster.local.\t\t5\tIN\tSOA\tns.dns.cluster.local. hostmaster.cluster.local."), "{out}");
     }
 }
+
+/// The records of one zone as `dig` prints them, in one form: owner
+/// lowercase, fields single-spaced, the SOA serial 0; sorted, repeats gone
+/// (AXFR ends with the SOA it began with).
+fn normal(lines: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = lines
+        .map(|l| {
+            let mut f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+            f[0] = f[0].to_ascii_lowercase();
+            if f.get(3).is_some_and(|t| t == "SOA") {
+                f[6] = "0".into();
+            }
+            f.join(" ")
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `transfer { to ... }`: `dig AXFR` of the cluster zone gives the records
+/// `clusterdns zone` prints for the same manifests, to an allowed address
+/// only (127.0.0.2 here; 127.0.0.1 is refused).
+#[test]
+fn axfr_gives_the_zone_snapshot_to_allowed_clients_only() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/seeds.yaml");
+    let corefile = dir.path().join("Corefile");
+    std::fs::write(
+        &corefile,
+        format!(
+            ".:{port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        manifests {seeds}\n    }}\n    transfer {{\n        to 127.0.0.2\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let _server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_clusterdns"))
+            .args(["-conf", corefile.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_answering(port, &log);
+    let axfr = dig(port, &["-b", "127.0.0.2", "AXFR", "cluster.local", "+noall", "+answer"]);
+    let zone = Command::new(env!("CARGO_BIN_EXE_clusterdns")).args(["zone", "--manifests", seeds]).output().unwrap();
+    let zone = String::from_utf8_lossy(&zone.stdout).to_string();
+    // The cluster.local section of the snapshot, owners made absolute.
+    let mut origin = String::new();
+    let mut snapshot = Vec::new();
+    for line in zone.lines() {
+        if let Some(o) = line.strip_prefix("$ORIGIN ") {
+            origin = o.to_string();
+        } else if origin == "cluster.local." && !line.is_empty() {
+            let (owner, rest) = line.split_once(' ').unwrap();
+            let owner = if owner == "@" { origin.clone() } else { format!("{owner}.{origin}") };
+            snapshot.push(format!("{owner} {rest}"));
+        }
+    }
+    let transferred = normal(axfr.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    assert!(transferred.len() > 10, "{axfr}");
+    assert_eq!(transferred, normal(snapshot.into_iter()));
+    // From an address not in `to`: refused, no records.
+    let refused = try_dig(port, &["AXFR", "cluster.local"]).unwrap_or_default();
+    assert!(refused.contains("Transfer failed"), "{refused}");
+    assert!(!refused.contains("IN\tSOA"), "{refused}");
+}

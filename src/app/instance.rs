@@ -184,6 +184,7 @@ fn build(cf: &Corefile, kube: &mut Vec<Zone>, metrics: &Arc<Metrics>) -> Result<
                 Plugin::Loadbalance => chain.loadbalance = true,
                 Plugin::Rewrite(r) => chain.rewrites.push(r.clone()),
                 Plugin::Minimal => chain.minimal = true,
+                Plugin::Transfer(t) => chain.transfer = Some(Arc::new(t.clone())),
                 Plugin::Bufsize(n) => chain.bufsize = Some(*n),
                 Plugin::Template(t) => {
                     let name = |v: Option<u16>, f: fn(u16) -> String| v.map_or("ANY".to_string(), f);

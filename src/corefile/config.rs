@@ -109,9 +109,33 @@ pub enum Plugin {
     Template(Template),
     Hosts(Hosts),
     Kubernetes(Kubernetes),
+    /// `transfer [ZONES...] { to ADDR... }`: AXFR of the block's
+    /// `kubernetes` zone over TCP to these clients.
+    Transfer(Transfer),
     /// `loop`
     Loop,
     Forward(Forward),
+}
+
+/// `transfer [ZONES...] { to ADDRESS... [source ADDRESS] }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// The zones it transfers (the block's when none are given).
+    pub zones: Vec<String>,
+    /// Who may ask: `None` is `to *`; else these addresses (a port given
+    /// with one is where CoreDNS sends NOTIFY, which clusterdns does not).
+    pub to: Option<Vec<IpAddr>>,
+}
+
+impl Transfer {
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        // An IPv4 client over an IPv6 socket reads as ::ffff:a.b.c.d.
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.to.as_ref().is_none_or(|to| to.contains(&peer))
+    }
 }
 
 impl Plugin {
@@ -135,6 +159,7 @@ impl Plugin {
             Plugin::Template(_) => "template",
             Plugin::Hosts(_) => "hosts",
             Plugin::Kubernetes(_) => "kubernetes",
+            Plugin::Transfer(_) => "transfer",
             Plugin::Loop => "loop",
             Plugin::Forward(_) => "forward",
         }

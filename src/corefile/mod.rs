@@ -88,7 +88,7 @@ const PLUGIN_ORDER: &[&str] = &[
 #[rustfmt::skip]
 const SUPPORTED: &[&str] = &[
     "reload", "bufsize", "bind", "ready", "health", "prometheus", "errors", "log", "any", "chaos", "loadbalance",
-    "rewrite", "cache", "minimal", "template", "hosts", "kubernetes", "loop", "forward",
+    "rewrite", "cache", "minimal", "template", "hosts", "kubernetes", "loop", "forward", "transfer",
 ];
 
 fn check_directive(tok: &Token) -> Result<(), CorefileError> {

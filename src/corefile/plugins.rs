@@ -60,6 +60,7 @@ pub(crate) fn parse(d: &RawDirective, cx: &Ctx) -> Result<Plugin, CorefileError>
         "template" => Plugin::Template(template::parse(d, cx)?),
         "hosts" => Plugin::Hosts(hosts(d, cx)?),
         "kubernetes" => Plugin::Kubernetes(kubernetes::parse(d, cx)?),
+        "transfer" => Plugin::Transfer(transfer(d, cx)?),
         "loop" => {
             bare(d)?;
             if let Some(b) = &d.body {
@@ -325,6 +326,47 @@ fn default_authors() -> Vec<String> {
     let a: Vec<String> =
         env!("CARGO_PKG_AUTHORS").split(':').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     if a.is_empty() { vec!["clusterdns".to_string()] } else { a }
+}
+
+/// `transfer [ZONES...] { to ADDRESS... source ADDRESS }`: `to` at least
+/// once (`*`, an IP, or an IP and port); `source` only sets where NOTIFY
+/// would come from, and clusterdns sends none.
+fn transfer(d: &RawDirective, cx: &Ctx) -> Result<Transfer, CorefileError> {
+    let zones = values::zones_or_block(&d.args, cx.zones)?;
+    let mut to: Option<Vec<IpAddr>> = Some(Vec::new());
+    let mut any_to = false;
+    for line in lines(d) {
+        let (opt, args) = (&line[0], &line[1..]);
+        match opt.as_str() {
+            "to" if args.is_empty() => return Err(arg_err(d, opt, "one address or more, or *")),
+            "to" => {
+                any_to = true;
+                for a in args {
+                    if a.text == "*" {
+                        to = None;
+                        continue;
+                    }
+                    let ip = a
+                        .text
+                        .parse::<IpAddr>()
+                        .or_else(|_| a.text.parse::<SocketAddr>().map(|s| s.ip()))
+                        .map_err(|_| a.err(format!("transfer: '{}' is not an IP address, IP:port or *", a.text)))?;
+                    if let Some(list) = &mut to {
+                        list.push(ip);
+                    }
+                }
+            }
+            "source" => match args {
+                [a] if a.text.parse::<IpAddr>().is_ok() => {}
+                _ => return Err(arg_err(d, opt, "one IP address")),
+            },
+            _ => return Err(opt.err(format!("transfer: unknown property '{}'", opt.as_str()))),
+        }
+    }
+    if !any_to {
+        return Err(d.name.err("transfer: give the clients allowed with 'to ADDRESS...' (or 'to *')"));
+    }
+    Ok(Transfer { zones, to })
 }
 
 /// `loadbalance [round_robin]`

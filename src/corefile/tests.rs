@@ -300,6 +300,19 @@ fn errors() {
         ("import two args", ".:53 {\n  import a b\n}", 2, "only one argument"),
         ("import two globs", "import *.a*\n", 1, "only contain one wildcard"),
         ("import missing", ".:53 {\n  errors\n  import nope.conf\n}", 3, "file to import not found"),
+        ("transfer without to", ".:53 {\n  transfer\n}", 2, "give the clients allowed with 'to ADDRESS...'"),
+        (
+            "transfer bad to",
+            ".:53 {\n  transfer {\n    to example.com\n  }\n}",
+            3,
+            "is not an IP address, IP:port or *",
+        ),
+        (
+            "transfer option",
+            ".:53 {\n  transfer {\n    to *\n    notify 1.2.3.4\n  }\n}",
+            4,
+            "unknown property 'notify'",
+        ),
     ];
     for (label, text, line, needle) in rows {
         assert_err(label, text, *line, needle);

@@ -27,6 +27,13 @@ impl Kubernetes {
         Kubernetes { index, zones, fallthrough }
     }
 
+    /// The records of the cluster zone when `key` is its apex (AXFR), the
+    /// SOA first; `None` for any other name.
+    pub fn zone_records(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let apex = crate::records::name::key_of(&self.index.config().zone);
+        (key == &apex[..] && self.index.is_loaded()).then(|| self.index.zone_records(0))
+    }
+
     /// Answers a name in the plugin's zones (`None` passes it on); and with
     /// `chase`, when the answer ends in a CNAME to a name outside the served
     /// zones (an ExternalName), that name's key: R9 has its records resolved

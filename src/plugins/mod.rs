@@ -190,6 +190,8 @@ pub struct Chain {
     pub templates: Vec<Template>,
     pub hosts: Option<Arc<Hosts>>,
     pub kubernetes: Option<Kubernetes>,
+    /// `transfer`: who may have the `kubernetes` zone by AXFR.
+    pub transfer: Option<Arc<corefile::Transfer>>,
     pub loop_check: Option<Arc<Loop>>,
     pub forwards: Vec<Arc<Forward>>,
     /// `bufsize N`: the EDNS size cap of this block.
@@ -496,6 +498,61 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
     }
     out.push(0);
     (out.len() <= 255).then(|| out.into_boxed_slice())
+}
+
+/// AXFR, over TCP only: `None` when `raw` is not an AXFR question or no
+/// block with `transfer` serves its name (the chain answers it then);
+/// else the messages to send, in order: the zone between two SOAs (as
+/// `clusterdns zone` renders it, the serial live), or one REFUSED when
+/// the client is not among `transfer`'s `to`, the name is not the apex of
+/// the block's `kubernetes` zone, or the zone is not loaded yet.
+pub fn axfr(router: &Router, raw: &[u8], peer: SocketAddr) -> Option<Vec<Vec<u8>>> {
+    const TYPE_AXFR: u16 = 252;
+    /// Records per message stop once it is this big (well under 64 KiB).
+    const MESSAGE: usize = 16 * 1024;
+    let Parsed::Query(q) = message::parse(raw) else { return None };
+    if q.qtype != TYPE_AXFR {
+        return None;
+    }
+    let mut key = [0u8; 256];
+    let klen = lowercase_key(q.qname, &mut key)?;
+    let key = &key[..klen];
+    let (_, chain) = router.route(key)?;
+    let transfer = chain.transfer.as_ref()?;
+    // As CoreDNS: a name inside one of `transfer`'s zones, which the block's
+    // `kubernetes` then transfers if it is its own zone's apex.
+    let listed = transfer.zones.iter().any(|z| zone_key(z).is_some_and(|zk| in_zone(key, &zk)));
+    let records = chain.kubernetes.as_ref().and_then(|k| k.zone_records(key)).filter(|_| listed);
+    let Some(records) = records.filter(|r| !r.is_empty() && transfer.allows(peer.ip())) else {
+        let mut out = Vec::new();
+        message::begin(&mut out, &q);
+        message::end(&mut out, &q, message::RCODE_REFUSED, false);
+        return Some(vec![out]);
+    };
+    // SOA, everything, SOA again (RFC 5936 2.2).
+    let soa = &records[0];
+    let mut messages = Vec::new();
+    let mut out = Vec::new();
+    let mut count = 0u16;
+    for rec in records.iter().chain(std::iter::once(soa)) {
+        if count == 0 {
+            message::begin(&mut out, &q);
+        }
+        out.extend_from_slice(rec);
+        count += 1;
+        if out.len() >= MESSAGE {
+            message::set_counts(&mut out, [1, count, 0, 0]);
+            message::end(&mut out, &q, 0, true);
+            messages.push(std::mem::take(&mut out));
+            count = 0;
+        }
+    }
+    if count > 0 {
+        message::set_counts(&mut out, [1, count, 0, 0]);
+        message::end(&mut out, &q, 0, true);
+        messages.push(out);
+    }
+    Some(messages)
 }
 
 /// [`handle`], with a panic anywhere in the chain answered SERVFAIL (as

@@ -15,7 +15,10 @@ use hashbrown::HashTable;
 use super::ZoneConfig;
 use super::build::{owner_nodes, soa};
 use super::name::{Key, key_of, label_starts};
-use super::wire::{NodeData, full_record, merge, prepare};
+use super::wire::{NodeData, QNAME_PTR, full_record, merge, prepare, records};
+
+/// The SOA type, first in a zone transfer.
+const TYPE_SOA: u16 = 6;
 use crate::model::{Cluster, Event, Owner};
 
 /// A compact stand-in for an [`Owner`] inside index entries (4 bytes
@@ -299,6 +302,34 @@ impl ZoneIndex {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
             for slot in shard.0.iter().filter(|s| !self.apex_keys.iter().any(|a| a[..] == *s.key())) {
                 out.insert(slot.key().to_vec(), slot.merged.clone());
+            }
+        }
+        out
+    }
+
+    /// Every record of served zone `zone` (0: the cluster zone), its owner
+    /// written out, the SOA first: what an AXFR sends between its two SOAs.
+    /// Additional-section records (SRV targets' addresses) are not records
+    /// of a name and are not sent; each is its own name's.
+    pub fn zone_records(&self, zone: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let push = |key: &[u8], data: &NodeData, soa: Option<bool>, out: &mut Vec<Vec<u8>>| {
+            for rrset in data.rrsets().filter(|r| soa.is_none_or(|s| (r.rtype == TYPE_SOA) == s)) {
+                for rec in records(rrset.answer, true) {
+                    let mut full = key.to_vec();
+                    full.extend_from_slice(&rec[QNAME_PTR.len()..]);
+                    out.push(full);
+                }
+            }
+        };
+        let apex = &self.apex_keys[zone];
+        if let Some(data) = self.get(apex) {
+            push(apex, &data, Some(true), &mut out);
+            push(apex, &data, Some(false), &mut out);
+        }
+        for (key, data) in self.dump() {
+            if self.zone_of(&key) == Some(zone) {
+                push(&key, &data, None, &mut out);
             }
         }
         out

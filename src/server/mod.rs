@@ -579,6 +579,19 @@ async fn tcp_conn(
             Err(_) => return Ok(()), // a slow writer
         };
         let started = std::time::Instant::now();
+        // A zone transfer is several messages on this connection.
+        if let Some(messages) = plugins::axfr(&routes.load(), &buf[..len], peer) {
+            for m in messages {
+                let mut framed = Vec::with_capacity(m.len() + 2);
+                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&m);
+                match tokio::time::timeout(limits.write, stream.write_all(&framed)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Ok(()), // the client stopped reading
+                }
+            }
+            continue;
+        }
         let handled = plugins::handle_guarded(&routes.load(), &buf[..len], false, peer, &mut out, started);
         // Not a query: a stream that carries garbage is closed.
         let Some((block, flow)) = handled else { return Ok(()) };

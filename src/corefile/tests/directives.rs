@@ -437,3 +437,19 @@ fn small_directive_errors() {
         assert_err(body, &block(body), *line, needle);
     }
 }
+
+#[test]
+fn transfer() {
+    let t = |body: &str| match one(body) {
+        Plugin::Transfer(t) => t,
+        p => panic!("{p:?}"),
+    };
+    let x = t("transfer {\n to 10.0.0.1 [fd00::1]:5300\n to 10.0.0.2\n source 10.0.0.9\n}");
+    assert_eq!(x.zones, zones(BLOCK));
+    let ips = |s: &[&str]| s.iter().map(|i| i.parse().unwrap()).collect::<Vec<std::net::IpAddr>>();
+    assert_eq!(x.to, Some(ips(&["10.0.0.1", "fd00::1", "10.0.0.2"])));
+    assert!(x.allows("10.0.0.2".parse().unwrap()) && x.allows("::ffff:10.0.0.1".parse().unwrap()));
+    assert!(!x.allows("10.0.0.3".parse().unwrap()));
+    let x = t("transfer cluster.local {\n to *\n}");
+    assert_eq!((x.zones, x.to), (zones(&["cluster.local."]), None));
+}
