@@ -279,8 +279,14 @@ pub async fn with_live_cluster<T: Send + 'static>(
     let updater = start_api(opts, index.clone(), Arc::new(Metrics::default())).await?;
     let start = Instant::now();
     while !index.is_loaded() {
+        if !index.writer_alive() {
+            return Err(AppError::Other("the updater stopped before the cluster was listed".into()));
+        }
         if start.elapsed() > wait {
-            return Err(AppError::Other(format!("the API did not list every kind within {} s", wait.as_secs())));
+            return Err(AppError::Other(format!(
+                "the API did not list every kind within {} s (see the log for the watches that failed)",
+                wait.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

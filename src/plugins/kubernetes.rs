@@ -27,11 +27,16 @@ impl Kubernetes {
         Kubernetes { index, zones, fallthrough }
     }
 
-    /// The records of the cluster zone when `key` is its apex (AXFR), the
-    /// SOA first; `None` for any other name.
-    pub fn zone_records(&self, key: &[u8]) -> Option<Vec<Vec<u8>>> {
+    /// Whether `key` is the apex of the cluster zone, loaded: then
+    /// [`Kubernetes::for_each_record`] gives what AXFR sends.
+    pub fn transfers(&self, key: &[u8]) -> bool {
         let apex = crate::records::name::key_of(&self.index.config().zone);
-        (key == &apex[..] && self.index.is_loaded()).then(|| self.index.zone_records(0))
+        key == &apex[..] && self.index.is_loaded()
+    }
+
+    /// Each record of the cluster zone, the SOA first (owner key, record).
+    pub fn for_each_record(&self, f: impl FnMut(&[u8], &[u8])) {
+        self.index.for_each_record(0, f);
     }
 
     /// Answers a name in the plugin's zones (`None` passes it on); and with

@@ -505,8 +505,10 @@ pub fn zone_key(zone: &str) -> Option<Box<[u8]>> {
 /// else the messages to send, in order: the zone between two SOAs (as
 /// `clusterdns zone` renders it, the serial live), or one REFUSED when
 /// the client is not among `transfer`'s `to`, the name is not the apex of
-/// the block's `kubernetes` zone, or the zone is not loaded yet.
-pub fn axfr(router: &Router, raw: &[u8], peer: SocketAddr) -> Option<Vec<Vec<u8>>> {
+/// the block's `kubernetes` zone, the zone is not loaded yet, or
+/// [`TRANSFERS`] are already running. The first message carries OPT when
+/// the question did (RFC 5936 2.2.5).
+pub fn axfr(router: &Router, raw: &[u8], peer: SocketAddr) -> Option<(Vec<Vec<u8>>, Option<TransferSlot>)> {
     const TYPE_AXFR: u16 = 252;
     /// Records per message stop once it is this big (well under 64 KiB).
     const MESSAGE: usize = 16 * 1024;
@@ -522,37 +524,77 @@ pub fn axfr(router: &Router, raw: &[u8], peer: SocketAddr) -> Option<Vec<Vec<u8>
     // As CoreDNS: a name inside one of `transfer`'s zones, which the block's
     // `kubernetes` then transfers if it is its own zone's apex.
     let listed = transfer.zones.iter().any(|z| zone_key(z).is_some_and(|zk| in_zone(key, &zk)));
-    let records = chain.kubernetes.as_ref().and_then(|k| k.zone_records(key)).filter(|_| listed);
-    let Some(records) = records.filter(|r| !r.is_empty() && transfer.allows(peer.ip())) else {
+    let kubernetes = chain.kubernetes.as_ref().filter(|k| listed && k.transfers(key) && transfer.allows(peer.ip()));
+    let refuse = || {
         let mut out = Vec::new();
         message::begin(&mut out, &q);
+        message::add_opt(&mut out, &q, 0);
         message::end(&mut out, &q, message::RCODE_REFUSED, false);
-        return Some(vec![out]);
+        Some((vec![out], None))
     };
+    let Some(kubernetes) = kubernetes else { return refuse() };
+    let Some(slot) = TransferSlot::take() else { return refuse() };
     // SOA, everything, SOA again (RFC 5936 2.2).
-    let soa = &records[0];
-    let mut messages = Vec::new();
+    let mut messages: Vec<Vec<u8>> = Vec::new();
     let mut out = Vec::new();
     let mut count = 0u16;
-    for rec in records.iter().chain(std::iter::once(soa)) {
-        if count == 0 {
-            message::begin(&mut out, &q);
+    let mut soa: Option<Vec<u8>> = None;
+    let close = |out: &mut Vec<u8>, count: &mut u16, messages: &mut Vec<Vec<u8>>| {
+        message::set_counts(out, [1, *count, 0, 0]);
+        if messages.is_empty() {
+            message::add_opt(out, &q, 0);
         }
+        message::end(out, &q, 0, true);
+        messages.push(std::mem::take(out));
+        *count = 0;
+    };
+    let add = |owner: &[u8], rec: &[u8], out: &mut Vec<u8>, count: &mut u16, messages: &mut Vec<Vec<u8>>| {
+        if *count == 0 {
+            message::begin(out, &q);
+        }
+        out.extend_from_slice(owner);
         out.extend_from_slice(rec);
-        count += 1;
+        *count += 1;
         if out.len() >= MESSAGE {
-            message::set_counts(&mut out, [1, count, 0, 0]);
-            message::end(&mut out, &q, 0, true);
-            messages.push(std::mem::take(&mut out));
-            count = 0;
+            close(out, count, messages);
         }
-    }
+    };
+    kubernetes.for_each_record(|owner, rec| {
+        if soa.is_none() {
+            soa = Some([owner, rec].concat());
+        }
+        add(owner, rec, &mut out, &mut count, &mut messages);
+    });
+    let Some(soa) = soa else { return refuse() };
+    add(&soa, &[], &mut out, &mut count, &mut messages);
     if count > 0 {
-        message::set_counts(&mut out, [1, count, 0, 0]);
-        message::end(&mut out, &q, 0, true);
-        messages.push(out);
+        close(&mut out, &mut count, &mut messages);
     }
-    Some(messages)
+    Some((messages, Some(slot)))
+}
+
+/// Zone transfers at once, at most: each holds its zone's messages in
+/// memory until sent.
+pub const TRANSFERS: usize = 2;
+static TRANSFERS_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`TRANSFERS`]; given back when dropped (the transfer sent or
+/// its connection gone).
+pub struct TransferSlot(());
+
+impl TransferSlot {
+    fn take() -> Option<TransferSlot> {
+        use std::sync::atomic::Ordering;
+        let taken =
+            TRANSFERS_RUNNING.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < TRANSFERS).then_some(n + 1));
+        taken.ok().map(|_| TransferSlot(()))
+    }
+}
+
+impl Drop for TransferSlot {
+    fn drop(&mut self) {
+        TRANSFERS_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// [`handle`], with a panic anywhere in the chain answered SERVFAIL (as

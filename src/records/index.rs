@@ -307,32 +307,32 @@ impl ZoneIndex {
         out
     }
 
-    /// Every record of served zone `zone` (0: the cluster zone), its owner
-    /// written out, the SOA first: what an AXFR sends between its two SOAs.
+    /// Calls `f` with each record of served zone `zone` (0: the cluster
+    /// zone) as its owner's key and the record after the owner, the SOA
+    /// first: what an AXFR sends between its two SOAs. One shard is read at
+    /// a time (under its read lock), nothing copied; names change between
+    /// shards as the updater goes on, so this is not one snapshot.
     /// Additional-section records (SRV targets' addresses) are not records
-    /// of a name and are not sent; each is its own name's.
-    pub fn zone_records(&self, zone: usize) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let push = |key: &[u8], data: &NodeData, soa: Option<bool>, out: &mut Vec<Vec<u8>>| {
+    /// of a name and are not given; each is its own name's.
+    pub fn for_each_record(&self, zone: usize, mut f: impl FnMut(&[u8], &[u8])) {
+        let apex = &self.apex_keys[zone];
+        let node = |key: &[u8], data: &NodeData, soa: Option<bool>, f: &mut dyn FnMut(&[u8], &[u8])| {
             for rrset in data.rrsets().filter(|r| soa.is_none_or(|s| (r.rtype == TYPE_SOA) == s)) {
                 for rec in records(rrset.answer, true) {
-                    let mut full = key.to_vec();
-                    full.extend_from_slice(&rec[QNAME_PTR.len()..]);
-                    out.push(full);
+                    f(key, &rec[QNAME_PTR.len()..]);
                 }
             }
         };
-        let apex = &self.apex_keys[zone];
         if let Some(data) = self.get(apex) {
-            push(apex, &data, Some(true), &mut out);
-            push(apex, &data, Some(false), &mut out);
+            node(apex, &data, Some(true), &mut f);
+            node(apex, &data, Some(false), &mut f);
         }
-        for (key, data) in self.dump() {
-            if self.zone_of(&key) == Some(zone) {
-                push(&key, &data, None, &mut out);
+        for shard in self.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            for slot in shard.0.iter().filter(|s| s.key() != &apex[..] && self.zone_of(s.key()) == Some(zone)) {
+                node(slot.key(), &slot.merged, None, &mut f);
             }
         }
-        out
     }
 
     /// The parent of `key` when it is strictly below a served zone's apex

@@ -550,6 +550,9 @@ async fn tcp_accept(
 /// RFC 7766: queries on one connection, each with a two-byte length. Each
 /// query must arrive within `limits.read` and each reply be taken within
 /// `limits.write`, or the connection closes.
+/// How long one zone transfer may take to send, in all.
+const TRANSFER_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 async fn tcp_conn(
     mut stream: TcpStream,
     routes: &Routes,
@@ -579,16 +582,20 @@ async fn tcp_conn(
             Err(_) => return Ok(()), // a slow writer
         };
         let started = std::time::Instant::now();
-        // A zone transfer is several messages on this connection.
-        if let Some(messages) = plugins::axfr(&routes.load(), &buf[..len], peer) {
-            for m in messages {
-                let mut framed = Vec::with_capacity(m.len() + 2);
-                framed.extend_from_slice(&(m.len() as u16).to_be_bytes());
-                framed.extend_from_slice(&m);
-                match tokio::time::timeout(limits.write, stream.write_all(&framed)).await {
-                    Ok(r) => r?,
-                    Err(_) => return Ok(()), // the client stopped reading
+        // A zone transfer is several messages on this connection, sent
+        // within TRANSFER_TIME in all (a client reading slowly does not
+        // hold the zone's copy for long).
+        if let Some((messages, _slot)) = plugins::axfr(&routes.load(), &buf[..len], peer) {
+            let send = async {
+                for m in messages {
+                    stream.write_all(&(m.len() as u16).to_be_bytes()).await?;
+                    stream.write_all(&m).await?;
                 }
+                io::Result::Ok(())
+            };
+            match tokio::time::timeout(TRANSFER_TIME, send).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()),
             }
             continue;
         }
