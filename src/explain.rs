@@ -891,16 +891,20 @@ mod tests {
         )
     }
 
-    fn explain(yaml: &str, pods: PodMode, name: &str, qtype: RecordType) -> Explanation {
+    /// The fixture loaded as the manifest source loads it: a namespace
+    /// exists when an object lives in it.
+    fn loaded(yaml: &str, pods: PodMode) -> Explainer {
         let (mut objects, errors) = parse_text(Path::new("t.yaml"), yaml, None);
         assert!(errors.is_empty(), "{errors:?}");
-        // As the manifest source does: a namespace exists when an object lives in it.
         let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
         for name in namespaces {
             objects.push(Object::Namespace(crate::model::Namespace { name, labels: Default::default() }));
         }
-        let cfg = ZoneConfig::new("cluster.local", 5, pods).unwrap();
-        Explainer::new(cfg, objects).explain(name, qtype)
+        Explainer::new(ZoneConfig::new("cluster.local", 5, pods).unwrap(), objects)
+    }
+
+    fn explain(yaml: &str, pods: PodMode, name: &str, qtype: RecordType) -> Explanation {
+        loaded(yaml, pods).explain(name, qtype)
     }
 
     /// Each cause: a fixture, the question, the status, and a sentence
@@ -1104,14 +1108,7 @@ mod tests {
     type Found = (String, Option<String>);
 
     fn checked(yaml: &str) -> Vec<Found> {
-        let (mut objects, errors) = parse_text(Path::new("t.yaml"), yaml, None);
-        assert!(errors.is_empty(), "{errors:?}");
-        let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
-        for name in namespaces {
-            objects.push(Object::Namespace(crate::model::Namespace { name, labels: Default::default() }));
-        }
-        let cfg = ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap();
-        Explainer::new(cfg, objects).check().into_iter().map(|f| (f.object, f.name)).collect()
+        loaded(yaml, PodMode::Disabled).check().into_iter().map(|f| (f.object, f.name)).collect()
     }
 
     /// What `check` finds, per kind of problem, and nothing in a clean cluster.
