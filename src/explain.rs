@@ -782,6 +782,7 @@ impl<'a> Explain<'a> {
                     ));
                 } else {
                     self.endpoints(svc, why);
+                    self.port_numbers(svc, port, why);
                 }
             }
             ServiceKind::ClusterIp(_) => {
@@ -792,6 +793,32 @@ impl<'a> Explain<'a> {
             ServiceKind::ExternalName(_) => {
                 why.push(format!("Service {id} is an ExternalName: it has no SRV records."));
             }
+        }
+    }
+
+    /// A headless Service's SRV records carry the endpoints' port numbers:
+    /// says so when they differ from what the Service's `targetPort` says
+    /// (seed 004: "ports.port aligns with targetPort").
+    fn port_numbers(&self, svc: &Service, port: &str, why: &mut Vec<String>) {
+        let Some(sp) = svc.ports.iter().find(|p| p.name == port) else { return };
+        let target = match &sp.target_port {
+            None => sp.port,
+            Some(crate::model::TargetPort::Number(n)) => *n,
+            Some(crate::model::TargetPort::Name(_)) => return,
+        };
+        let numbers: BTreeSet<u16> = self
+            .groups_of(svc)
+            .iter()
+            .flat_map(|g| g.ports.iter())
+            .filter(|p| p.name == port && p.port != target)
+            .map(|p| p.port)
+            .collect();
+        if !numbers.is_empty() {
+            let list: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+            why.push(format!(
+                "Its endpoints give port {} for {port}, not the Service's targetPort {target}: SRV answers the endpoints' number; if {target} is right, fix the EndpointSlice's (or Endpoints') port.",
+                list.join(", ")
+            ));
         }
     }
 
@@ -995,6 +1022,16 @@ mod tests {
                 SRV,
                 "NXDOMAIN",
                 "Its endpoints' ports are postgres, none named sql",
+            ),
+            // Endpoint port numbers unlike the Service's targetPort.
+            (
+                svc("db", "{clusterIP: None, ports: [{name: sql, port: 5432, targetPort: 5432}]}")
+                    + &slice("db-1", "db", true, "{name: sql, port: 5433}"),
+                PodMode::Disabled,
+                "_sql._tcp.db.t.svc.cluster.local",
+                SRV,
+                "NOERROR",
+                "Its endpoints give port 5433 for sql, not the Service's targetPort 5432",
             ),
             // A port without a name asked by _name._proto.
             (
