@@ -875,17 +875,22 @@ fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     if all.is_empty() { "(none)".into() } else { all.join(",") }
 }
 
-/// The candidate nearest to `want` by edit distance, if any is near enough
-/// to be a likely slip: at most a third of its length apart (at least 2),
+/// The candidate nearest to `want` by edit distance (a swap of two
+/// letters is one edit), if any is near enough to be a likely slip: a
+/// quarter of its length apart at most (at least 1),
 /// one the start of the other (`mysql` for `mysql-svc`), or the same first
-/// word before a dash (`mysql-ep` for `mysql-svc`).
+/// word before a dash when it is half the name or more (`mysql-ep` for
+/// `mysql-svc`).
 fn nearest<'a>(want: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (want.len() / 3).max(2);
+    let limit = (want.len() / 4).max(1);
     let word = |s: &'a str| s.split('-').next().filter(|w| w.len() >= 3 && w.len() < s.len());
-    let want_word = want.split('-').next().filter(|w| w.len() >= 3 && w.len() < want.len());
+    // Only a first word that is most of the name: `external-db` is no
+    // slip for `external-webserver-cka03-svcn`.
+    let want_word =
+        want.split('-').next().filter(|w| w.len() >= 3 && w.len() < want.len() && w.len() * 2 >= want.len());
     candidates
         .filter(|c| *c != want)
-        .map(|c| (strsim::levenshtein(want, c), c))
+        .map(|c| (strsim::damerau_levenshtein(want, c), c))
         .filter(|(d, c)| {
             *d <= limit || c.starts_with(want) || want.starts_with(c) || (want_word.is_some() && word(c) == want_word)
         })
@@ -1261,6 +1266,18 @@ mod tests {
         assert_eq!(five[1], q("x.web.t.svc.cluster.local.u.svc.cluster.local.", "NXDOMAIN"));
         // A final dot: asked once, as it is.
         assert_eq!(asked("web.", "t"), [q("web.", "REFUSED")]);
+    }
+
+    #[test]
+    fn nearest_names_are_likely_slips_only() {
+        fn near<'a>(want: &str, have: &[&'a str]) -> Option<&'a str> {
+            nearest(want, have.iter().copied())
+        }
+        assert_eq!(near("kafak", &["kafka", "web"]), Some("kafka"));
+        assert_eq!(near("mysql", &["mysql-svc"]), Some("mysql-svc"));
+        assert_eq!(near("mysql-ep", &["mysql-svc", "web"]), Some("mysql-svc"));
+        assert_eq!(near("external-webserver-cka03-svcn", &["external-db"]), None);
+        assert_eq!(near("web", &["db"]), None);
     }
 
     #[test]
