@@ -512,6 +512,12 @@ pub fn axfr(router: &Router, raw: &[u8], peer: SocketAddr) -> Option<(Vec<Vec<u8
     const TYPE_AXFR: u16 = 252;
     /// Records per message stop once it is this big (well under 64 KiB).
     const MESSAGE: usize = 16 * 1024;
+    // Every TCP question comes here first: the type alone, read without a
+    // full parse, sends all but AXFR on to the chain.
+    let qtype = message::skip_name(raw, 12).and_then(|i| message::u16_at(raw, i));
+    if qtype != Some(TYPE_AXFR) {
+        return None;
+    }
     let Parsed::Query(q) = message::parse(raw) else { return None };
     if q.qtype != TYPE_AXFR {
         return None;

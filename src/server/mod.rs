@@ -585,7 +585,10 @@ async fn tcp_conn(
         // A zone transfer is several messages on this connection, sent
         // within TRANSFER_TIME in all (a client reading slowly does not
         // hold the zone's copy for long).
-        if let Some((messages, _slot)) = plugins::axfr(&routes.load(), &buf[..len], peer) {
+        // The router's guard is let go before any await (a guard held long
+        // slows the writers that swap routers on reload).
+        let transfer = plugins::axfr(&routes.load(), &buf[..len], peer);
+        if let Some((messages, _slot)) = transfer {
             let send = async {
                 for m in messages {
                     stream.write_all(&(m.len() as u16).to_be_bytes()).await?;
