@@ -11,7 +11,7 @@ use hickory_proto::op::{Message, Query as HQuery};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::model::{Cluster, Event, Object, Pod, Service, ServiceKind, Source};
-use crate::plugins::message::{Parsed, begin, encode_answer, end, parse};
+use crate::plugins::message::{Parsed, begin, encode_answer, end, parse, rcode_name};
 use crate::records::name::{key_of, parse_ip_label};
 use crate::records::{PodMode, Updater, ZoneConfig, ZoneIndex, answer};
 
@@ -293,7 +293,7 @@ impl<'a> Explain<'a> {
         let (rcode, _) = encode_answer(&mut out, &a, u16::MAX as usize, false);
         end(&mut out, &q, rcode, a.authoritative);
         match Message::from_vec(&out) {
-            Ok(m) => (status(u16::from(m.response_code)), m.answers.iter().map(ToString::to_string).collect()),
+            Ok(m) => (rcode_name(u16::from(m.response_code)), m.answers.iter().map(ToString::to_string).collect()),
             Err(_) => ("SERVFAIL".into(), Vec::new()),
         }
     }
@@ -855,18 +855,6 @@ pub fn parse_qtype(text: &str) -> Result<RecordType, String> {
         return Ok(RecordType::from(n));
     }
     upper.parse().map_err(|_| format!("unknown record type {text:?} (A, AAAA, SRV, PTR, CNAME, ..., or TYPE<number>)"))
-}
-
-/// The rcode as `dig` names it.
-fn status(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        5 => "REFUSED".into(),
-        n => format!("RCODE{n}"),
-    }
 }
 
 /// `k=v,k2=v2`.

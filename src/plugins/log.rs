@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::message::u16_at;
+use super::message::{rcode_name, u16_at};
 use super::{Request, in_zones, zone_key};
 use crate::corefile;
 
@@ -18,19 +18,6 @@ pub struct Log {
     names: Vec<Box<[u8]>>,
     format: String,
     classes: corefile::LogClasses,
-}
-
-fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        16 => "BADVERS".into(),
-        n => format!("RCODE{n}"),
-    }
 }
 
 fn type_name(t: u16) -> String {
