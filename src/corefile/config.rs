@@ -129,11 +129,9 @@ pub struct Transfer {
 
 impl Transfer {
     pub fn allows(&self, peer: IpAddr) -> bool {
-        // An IPv4 client over an IPv6 socket reads as ::ffff:a.b.c.d.
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
+        // An IPv4 client over an IPv6 socket reads as ::ffff:a.b.c.d; the
+        // `to` addresses are canonical too (parsed so).
+        let peer = peer.to_canonical();
         self.to.as_ref().is_none_or(|to| to.contains(&peer))
     }
 }

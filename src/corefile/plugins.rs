@@ -350,12 +350,9 @@ fn transfer(d: &RawDirective, cx: &Ctx) -> Result<Transfer, CorefileError> {
                         .text
                         .parse::<IpAddr>()
                         .or_else(|_| a.text.parse::<SocketAddr>().map(|s| s.ip()))
-                        .map_err(|_| a.err(format!("transfer: '{}' is not an IP address, IP:port or *", a.text)))?;
-                    // Compared as the peer is: an IPv4-mapped address as IPv4.
-                    let ip = match ip {
-                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-                        v4 => v4,
-                    };
+                        .map_err(|_| a.err(format!("transfer: '{}' is not an IP address, IP:port or *", a.text)))?
+                        // Compared as the peer is: an IPv4-mapped address as IPv4.
+                        .to_canonical();
                     if let Some(list) = &mut to {
                         list.push(ip);
                     }
