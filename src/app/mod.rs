@@ -307,21 +307,29 @@ pub async fn zone_from_api(opts: &KubeOptions, flags: &ZoneFlags, wait: Duration
 /// Loads `paths` for `clusterdns explain`; the errors found are returned
 /// beside it.
 pub fn explainer(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(crate::explain::Explainer, Vec<String>), AppError> {
+    let (cfg, objects, errors) = load_once(paths, flags)?;
+    Ok((crate::explain::Explainer::new(cfg, objects), errors))
+}
+
+/// The zone's configuration and the objects of `paths`, read once (the
+/// one-shot commands), with the errors found.
+fn load_once(
+    paths: Vec<PathBuf>,
+    flags: &ZoneFlags,
+) -> Result<(ZoneConfig, Vec<crate::model::Object>, Vec<String>), AppError> {
     let cfg = zone_config(flags)?;
     let mut manifests = Manifests::new(paths, flags.service_cidr, Scope::default());
     let (objects, errors) = manifests.load(true)?.unwrap_or_default();
-    Ok((crate::explain::Explainer::new(cfg, objects), errors.iter().map(ToString::to_string).collect()))
+    Ok((cfg, objects, errors.iter().map(ToString::to_string).collect()))
 }
 
 /// The zone snapshot of a set of manifests; the errors found are returned
 /// beside it so the caller can report them.
 pub fn zone_snapshot(paths: Vec<PathBuf>, flags: &ZoneFlags) -> Result<(String, Vec<String>), AppError> {
-    let cfg = zone_config(flags)?;
-    let mut manifests = Manifests::new(paths, flags.service_cidr, Scope::default());
-    let (objects, errors) = manifests.load(true)?.unwrap_or_default();
+    let (cfg, objects, errors) = load_once(paths, flags)?;
     let mut cluster = crate::model::Cluster::new();
     for obj in objects {
         cluster.apply(obj);
     }
-    Ok((render_zone(&cluster, &cfg), errors.iter().map(ToString::to_string).collect()))
+    Ok((render_zone(&cluster, &cfg), errors))
 }
