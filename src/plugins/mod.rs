@@ -712,4 +712,14 @@ mod tests {
         // No ID to answer to: nothing is sent.
         assert!(recovered(&[0xab], &mut out, |_| panic!("again")).is_none());
     }
+
+    /// At most TRANSFERS zone transfers at once; a slot comes back when its
+    /// transfer is dropped (sent, or its connection gone).
+    #[test]
+    fn zone_transfers_are_bounded() {
+        let held: Vec<TransferSlot> = (0..TRANSFERS).map(|_| TransferSlot::take().expect("a free slot")).collect();
+        assert!(TransferSlot::take().is_none(), "one more than {TRANSFERS}");
+        drop(held);
+        assert!(TransferSlot::take().is_some());
+    }
 }
