@@ -67,6 +67,7 @@ fn main() {
         index_bytes / 1048576.0,
         index_bytes / names as f64
     );
+    shapes(&index);
     let total = mib() - base;
     drop(manifests);
     let without = mib() - base;
@@ -77,4 +78,45 @@ fn main() {
         total - without
     );
     println!("total {total:.1} MiB; without the manifest cache {without:.1} MiB");
+}
+
+/// The index's names by shape: how many, and the bytes of their answers
+/// (key included), to see which names the memory goes to.
+fn shapes(index: &ZoneIndex) {
+    let mut by: std::collections::BTreeMap<&str, (usize, usize, usize)> = Default::default();
+    for (key, data) in index.dump() {
+        let labels = {
+            let (mut n, mut i) = (0, 0);
+            while i < key.len() && key[i] != 0 {
+                n += 1;
+                i += 1 + key[i] as usize;
+            }
+            n
+        };
+        let shape = if key.windows(8).any(|w| w == b"\x07in-addr") {
+            if data.is_empty() { "reverse, empty" } else { "PTR" }
+        } else if key.get(1) == Some(&b'_') {
+            if data.is_empty() { "_proto.svc (empty)" } else { "_port._proto.svc" }
+        } else if data.is_empty() {
+            "other empty"
+        } else if labels == 5 {
+            "service"
+        } else if labels == 6 {
+            "endpoint or pod name"
+        } else {
+            "other"
+        };
+        let e = by.entry(shape).or_default();
+        e.0 += 1;
+        e.1 += data.stored_len();
+        e.2 += key.len();
+    }
+    for (shape, (n, bytes, keys)) in by {
+        println!(
+            "  {shape:24} {n:>9} names {:>7.1} MiB ({:.0} B each, key {:.0} B)",
+            bytes as f64 / 1048576.0,
+            bytes as f64 / n as f64,
+            keys as f64 / n as f64
+        );
+    }
 }

@@ -362,3 +362,73 @@ async fn questions_sent_back_to_back_are_each_answered_to_their_sender() {
     assert!(asked.is_empty());
     running.server.shutdown().await;
 }
+
+/// The owners of SRV targets' addresses are written as pointers into the
+/// question (they are the Service's name or one label below it), the SRV
+/// targets whole (RFC 2782): they must read back as the right names in any
+/// case the client asked in, and after a CNAME, where they point into the
+/// CNAME's target instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srv_targets_point_into_the_question_and_follow_a_cname() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: app}\nspec:\n  clusterIP: None\n  ports: [{name: http, port: 80}]\n",
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: app\n  labels: {kubernetes.io/service-name: web}\naddressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints:\n- addresses: [10.1.0.1]\n  hostname: w0\n- addresses: [10.1.0.2]\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: app}\nspec:\n  clusterIP: 10.96.5.5\n  ports: [{name: http, port: 80}]\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: alias, namespace: app}\nspec:\n  type: ExternalName\n  externalName: web.app.svc.cluster.local\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: alias2, namespace: other}\nspec:\n  type: ExternalName\n  externalName: api.app.svc.cluster.local\n",
+    ];
+    std::fs::write(dir.path().join("app.yaml"), docs.join("---\n")).unwrap();
+    let running = start(vec![dir.path().to_path_buf()], PodMode::Disabled).await;
+    let addr = running.addr();
+    tokio::task::spawn_blocking(move || {
+        let additional = |m: &Message| {
+            let mut v: Vec<String> = m.additionals.iter().map(common::show).collect();
+            v.sort();
+            v
+        };
+        let web = [
+            "_http._tcp.web.app.svc.cluster.local. SRV 0 50 8080 10-1-0-2.web.app.svc.cluster.local.",
+            "_http._tcp.web.app.svc.cluster.local. SRV 0 50 8080 w0.web.app.svc.cluster.local.",
+        ];
+        let web_addresses =
+            ["10-1-0-2.web.app.svc.cluster.local. A 10.1.0.2", "w0.web.app.svc.cluster.local. A 10.1.0.1"];
+        for (name, transport) in [
+            ("_http._tcp.web.app.svc.cluster.local.", Transport::Udp),
+            ("_HTTP._Tcp.WEB.app.Svc.cluster.LOCAL.", Transport::Tcp),
+        ] {
+            let packet = make_query(name, RecordType::SRV, None);
+            let reply = exchange(addr, &packet, transport).expect("a reply");
+            // The Service's name is written in the question and in the two
+            // SRV targets, not in the addresses' owners.
+            let times = reply.windows(8).filter(|w| w.eq_ignore_ascii_case(b"\x03web\x03app")).count();
+            assert_eq!(times, 3, "{name}: {reply:?}");
+            let msg = Message::from_vec(&reply).unwrap();
+            assert_eq!(common::answers(&msg), web, "{name}");
+            assert_eq!(additional(&msg), web_addresses, "{name}");
+        }
+        // The Service's own name: its SRV target is the question itself.
+        let msg = ask(addr, "api.app.svc.cluster.local.", RecordType::SRV, Transport::Udp, None);
+        assert_eq!(common::answers(&msg), ["api.app.svc.cluster.local. SRV 0 100 80 api.app.svc.cluster.local."]);
+        assert_eq!(additional(&msg), ["api.app.svc.cluster.local. A 10.96.5.5"]);
+        // Through a CNAME: the pointers move to the CNAME's target.
+        let msg = ask(addr, "alias.app.svc.cluster.local.", RecordType::SRV, Transport::Udp, None);
+        let mut want = vec!["alias.app.svc.cluster.local. CNAME web.app.svc.cluster.local.".to_string()];
+        want.extend(web.iter().map(|s| s.replace("_http._tcp.", "")));
+        want.sort();
+        assert_eq!(common::answers(&msg), want);
+        assert_eq!(additional(&msg), web_addresses);
+        let msg = ask(addr, "alias2.other.svc.cluster.local.", RecordType::SRV, Transport::Udp, None);
+        assert_eq!(
+            common::answers(&msg),
+            [
+                "alias2.other.svc.cluster.local. CNAME api.app.svc.cluster.local.",
+                "api.app.svc.cluster.local. SRV 0 100 80 api.app.svc.cluster.local."
+            ]
+        );
+        assert_eq!(additional(&msg), ["api.app.svc.cluster.local. A 10.96.5.5"]);
+    })
+    .await
+    .unwrap();
+    running.server.shutdown().await;
+}

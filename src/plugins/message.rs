@@ -5,7 +5,9 @@
 //! upstream replies: validation, TTL offsets for the cache, truncation).
 
 use crate::metrics::Source;
-use crate::records::wire::records;
+use smallvec::SmallVec;
+
+use crate::records::wire::{QNAME_PTR_AT, rebase_name, records};
 use crate::records::{Answer, Rcode};
 
 pub const RCODE_NOERROR: u8 = 0;
@@ -356,6 +358,10 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> (
     // Where the previous step's CNAME target sits, for the next step's owner.
     let mut owner_ptr: Option<u16> = None;
     let mut last_cname = None;
+    // Where each step's own name sits, once written: the owners of
+    // prepared additional records point into it as if it were the
+    // question's (offset 12).
+    let mut bases: SmallVec<[usize; 2]> = SmallVec::new();
     'steps: for step in &a.steps {
         let rr = step.rrset();
         let start = out.len();
@@ -377,6 +383,7 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> (
                 an += 1;
             }
         }
+        bases.push(owner_ptr.map_or(QNAME_PTR_AT, usize::from));
         // A CNAME RRset is one record: its target name (the next step's
         // owner) follows the record's 2-byte owner and 10-byte head.
         owner_ptr = match rr.rtype {
@@ -392,10 +399,15 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> (
             out.extend_from_slice(soa);
             ns = 1;
         }
-        for step in &a.steps {
+        for (step, base) in a.steps.iter().zip(bases) {
             for rec in records(step.rrset().additional, false) {
                 if out.len() + rec.len() + reserve <= max {
+                    let at = out.len();
                     out.extend_from_slice(rec);
+                    if base != QNAME_PTR_AT && rebase_name(out, at, base).is_none() {
+                        out.truncate(at);
+                        continue;
+                    }
                     ar += 1;
                 }
             }

@@ -26,7 +26,7 @@ use ipnet::IpNet;
 
 use super::Scope;
 use super::alloc::allocate;
-use super::parse::{Doc, DocError, parse_docs};
+use super::parse::{Doc, DocError, DocObjects, parse_docs};
 use crate::model::{Labels, Namespace, Object, ObjectKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -305,7 +305,7 @@ impl Manifests {
             return Outcome::Kept;
         }
         // Documents whose text did not change keep their objects.
-        let known: HashMap<u64, &Vec<Object>> =
+        let known: HashMap<u64, &DocObjects> =
             old.iter().flat_map(|o| o.docs.iter()).filter_map(|d| Some((d.hash?, &d.objects))).collect();
         let (mut docs, errs) =
             parse_docs(path, text, self.scope.labels.as_ref(), &|h| known.get(&h).map(|o| (*o).clone()));
@@ -371,7 +371,7 @@ impl Manifests {
         }
         errors.extend(errs);
         if !kept.is_empty() {
-            docs.push(Doc { hash: None, objects: kept });
+            docs.push(Doc { hash: None, objects: kept.into_iter().collect() });
         }
         self.files.insert(path.to_path_buf(), FileState { stamp, docs });
         Outcome::Applied

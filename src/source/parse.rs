@@ -37,8 +37,12 @@ pub struct Doc {
     /// A hash of the document's text; `None` for a document that had
     /// problems (parsed again next time, so they are reported again).
     pub hash: Option<u64>,
-    pub objects: Vec<Object>,
+    pub objects: DocObjects,
 }
+
+/// A document's objects: one, nearly always, held inline (200,000
+/// documents at 100k Services are 200,000 allocations fewer).
+pub type DocObjects = smallvec::SmallVec<[Object; 1]>;
 
 /// A document's text hash: the key under which its objects are reused.
 fn text_hash(doc: &str) -> u64 {
@@ -206,7 +210,7 @@ pub fn parse_docs(
     path: &Path,
     text: &str,
     labels: Option<&Selector>,
-    known: &(dyn Fn(u64) -> Option<Vec<Object>> + Sync),
+    known: &(dyn Fn(u64) -> Option<DocObjects> + Sync),
 ) -> (Vec<Doc>, Vec<DocError>) {
     let file = path.display().to_string();
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -235,9 +239,9 @@ pub fn parse_docs(
                     errors.push(DocError { file: file.clone(), doc, line, message, syntax: false, key })
                 }),
             }
-            // Kept as long as the file is: no growth slack (a Vec's first
-            // push makes room for four objects, most documents hold one).
-            objects.shrink_to_fit();
+            // Kept as long as the file is: inline when one, else no growth
+            // slack (a Vec's first push makes room for four).
+            let objects = DocObjects::from_iter(objects);
             docs.push(Doc { hash: (errors.len() == before).then_some(hash), objects });
         }
         (docs, errors)
