@@ -425,8 +425,9 @@ impl Service {
             if ips.iter().any(|ip| ip == "None") {
                 ServiceKind::Headless
             } else {
-                let ips = ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
-                ServiceKind::ClusterIp(ips)
+                let ips: Vec<IpAddr> =
+                    ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
+                ServiceKind::ClusterIp(exact(ips))
             }
         };
         let mut ports = Vec::new();
@@ -451,7 +452,7 @@ impl Service {
             namespace,
             name,
             kind,
-            ports,
+            ports: exact(ports),
             selector: spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect()),
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         })
@@ -498,7 +499,7 @@ impl EndpointSlice {
                 port: port(n)?,
             });
         }
-        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports } }))
+        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports: exact(ports) } }))
     }
 }
 
@@ -529,9 +530,9 @@ impl Endpoints {
                     port: port(p.port)?,
                 });
             }
-            groups.push(EndpointGroup { endpoints, ports });
+            groups.push(EndpointGroup { endpoints: exact(endpoints), ports: exact(ports) });
         }
-        Ok(Endpoints { namespace, name, groups })
+        Ok(Endpoints { namespace, name, groups: exact(groups) })
     }
 }
 
@@ -573,13 +574,21 @@ impl Pod {
             namespace,
             name,
             labels,
-            ips,
+            ips: exact(ips),
             ready: !(deleting || terminal || not_ready),
             terminal,
             deleting,
             hostname: hostname("spec.hostname", spec.hostname)?,
             subdomain: hostname("spec.subdomain", spec.subdomain)?,
-            container_ports,
+            container_ports: exact(container_ports),
         })
     }
+}
+
+/// A list kept as long as its object: without the room a `Vec` makes as it
+/// grows (its first push makes four; a Service's two ports then took 224
+/// bytes, not 112: 25 MiB at 100k Services).
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
