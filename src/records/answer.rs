@@ -77,7 +77,7 @@ pub fn answer(index: &ZoneIndex, key: &[u8], qtype: u16) -> Answer {
         // Not ours; forwarding comes with the Corefile work.
         return Answer::plain(Rcode::Refused, false);
     };
-    let Some(node) = index.get(key).or_else(|| pod_name(index, key)) else {
+    let Some(node) = index.get_in(zone, key).or_else(|| pod_name(index, key)) else {
         return miss(index, zone, SmallVec::new());
     };
     let Some(first) = pick(&node, qtype) else {

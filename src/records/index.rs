@@ -1,5 +1,5 @@
 //! The DNS index: every name the server answers, prepared in wire form,
-//! keyed by lowercase wire name. Read by queries without any lock on the
+//! keyed by lowercase wire name relative to its zone ([`ZoneIndex::get`]). Read by queries without any lock on the
 //! whole model (one shard's read lock for one lookup); written by one
 //! [`Updater`] as the cluster changes.
 
@@ -137,6 +137,11 @@ impl Slot {
 /// Shards of the name table: a query takes one shard's read lock.
 const SHARDS: usize = 64;
 
+/// The last byte of a stored key: this or'ed with the zone's place in
+/// [`ZoneConfig::apexes`]. A label's length is at most 63: no label starts
+/// with it.
+const ZONE_TAG: u8 = 0xC0;
+
 /// One shard: slots found by the hash of their key, and the parts of its
 /// names that have several owners.
 type Shard = RwLock<(HashTable<Slot>, Shared)>;
@@ -199,8 +204,38 @@ impl ZoneIndex {
         &self.shards[(hash >> 40) as usize % SHARDS]
     }
 
-    /// What `key` answers, if the name exists.
+    /// The stored key of a name: its labels below its zone's apex, then one
+    /// byte `ZONE_TAG | zone` (never a label length), written into `buf`.
+    /// The apex's 15 bytes (`cluster.local.`) are not kept a million times.
+    fn stored<'b>(&self, zone: usize, key: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b [u8]> {
+        let prefix = key.len().checked_sub(self.apex_keys[zone].len())?;
+        buf[..prefix].copy_from_slice(&key[..prefix]);
+        buf[prefix] = ZONE_TAG | zone as u8;
+        Some(&buf[..=prefix])
+    }
+
+    /// [`ZoneIndex::stored`] as a key of its own.
+    fn stored_key(&self, key: &[u8]) -> Option<Key> {
+        let mut buf = [0; 256];
+        self.stored(self.zone_of(key)?, key, &mut buf).map(Into::into)
+    }
+
+    /// The whole lowercase wire name of a stored key.
+    fn full_key(&self, stored: &[u8]) -> Vec<u8> {
+        let (prefix, tag) = stored.split_at(stored.len().saturating_sub(1));
+        let apex = tag.first().and_then(|t| self.apex_keys.get((t & !ZONE_TAG) as usize)).map_or(&[][..], |a| &a[..]);
+        [prefix, apex].concat()
+    }
+
+    /// What `key` (a whole lowercase wire name) answers, if the name exists.
     pub fn get(&self, key: &[u8]) -> Option<NodeData> {
+        self.get_in(self.zone_of(key)?, key)
+    }
+
+    /// [`ZoneIndex::get`] of a name known to be in served zone `zone`.
+    pub fn get_in(&self, zone: usize, key: &[u8]) -> Option<NodeData> {
+        let mut buf = [0; 256];
+        let key = self.stored(zone, key, &mut buf)?;
         let h = self.hash(key);
         // A writer that panicked left its slot whole (every change is a
         // single assignment): reading on is safe.
@@ -300,8 +335,8 @@ impl ZoneIndex {
         let mut out = std::collections::BTreeMap::new();
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            for slot in shard.0.iter().filter(|s| !self.apex_keys.iter().any(|a| a[..] == *s.key())) {
-                out.insert(slot.key().to_vec(), slot.merged.clone());
+            for slot in shard.0.iter().filter(|s| s.key().len() > 1) {
+                out.insert(self.full_key(slot.key()), slot.merged.clone());
             }
         }
         out
@@ -327,22 +362,24 @@ impl ZoneIndex {
             node(apex, &data, Some(true), &mut f);
             node(apex, &data, Some(false), &mut f);
         }
+        let tag = ZONE_TAG | zone as u8;
         for shard in self.shards.iter() {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-            for slot in shard.0.iter().filter(|s| s.key() != &apex[..] && self.zone_of(s.key()) == Some(zone)) {
-                node(slot.key(), &slot.merged, None, &mut f);
+            for slot in shard.0.iter().filter(|s| s.key().len() > 1 && s.key().last() == Some(&tag)) {
+                node(&self.full_key(slot.key()), &slot.merged, None, &mut f);
             }
         }
     }
 
-    /// The parent of `key` when it is strictly below a served zone's apex
-    /// (the apexes are the static owner's; nothing is kept above them).
+    /// The parent of stored key `key` when it is strictly below its zone's
+    /// apex (the apexes are the static owner's; nothing is kept above them).
     fn parent<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
-        let parent = &key[label_starts(key).nth(1)?..];
-        if self.apex_keys.iter().any(|a| &a[..] == parent) || self.zone_of(parent).is_none() {
+        let first = *key.first()? as usize;
+        if first & ZONE_TAG as usize != 0 {
             return None;
         }
-        Some(parent)
+        let parent = key.get(first + 1..)?;
+        (parent.len() > 1).then_some(parent)
     }
 
     /// Counts a name that was just made in its parent, making the parent
@@ -493,11 +530,12 @@ impl Updater {
 
     fn prepared(cluster: &Cluster, index: &ZoneIndex, owner: &Owner, serial: u32) -> Vec<NodeData> {
         let nodes = owner_nodes(cluster, &index.cfg, owner, serial);
-        prepare(&nodes, |n| index.zone_of(&key_of(n)).is_some())
+        prepare(&nodes, |n| index.zone_of(&key_of(n)).is_some(), |k| index.stored_key(k))
     }
 
     fn keys(&self, owner: &Owner) -> Vec<Key> {
-        owner_nodes(&self.cluster, &self.index.cfg, owner, 0).iter().map(|n| key_of(&n.name)).collect()
+        let nodes = owner_nodes(&self.cluster, &self.index.cfg, owner, 0);
+        nodes.iter().filter_map(|n| self.index.stored_key(&key_of(&n.name))).collect()
     }
 
     /// Applies a batch of events to the model and the index.

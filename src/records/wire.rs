@@ -274,8 +274,14 @@ pub fn full_record(rec: &Record) -> Vec<u8> {
 }
 
 /// Prepares the nodes of one owner. `in_zone` tells whether a CNAME target
-/// is answered here (then queries follow it).
-pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<NodeData> {
+/// is answered here (then queries follow it); `stored` gives the key a
+/// name is stored under from its lowercase wire name (`None`: not a name
+/// of the served zones, left out).
+pub fn prepare(
+    nodes: &[Node],
+    in_zone: impl Fn(&Name) -> bool,
+    stored: impl Fn(&[u8]) -> Option<Box<[u8]>>,
+) -> Vec<NodeData> {
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
     // An SRV target's addresses, their owner relative to the SRV's name.
     let srv_address = |target: &Name, own: &[u8], out: &mut Vec<u8>, count: &mut u16| {
@@ -343,7 +349,9 @@ pub fn prepare(nodes: &[Node], in_zone: impl Fn(&Name) -> bool) -> Vec<NodeData>
             }
             rrsets.push(Rrset { rtype: rtype.into(), count: rdatas.len() as u16, answer, ar_count, additional });
         }
-        out.push(NodeData::keyed(&own, &rrsets, cname.as_deref()));
+        if let Some(key) = stored(&own) {
+            out.push(NodeData::keyed(&key, &rrsets, cname.as_deref()));
+        }
     }
     out
 }
