@@ -58,7 +58,9 @@ fn main() {
     println!("model: +{model_maps:.1} MiB of maps and indexes over the shared objects");
     let index = ZoneIndex::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap());
     let mut updater = Updater::new(index.clone(), clusterdns::model::Cluster::new());
+    let started = std::time::Instant::now();
     updater.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
+    println!("model and index built in {:.2} s", started.elapsed().as_secs_f64());
     let built = mib();
     let names = index.len();
     let index_bytes = (built - parsed - model_maps) * 1048576.0;

@@ -167,6 +167,9 @@ async fn start_manifests(
     let mut manifests = Manifests::new(paths, cidr, scope);
     let loaded = tokio::task::spawn_blocking(move || {
         let first = manifests.load(true);
+        // What the parse freed on this thread, purged before the updater
+        // tells the allocator to purge at once (which ends scheduled purges).
+        crate::source::release_free_memory();
         (manifests, first)
     });
     let (manifests, first) = loaded.await.map_err(|e| AppError::Other(e.to_string()))?;

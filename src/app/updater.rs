@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use crate::metrics::Metrics;
 use crate::model::{Cluster, Event};
 use crate::records::{Updater, ZoneIndex};
-use crate::source::{Scope, SourceMsg, release_free_memory, rss_kib};
+use crate::source::{Scope, SourceMsg, purge_from_now_on, release_free_memory, rss_kib};
 
 /// A batch of this many events frees enough to be worth handing back.
 const TRIM_AFTER: usize = 1000;
@@ -93,7 +93,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
             }
             if synced && !index.is_loaded() {
                 index.set_loaded();
-                release_free_memory();
+                purge_from_now_on();
                 let counts = updater.cluster().counts();
                 tracing::info!(?counts, names = index.len(), elapsed = ?started.elapsed(), "cluster state loaded");
             } else if stats.events.max(big) >= TRIM_AFTER {
