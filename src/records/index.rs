@@ -19,7 +19,7 @@ use super::wire::{NodeData, QNAME_PTR, full_record, merge, prepare, records};
 
 /// The SOA type, first in a zone transfer.
 const TYPE_SOA: u16 = 6;
-use crate::model::{Cluster, Event, Owner};
+use crate::model::{Cluster, Event, Kind, Owner};
 
 /// A compact stand-in for an [`Owner`] inside index entries (4 bytes
 /// instead of two `Arc<str>` per name: a million names at 100k Services).
@@ -562,7 +562,16 @@ impl Updater {
                 };
                 stats.events += 1;
                 if !first {
+                    // A Service's own names (its ClusterIP, PTR and SRV)
+                    // follow its endpoints only under `ignore_empty_service`:
+                    // a list of slices after the Services' would otherwise
+                    // build every Service again.
+                    let endpoints = matches!(key.kind, Kind::EndpointSlice | Kind::Endpoints);
+                    let skip_service = endpoints && !self.index.cfg.ignore_empty_service;
                     for owner in self.cluster.affected(&key, obj.as_ref()) {
+                        if skip_service && matches!(owner, Owner::Service(..)) {
+                            continue;
+                        }
                         if let std::collections::hash_map::Entry::Vacant(slot) = old.entry(owner) {
                             let keys = self.keys(slot.key());
                             slot.insert(keys);
