@@ -518,6 +518,12 @@ impl Updater {
         &self.cluster
     }
 
+    /// Whether `owner` has names in the index (an id is given to an owner
+    /// when it is built, and taken back when it has no names left).
+    fn has_id(&self, owner: &Owner) -> bool {
+        self.ids.contains_key(&self.owner_hash.hash_one(owner))
+    }
+
     fn id(&mut self, owner: &Owner) -> OwnerId {
         let hash = self.owner_hash.hash_one(owner);
         if let Some(id) = self.ids.get(&hash) {
@@ -573,7 +579,9 @@ impl Updater {
                             continue;
                         }
                         if let std::collections::hash_map::Entry::Vacant(slot) = old.entry(owner) {
-                            let keys = self.keys(slot.key());
+                            // An owner without an id has no names: nothing
+                            // to build to list them.
+                            let keys = if self.has_id(slot.key()) { self.keys(slot.key()) } else { Vec::new() };
                             slot.insert(keys);
                         }
                     }
