@@ -1,7 +1,7 @@
 //! The DNS index: every name the server answers, prepared in wire form,
-//! keyed by lowercase wire name relative to its zone ([`ZoneIndex::get`]). Read by queries without any lock on the
-//! whole model (one shard's read lock for one lookup); written by one
-//! [`Updater`] as the cluster changes.
+//! keyed by lowercase wire name relative to its zone ([`ZoneIndex::get`]).
+//! Read by queries without any lock on the whole model (one shard's read
+//! lock for one lookup); written by one [`Updater`] as the cluster changes.
 
 use foldhash::{HashMap, HashSet};
 use std::hash::BuildHasher;
