@@ -347,8 +347,11 @@ async fn handle(
                     let s = state.lock().unwrap();
                     // As the API server's watch cache: an object that
                     // enters the selector is ADDED, one that leaves it DELETED.
-                    let ev: Vec<Value> = s
-                        .log
+                    // The log is in version order: start at the first
+                    // entry after `seen` (a scan of the whole log per change
+                    // made each change cost the size of the cluster).
+                    let start = s.log.partition_point(|(rv, ..)| *rv <= seen);
+                    let ev: Vec<Value> = s.log[start..]
                         .iter()
                         .filter(|(rv, p, ..)| *rv > seen && p == plural)
                         .filter_map(|(_, _, t, o, prev)| {
