@@ -20,6 +20,7 @@ pub fn spawn_updater(index: Arc<ZoneIndex>, metrics: Arc<Metrics>, scope: &Scope
     let cluster = if scope.gated() { Cluster::exposed_only() } else { Cluster::new() };
     let (tx, rx) = mpsc::channel::<SourceMsg>();
     index.set_writer_alive(true);
+    crate::source::loading_begins();
     let watched = index.clone();
     let spawned = std::thread::Builder::new().name("updater".into()).spawn(move || {
         // Marks the index's writer gone when this thread ends, by a panic too.

@@ -208,7 +208,9 @@ impl ZoneIndex {
     /// byte `ZONE_TAG | zone` (never a label length), written into `buf`.
     /// The apex's 15 bytes (`cluster.local.`) are not kept a million times.
     fn stored<'b>(&self, zone: usize, key: &[u8], buf: &'b mut [u8; 256]) -> Option<&'b [u8]> {
-        let prefix = key.len().checked_sub(self.apex_keys[zone].len())?;
+        let apex = self.apex_keys.get(zone)?;
+        debug_assert!(key.ends_with(apex), "a key outside the zone it is asked in");
+        let prefix = key.len().checked_sub(apex.len())?;
         buf[..prefix].copy_from_slice(&key[..prefix]);
         buf[prefix] = ZONE_TAG | zone as u8;
         Some(&buf[..=prefix])

@@ -27,7 +27,9 @@ pub struct Rrset {
     /// Answer records, each starting with [`QNAME_PTR`].
     pub answer: Vec<u8>,
     pub ar_count: u16,
-    /// Additional records (SRV and NS targets' addresses), full owner names.
+    /// Additional records (SRV and NS targets' addresses). An SRV target's
+    /// address's owner may end in a pointer into the question (offset 12
+    /// plus its place in the RRset's own name); NS targets' are whole.
     pub additional: Vec<u8>,
 }
 

@@ -371,7 +371,7 @@ impl Manifests {
         }
         errors.extend(errs);
         if !kept.is_empty() {
-            docs.push(Doc { hash: None, objects: kept.into_iter().collect() });
+            docs.push(Doc { hash: None, objects: DocObjects::from_vec(kept) });
         }
         self.files.insert(path.to_path_buf(), FileState { stamp, docs });
         Outcome::Applied

@@ -122,12 +122,28 @@ pub fn release_free_memory() {
     }
 }
 
-/// [`release_free_memory`] once the first state is loaded, then freed
-/// pages are purged at once from here on. In this order: with a delay of 0
-/// mimalloc runs no scheduled purge any more.
+/// Indexes whose first state is still loading (one updater each: a
+/// Corefile may have several `kubernetes` blocks).
+static LOADING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// An updater starts loading its index's first state.
+pub fn loading_begins() {
+    LOADING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// [`release_free_memory`] once an index's first state is loaded; when it
+/// was the last one loading, freed pages are purged at once from here on
+/// (the setting is the process's: an index still loading would pay for it).
+/// In this order: with a delay of 0 mimalloc runs no scheduled purge any
+/// more (a page another thread frees between the two stays resident).
 pub fn purge_from_now_on() {
     release_free_memory();
-    if CONFIGURED.load(std::sync::atomic::Ordering::Relaxed) && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    let before = LOADING.fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+        Some(n.saturating_sub(1))
+    });
+    let last = before.unwrap_or(0) <= 1;
+    let env_set = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"].iter().any(|v| std::env::var_os(v).is_some());
+    if last && CONFIGURED.load(std::sync::atomic::Ordering::Relaxed) && !env_set {
         // SAFETY: sets a number in mimalloc's option table.
         unsafe {
             libmimalloc_sys::mi_option_set(MI_PURGE_DELAY, 0);

@@ -241,7 +241,8 @@ pub fn parse_docs(
             }
             // Kept as long as the file is: inline when one, else no growth
             // slack (a Vec's first push makes room for four).
-            let objects = DocObjects::from_iter(objects);
+            objects.shrink_to_fit();
+            let objects = DocObjects::from_vec(objects);
             docs.push(Doc { hash: (errors.len() == before).then_some(hash), objects });
         }
         (docs, errors)
