@@ -377,6 +377,8 @@ async fn srv_targets_point_into_the_question_and_follow_a_cname() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: app}\nspec:\n  clusterIP: 10.96.5.5\n  ports: [{name: http, port: 80}]\n",
         "apiVersion: v1\nkind: Service\nmetadata: {name: alias, namespace: app}\nspec:\n  type: ExternalName\n  externalName: web.app.svc.cluster.local\n",
         "apiVersion: v1\nkind: Service\nmetadata: {name: alias2, namespace: other}\nspec:\n  type: ExternalName\n  externalName: api.app.svc.cluster.local\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{name: dns, port: 53, protocol: UDP}]\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: apex, namespace: other}\nspec:\n  type: ExternalName\n  externalName: cluster.local\n",
     ];
     std::fs::write(dir.path().join("app.yaml"), docs.join("---\n")).unwrap();
     let running = start(vec![dir.path().to_path_buf()], PodMode::Disabled).await;
@@ -427,6 +429,18 @@ async fn srv_targets_point_into_the_question_and_follow_a_cname() {
             ]
         );
         assert_eq!(additional(&msg), ["api.app.svc.cluster.local. A 10.96.5.5"]);
+        // The NS target's address, its owner below the apex, directly and
+        // through a CNAME to the apex.
+        let ns = ["ns.dns.cluster.local. A 10.96.0.10"];
+        let msg = ask(addr, "Cluster.Local.", RecordType::NS, Transport::Udp, None);
+        assert_eq!(common::answers(&msg), ["cluster.local. NS ns.dns.cluster.local."]);
+        assert_eq!(additional(&msg), ns);
+        let msg = ask(addr, "apex.other.svc.cluster.local.", RecordType::NS, Transport::Udp, None);
+        assert_eq!(
+            common::answers(&msg),
+            ["apex.other.svc.cluster.local. CNAME cluster.local.", "cluster.local. NS ns.dns.cluster.local."]
+        );
+        assert_eq!(additional(&msg), ns);
     })
     .await
     .unwrap();

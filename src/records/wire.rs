@@ -27,9 +27,9 @@ pub struct Rrset {
     /// Answer records, each starting with [`QNAME_PTR`].
     pub answer: Vec<u8>,
     pub ar_count: u16,
-    /// Additional records (SRV and NS targets' addresses). An SRV target's
-    /// address's owner may end in a pointer into the question (offset 12
-    /// plus its place in the RRset's own name); NS targets' are whole.
+    /// Additional records (SRV and NS targets' addresses). Their owners may
+    /// end in a pointer into the question (offset 12 plus the place of the
+    /// suffix in the RRset's own name).
     pub additional: Vec<u8>,
 }
 
@@ -228,7 +228,7 @@ fn push_rr(out: &mut Vec<u8>, rtype: RecordType, ttl: u32, rdata: &[u8]) {
 /// a pointer to where it lies in the question name (`own` at offset 12 of
 /// every response). For the owners of additional records: an SRV target is
 /// the Service's name or one label below it, so 40 bytes become 2 or 14
-/// (12 MiB at 100k Services). The SRV target itself stays whole (RFC 2782:
+/// (14 MiB at 100k Services); the NS target `ns.dns` sits below the apex. The SRV target itself stays whole (RFC 2782:
 /// no compression in that field). Encoders that put a prepared record
 /// anywhere else move the pointers with it ([`rebase_name`]).
 fn push_name_rel(out: &mut Vec<u8>, name: &[u8], own: &[u8]) {
@@ -285,21 +285,14 @@ pub fn prepare(
     stored: impl Fn(&[u8]) -> Option<Box<[u8]>>,
 ) -> Vec<NodeData> {
     let by_name: HashMap<&Name, &Node> = nodes.iter().map(|n| (&n.name, n)).collect();
-    // An SRV target's addresses, their owner relative to the SRV's name.
-    let srv_address = |target: &Name, own: &[u8], out: &mut Vec<u8>, count: &mut u16| {
+    // An SRV or NS target's addresses, their owner relative to the name
+    // that holds the SRV or NS records.
+    let address_of = |target: &Name, own: &[u8], out: &mut Vec<u8>, count: &mut u16| {
         if let Some(t) = by_name.get(target) {
             let name = key_of(target);
             for r in t.records.iter().filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)) {
                 push_name_rel(out, &name, own);
                 push_rr(out, r.record_type(), r.ttl, &rdata_bytes(&r.data));
-                *count += 1;
-            }
-        }
-    };
-    let address_of = |target: &Name, out: &mut Vec<u8>, count: &mut u16| {
-        if let Some(t) = by_name.get(target) {
-            for r in t.records.iter().filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)) {
-                out.extend_from_slice(&full_record(r));
                 *count += 1;
             }
         }
@@ -325,12 +318,7 @@ pub fn prepare(
                 answer.extend_from_slice(&QNAME_PTR);
                 push_rr(&mut answer, rtype, rec.ttl, bytes);
                 let target = match &rec.data {
-                    RData::SRV(srv) => {
-                        if seen_targets.insert(&srv.target) {
-                            srv_address(&srv.target, &own, &mut additional, &mut ar_count);
-                        }
-                        None
-                    }
+                    RData::SRV(srv) => Some(&srv.target),
                     RData::NS(ns) => Some(&ns.0),
                     RData::CNAME(c) => {
                         if in_zone(&c.0) {
@@ -343,7 +331,7 @@ pub fn prepare(
                 if let Some(t) = target
                     && seen_targets.insert(t)
                 {
-                    address_of(t, &mut additional, &mut ar_count);
+                    address_of(t, &own, &mut additional, &mut ar_count);
                 }
             }
             if rtype == RecordType::SRV {
