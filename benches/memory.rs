@@ -1,8 +1,12 @@
 //! Where the memory goes: live heap bytes after each stage of loading a
 //! manifest cluster (parsed objects, model, DNS index), counted by a global
-//! allocator wrapper. `cargo bench --bench memory -- /path/to/cluster.yaml`
+//! allocator wrapper around mimalloc (the binary's allocator), with what
+//! mimalloc rounds each request up to and the process's resident set.
+//! `cargo bench --bench memory -- /path/to/cluster.yaml`
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+use mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use clusterdns::model::Event;
@@ -12,21 +16,51 @@ use clusterdns::source::manifests::Manifests;
 
 struct Counting;
 
+/// Bytes asked for and live.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The same allocations at the size mimalloc gives them (its size classes).
+static ROUNDED: AtomicIsize = AtomicIsize::new(0);
+
+fn rounded(size: usize) -> isize {
+    // SAFETY: a pure function of its argument.
+    unsafe { libmimalloc_sys::mi_good_size(size) as isize }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
+        ROUNDED.fetch_add(rounded(layout.size()), Ordering::Relaxed);
+        unsafe { MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
+        ROUNDED.fetch_sub(rounded(layout.size()), Ordering::Relaxed);
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
         LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
+        ROUNDED.fetch_add(rounded(new) - rounded(layout.size()), Ordering::Relaxed);
+        unsafe { MiMalloc.realloc(ptr, layout, new) }
     }
+}
+
+/// Live heap as asked for and as rounded by mimalloc, and the resident set
+/// once mimalloc has handed back what it holds free (as the server does
+/// after a load), in MiB.
+fn resident() -> String {
+    // SAFETY: mi_collect only frees mimalloc's own empty pages.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status.lines().find_map(|l| l.strip_prefix(field)?.trim().trim_end_matches(" kB").parse::<f64>().ok())
+    };
+    format!(
+        "heap {:.1} MiB asked, {:.1} MiB in mimalloc's size classes; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        mib(),
+        ROUNDED.load(Ordering::Relaxed) as f64 / 1048576.0,
+        kib("VmRSS:").unwrap_or(0.0) / 1024.0,
+        kib("VmHWM:").unwrap_or(0.0) / 1024.0
+    )
 }
 
 #[global_allocator]
@@ -47,6 +81,7 @@ fn main() {
     let n = objects.len();
     let parsed = mib();
     println!("objects: {n}, live heap {:.1} MiB (manifest cache + the list sent to the model)", parsed - base);
+    println!("  after the parse: {}", resident());
     // The model alone (its maps and indexes; the objects are shared).
     let before = mib();
     let mut model = clusterdns::model::Cluster::new();
@@ -61,6 +96,7 @@ fn main() {
     let started = std::time::Instant::now();
     updater.apply(vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]);
     println!("model and index built in {:.2} s", started.elapsed().as_secs_f64());
+    println!("  after the build: {}", resident());
     let built = mib();
     let names = index.len();
     let index_bytes = (built - parsed - model_maps) * 1048576.0;
@@ -80,6 +116,7 @@ fn main() {
         total - without
     );
     println!("total {total:.1} MiB; without the manifest cache {without:.1} MiB");
+    println!("  without the manifest cache: {}", resident());
 }
 
 /// The index's names by shape: how many, and the bytes of their answers

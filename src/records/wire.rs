@@ -50,21 +50,62 @@ pub struct RrsetRef<'a> {
 /// The name's lookup key comes first in the same buffer when the index
 /// stores it (no allocation of its own for the key).
 ///
-/// Layout: `key_len: u8`, the key, `n: u8`, `cname_len: u16`, the CNAME
-/// target key, then `n` heads of `rtype u16, count u16, ar_count u16,
-/// answer_len u32, additional_len u32`, then each RRset's answer and
-/// additional bytes in order.
+/// Layout: `key_len: u8`, the key, `n: u8`, `cname_len: u8`, the CNAME
+/// target key, then `n` heads of `rtype: u16` and four LEB128 numbers
+/// (`count`, `ar_count`, `answer_len`, `additional_len`), then each
+/// RRset's answer and additional bytes in order. A head is 6 bytes for
+/// nearly every RRset (14 as fixed-width fields: 8 MiB more at 100k
+/// Services).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeData(ThinArc<(), u8>);
-
-const HEAD: usize = 14;
 
 fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
 
-fn be32(b: &[u8], i: usize) -> u32 {
-    u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+/// Appends `v` as LEB128: 7 bits a byte, low first, the high bit set on all
+/// but the last.
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 number at `*at` and moves `*at` past it.
+fn varint(b: &[u8], at: &mut usize) -> u32 {
+    let mut v = 0u32;
+    let mut shift = 0;
+    loop {
+        let byte = b[*at];
+        *at += 1;
+        v |= ((byte & 0x7F) as u32) << shift;
+        if byte < 0x80 || shift >= 28 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// One RRset's head: its type, counts and where its bytes are.
+struct Head {
+    rtype: u16,
+    count: u16,
+    ar_count: u16,
+    answer_len: usize,
+    additional_len: usize,
+}
+
+/// Reads the head at `*at` and moves `*at` past it.
+fn head(b: &[u8], at: &mut usize) -> Head {
+    let rtype = be16(b, *at);
+    *at += 2;
+    let count = varint(b, at) as u16;
+    let ar_count = varint(b, at) as u16;
+    let answer_len = varint(b, at) as usize;
+    let additional_len = varint(b, at) as usize;
+    Head { rtype, count, ar_count, answer_len, additional_len }
 }
 
 impl NodeData {
@@ -78,21 +119,25 @@ impl NodeData {
     pub fn keyed(key: &[u8], rrsets: &[Rrset], cname: Option<&[u8]>) -> Self {
         let key = &key[..key.len().min(255)];
         let cname = cname.unwrap_or(&[]);
+        let cname = &cname[..cname.len().min(255)];
+        let rrsets = &rrsets[..rrsets.len().min(255)];
+        let mut heads = Vec::with_capacity(8 * rrsets.len());
+        for r in rrsets {
+            heads.extend_from_slice(&r.rtype.to_be_bytes());
+            put_varint(&mut heads, r.count as u32);
+            put_varint(&mut heads, r.ar_count as u32);
+            put_varint(&mut heads, r.answer.len() as u32);
+            put_varint(&mut heads, r.additional.len() as u32);
+        }
         let body: usize = rrsets.iter().map(|r| r.answer.len() + r.additional.len()).sum();
-        let mut out = Vec::with_capacity(1 + key.len() + 3 + cname.len() + HEAD * rrsets.len() + body);
+        let mut out = Vec::with_capacity(3 + key.len() + cname.len() + heads.len() + body);
         out.push(key.len() as u8);
         out.extend_from_slice(key);
-        out.push(rrsets.len().min(255) as u8);
-        out.extend_from_slice(&(cname.len() as u16).to_be_bytes());
+        out.push(rrsets.len() as u8);
+        out.push(cname.len() as u8);
         out.extend_from_slice(cname);
-        for r in rrsets.iter().take(255) {
-            out.extend_from_slice(&r.rtype.to_be_bytes());
-            out.extend_from_slice(&r.count.to_be_bytes());
-            out.extend_from_slice(&r.ar_count.to_be_bytes());
-            out.extend_from_slice(&(r.answer.len() as u32).to_be_bytes());
-            out.extend_from_slice(&(r.additional.len() as u32).to_be_bytes());
-        }
-        for r in rrsets.iter().take(255) {
+        out.extend_from_slice(&heads);
+        for r in rrsets {
             out.extend_from_slice(&r.answer);
             out.extend_from_slice(&r.additional);
         }
@@ -131,7 +176,12 @@ impl NodeData {
     }
 
     fn cname_len(&self) -> usize {
-        be16(self.bytes(), self.base() + 1) as usize
+        self.bytes()[self.base() + 1] as usize
+    }
+
+    /// Where the first head is.
+    fn heads(&self) -> usize {
+        self.base() + 2 + self.cname_len()
     }
 
     /// How many RRsets the name has.
@@ -147,27 +197,35 @@ impl NodeData {
     /// this server answers (queries follow it).
     pub fn cname(&self) -> Option<&[u8]> {
         let n = self.cname_len();
-        let at = self.base() + 3;
+        let at = self.base() + 2;
         (n > 0).then(|| &self.bytes()[at..at + n])
     }
 
     /// The `i`-th RRset (`i < len()`).
     pub fn rrset(&self, i: usize) -> RrsetRef<'_> {
         let b = self.bytes();
-        let heads = self.base() + 3 + self.cname_len();
-        let mut at = heads + HEAD * self.len();
-        for j in 0..i {
-            let h = heads + HEAD * j;
-            at += (be32(b, h + 6) + be32(b, h + 10)) as usize;
+        let mut h = self.heads();
+        // The heads before the body: skip them all to find where it starts,
+        // adding up the lengths of the RRsets before `i`.
+        let (mut skip, mut mine) = (0, None);
+        for j in 0..self.len() {
+            let hd = head(b, &mut h);
+            if j < i {
+                skip += hd.answer_len + hd.additional_len;
+            } else if j == i {
+                mine = Some(hd);
+            }
         }
-        let h = heads + HEAD * i;
-        let (alen, dlen) = (be32(b, h + 6) as usize, be32(b, h + 10) as usize);
+        let Some(hd) = mine else {
+            return RrsetRef { rtype: 0, count: 0, answer: &[], ar_count: 0, additional: &[] };
+        };
+        let at = h + skip;
         RrsetRef {
-            rtype: be16(b, h),
-            count: be16(b, h + 2),
-            ar_count: be16(b, h + 4),
-            answer: &b[at..at + alen],
-            additional: &b[at + alen..at + alen + dlen],
+            rtype: hd.rtype,
+            count: hd.count,
+            ar_count: hd.ar_count,
+            answer: &b[at..at + hd.answer_len],
+            additional: &b[at + hd.answer_len..at + hd.answer_len + hd.additional_len],
         }
     }
 
@@ -177,8 +235,9 @@ impl NodeData {
 
     /// The position of the RRset of `rtype`.
     pub fn find(&self, rtype: u16) -> Option<usize> {
-        let heads = self.base() + 3 + self.cname_len();
-        (0..self.len()).find(|j| be16(self.bytes(), heads + HEAD * j) == rtype)
+        let b = self.bytes();
+        let mut h = self.heads();
+        (0..self.len()).find(|_| head(b, &mut h).rtype == rtype)
     }
 }
 
@@ -446,4 +505,45 @@ pub fn merge<'a>(key: &[u8], parts: impl Iterator<Item = &'a NodeData>) -> NodeD
         })
         .collect();
     NodeData::keyed(key, &rrsets, cname)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rrset(rtype: u16, count: u16, answer: usize, ar_count: u16, additional: usize) -> Rrset {
+        let fill = |n: usize, seed: u8| (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+        Rrset { rtype, count, answer: fill(answer, rtype as u8), ar_count, additional: fill(additional, 7) }
+    }
+
+    /// The heads' numbers are variable-length: sizes at each width's edges
+    /// (1, 2, 3 and 4 bytes of LEB128) read back as written, in any position.
+    #[test]
+    fn heads_read_back_at_every_width() {
+        let sets = [
+            rrset(1, 1, 16, 0, 0),
+            rrset(5, 127, 127, 128, 128),
+            rrset(28, 16_383, 16_384, 65_535, 2_097_151),
+            rrset(33, 65_535, 2_097_152, 300, 0),
+            rrset(65_535, 0, 0, 0, 1),
+        ];
+        let key = [3, b'a', b'b', b'c', 0xC0];
+        let target = vec![9u8; 255];
+        let node = NodeData::keyed(&key, &sets, Some(&target));
+        assert_eq!(node.key(), key);
+        assert_eq!(node.cname(), Some(&target[..]));
+        assert_eq!(node.len(), sets.len());
+        for (i, want) in sets.iter().enumerate() {
+            let got = node.rrset(i);
+            assert_eq!(
+                (got.rtype, got.count, got.ar_count, got.answer, got.additional),
+                (want.rtype, want.count, want.ar_count, &want.answer[..], &want.additional[..]),
+                "rrset {i}"
+            );
+            assert_eq!(node.find(want.rtype), Some(i));
+        }
+        assert_eq!(node.find(2), None);
+        let bare = NodeData::new(&[], None);
+        assert!(bare.is_empty() && bare.key().is_empty() && bare.cname().is_none());
+    }
 }
