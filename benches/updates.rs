@@ -18,7 +18,7 @@ use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
 use clusterdns::source::ALL_KINDS;
 
 fn ns(name: &str) -> Object {
-    Object::Namespace(Namespace { name: name.into(), labels: Default::default() })
+    Object::new_namespace(name.into())
 }
 
 fn headless(namespace: &str, name: &str) -> Object {

@@ -918,7 +918,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let namespaces: BTreeSet<String> = objects.iter().map(|o| o.namespace().to_string()).collect();
         for name in namespaces {
-            objects.push(Object::Namespace(crate::model::Namespace { name, labels: Default::default() }));
+            objects.push(Object::new_namespace(name));
         }
         Explainer::new(ZoneConfig::new("cluster.local", 5, pods).unwrap(), objects)
     }
@@ -1221,8 +1221,8 @@ mod tests {
     fn a_short_name_goes_through_the_search_path() {
         let yaml = svc("web", "{clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}");
         let (mut objects, _) = parse_text(Path::new("t.yaml"), &yaml, None);
-        objects.push(Object::Namespace(crate::model::Namespace { name: "t".into(), labels: Default::default() }));
-        objects.push(Object::Namespace(crate::model::Namespace { name: "u".into(), labels: Default::default() }));
+        objects.push(Object::new_namespace("t".into()));
+        objects.push(Object::new_namespace("u".into()));
         let x = Explainer::new(ZoneConfig::new("cluster.local", 5, PodMode::Disabled).unwrap(), objects);
         let asked = |name: &str, ns: &str| -> Vec<(String, String)> {
             x.search(name, RecordType::A, ns).into_iter().map(|e| (e.name, e.status)).collect()

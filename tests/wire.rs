@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use clusterdns::model::{Cluster, Event, Kind, Namespace, Object};
+use clusterdns::model::{Cluster, Event, Kind, Object};
 use clusterdns::records::{PodMode, Updater, ZoneConfig, ZoneIndex};
 use clusterdns::server::{Server, TcpLimits};
 use common::{Transport, ask, exchange, fixtures, make_query, start};
@@ -266,7 +266,7 @@ async fn servfail_until_loaded_never_nxdomain() {
     let mut updater = Updater::new(index.clone(), Cluster::new());
     updater.apply(vec![Event::Reset {
         kinds: vec![Kind::Namespace],
-        objects: vec![Object::Namespace(Namespace { name: "team".into(), labels: Default::default() })],
+        objects: vec![Object::new_namespace("team".into())],
     }]);
     // Loaded into the index but not yet declared complete: still SERVFAIL.
     let msg = ask(addr, "web.team.svc.cluster.local.", RecordType::A, Transport::Udp, None);

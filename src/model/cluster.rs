@@ -383,7 +383,7 @@ impl Cluster {
         let (_, ns, name) = obj.id();
         let (ns, name) = (ns.to_string(), name.to_string());
         match obj {
-            Object::Namespace(n) => self.namespaces.insert(n.name),
+            Object::Namespace(n) => self.namespaces.insert(n.name.clone()),
             Object::Service(s) => {
                 self.services.insert(&ns, &name, s);
                 true
@@ -466,7 +466,7 @@ impl Cluster {
         let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         match key.kind {
             Kind::Namespace => {
-                let ns = |n: &String| Object::Namespace(Namespace { name: n.clone(), labels: Labels::default() });
+                let ns = |n: &String| Object::new_namespace(n.clone());
                 self.namespaces.get(name).map(ns)
             }
             Kind::Service => self.services.get(ns, name).cloned().map(Object::Service),

@@ -707,7 +707,7 @@ mod tests {
         let ports =
             vec![EndpointPort { name: ["http", ""][r.next(2) as usize].into(), protocol: Protocol::Tcp, port: 80 }];
         match r.next(5) {
-            0 => Object::Namespace(Namespace { name: ns, labels: Default::default() }),
+            0 => Object::new_namespace(ns),
             1 => Object::Service(Arc::new(Service {
                 namespace: ns.as_str().into(),
                 name: svc.as_str().into(),
@@ -817,7 +817,7 @@ mod tests {
     /// `n` selector-less headless Services, each bound by its own slice to
     /// one shared address: N owners of one PTR name.
     fn tenants(n: usize, ip: &str) -> Vec<Object> {
-        let mut out = vec![Object::Namespace(Namespace { name: "t".into(), labels: Default::default() })];
+        let mut out = vec![Object::new_namespace("t".into())];
         for i in 0..n {
             out.push(Object::Service(Arc::new(Service {
                 namespace: "t".into(),
@@ -920,7 +920,7 @@ mod tests {
         let ip = |i: usize| -> IpAddr { format!("10.100.{}.{}", i / 256, i % 256).parse().unwrap() };
         let ips = |k: usize| -> Vec<IpAddr> { (k * 100..k * 100 + 100).map(ip).collect() };
         let mut objects = vec![
-            Object::Namespace(Namespace { name: "big".into(), labels: Default::default() }),
+            Object::new_namespace("big".into()),
             Object::Service(Arc::new(Service {
                 namespace: "big".into(),
                 name: "db".into(),

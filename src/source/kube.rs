@@ -146,7 +146,9 @@ pub fn spawn_watchers(
             Api::<PartialObjectMeta<core::Namespace>>::all(client.clone()),
             namespaces,
             |n: PartialObjectMeta<core::Namespace>| {
-                Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))).map_err(|e| e.to_string())
+                Namespace::from_meta(&n.metadata)
+                    .map(|n| Some(Object::Namespace(Arc::new(n))))
+                    .map_err(|e| e.to_string())
             },
         ),
     );

@@ -27,7 +27,7 @@ use ipnet::IpNet;
 use super::Scope;
 use super::alloc::allocate;
 use super::parse::{Doc, DocError, DocObjects, parse_docs};
-use crate::model::{Labels, Namespace, Object, ObjectKey};
+use crate::model::{Object, ObjectKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -395,10 +395,7 @@ impl Manifests {
                 namespaces.insert(obj.namespace());
             }
         }
-        let implied: Vec<Object> = namespaces
-            .into_iter()
-            .map(|name| Object::Namespace(Namespace { name: name.to_string(), labels: Labels::default() }))
-            .collect();
+        let implied: Vec<Object> = namespaces.into_iter().map(|name| Object::new_namespace(name.to_string())).collect();
         all.extend(implied);
         allocate(&mut all, &self.cidr);
         all

@@ -337,9 +337,9 @@ fn objects_of(
         return;
     }
     let result: Result<Option<Object>, String> = match (kind.as_str(), api.as_str()) {
-        ("Namespace", "v1") => {
-            convert::<core::Namespace, _>(v, |n| Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(n))))
-        }
+        ("Namespace", "v1") => convert::<core::Namespace, _>(v, |n| {
+            Namespace::from_meta(&n.metadata).map(|n| Some(Object::Namespace(std::sync::Arc::new(n))))
+        }),
         ("Service", "v1") => {
             convert::<core::Service, _>(v, |s| Service::trim(s).map(|s| Some(Object::Service(s.into()))))
         }
