@@ -38,40 +38,73 @@ type Shared = HashMap<Box<[u8]>, Vec<(OwnerId, NodeData)>>;
 /// One name: what its owners say of it, how many names exist right below
 /// it (it is then an empty non-terminal at least, RFC 8020), and the answer that
 /// queries read, which carries the name's key (the table's entry is this
-/// slot alone: no key allocated beside it). 16 bytes.
+/// slot alone: no key allocated beside it). One pointer: the owner and the
+/// count of names below live in the answer's allocation (its two words),
+/// carried over to each new answer the slot takes.
 struct Slot {
     /// What queries read, keyed: the one owner's answer, the merge of the
     /// shared parts, or nothing (an empty non-terminal).
     merged: NodeData,
-    /// Names one label below that exist: a name's coming or going changes
-    /// its parent's count alone (and the grandparent's only when the parent
-    /// comes or goes with it), so adding a name costs two lookups, not one
-    /// per label.
-    children: u32,
-    /// The one owner, [`SHARED`] or [`NO_OWNER`].
-    owner: OwnerId,
 }
 
 // Two million of them at 100k Services (the table's slack included).
-const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+const _: () = assert!(std::mem::size_of::<Slot>() == 8);
+
+/// The words of a slot's answer: its owner ([`SHARED`] or [`NO_OWNER`]
+/// when not one), and how many names one label below exist. A name's coming
+/// or going changes its parent's count alone (and the grandparent's only
+/// when the parent comes or goes with it), so adding a name costs two
+/// lookups, not one per label.
+const OWNER: usize = 0;
+const CHILDREN: usize = 1;
 
 impl Slot {
     fn new(key: &[u8]) -> Self {
-        Slot { children: 0, owner: NO_OWNER, merged: NodeData::keyed(key, &[], None) }
+        let slot = Slot { merged: NodeData::keyed(key, &[], None) };
+        slot.set_owner(NO_OWNER);
+        slot
     }
 
     fn key(&self) -> &[u8] {
         self.merged.key()
     }
 
+    fn owner(&self) -> OwnerId {
+        self.merged.buffer().word(OWNER)
+    }
+
+    /// Only under the shard's write lock (`&mut self`): queries' clones of
+    /// the answer never read the words.
+    fn set_owner(&self, owner: OwnerId) {
+        self.merged.buffer().set_word(OWNER, owner);
+    }
+
+    fn children(&self) -> u32 {
+        self.merged.buffer().word(CHILDREN)
+    }
+
+    fn set_children(&mut self, n: u32) {
+        self.merged.buffer().set_word(CHILDREN, n);
+    }
+
+    /// Takes `data` as the answer, keeping the slot's owner and count (they
+    /// are written into `data`'s allocation, which no one else reads them
+    /// from: a clone held by a part in [`Shared`] or by a query ignores them).
+    fn set_merged(&mut self, data: NodeData) {
+        let (owner, children) = (self.owner(), self.children());
+        self.merged = data;
+        self.set_owner(owner);
+        self.set_children(children);
+    }
+
     fn is_dead(&self) -> bool {
-        self.owner == NO_OWNER && self.children == 0
+        self.owner() == NO_OWNER && self.children() == 0
     }
 
     /// Whether the answer is a merge of several owners' (to redo when one
     /// of them changed).
     fn shared(&self) -> bool {
-        self.owner == SHARED
+        self.owner() == SHARED
     }
 
     /// Sets what `owner` says. Returns whether the answer changed.
@@ -79,7 +112,8 @@ impl Slot {
     /// ([`ZoneIndex::settle`]): merging at every put made loading N owners
     /// of one name cost N merges of up to N parts.
     fn put(&mut self, shared: &mut Shared, owner: OwnerId, data: &NodeData) -> bool {
-        if self.owner == SHARED
+        let mine = self.owner();
+        if mine == SHARED
             && let Some(all) = shared.get_mut(self.key())
         {
             match all.iter().position(|(o, _)| *o == owner) {
@@ -89,27 +123,27 @@ impl Slot {
             }
             return true;
         }
-        if self.owner == owner {
+        if mine == owner {
             if self.merged == *data {
                 return false;
             }
-            self.merged = data.clone();
+            self.set_merged(data.clone());
             return true;
         }
-        if self.owner == NO_OWNER || self.owner == SHARED {
-            self.owner = owner;
-            self.merged = data.clone();
+        if mine == NO_OWNER || mine == SHARED {
+            self.set_merged(data.clone());
+            self.set_owner(owner);
             return true;
         }
-        let all = vec![(self.owner, self.merged.clone()), (owner, data.clone())];
+        let all = vec![(mine, self.merged.clone()), (owner, data.clone())];
         shared.insert(self.key().into(), all);
-        self.owner = SHARED;
+        self.set_owner(SHARED);
         true
     }
 
     /// Forgets what `owner` says. Returns whether it said anything.
     fn take(&mut self, shared: &mut Shared, owner: OwnerId) -> bool {
-        if self.owner == SHARED {
+        if self.owner() == SHARED {
             let Some(all) = shared.get_mut(self.key()) else {
                 return false;
             };
@@ -120,16 +154,16 @@ impl Slot {
             if all.len() == 1 {
                 let (o, d) = all.remove(0);
                 shared.remove(self.key());
-                self.owner = o;
-                self.merged = d;
+                self.set_merged(d);
+                self.set_owner(o);
             }
             return true;
         }
-        if self.owner != owner || owner == NO_OWNER {
+        if self.owner() != owner || owner == NO_OWNER {
             return false;
         }
-        self.owner = NO_OWNER;
-        self.merged = NodeData::keyed(self.merged.key(), &[], None);
+        self.set_merged(NodeData::keyed(self.merged.key(), &[], None));
+        self.set_owner(NO_OWNER);
         true
     }
 }
@@ -391,7 +425,7 @@ impl ZoneIndex {
     fn link(&self, key: &[u8]) {
         let mut at = key;
         while let Some(parent) = self.parent(at) {
-            let ((), made) = self.with_new_slot(parent, |e, _| e.children += 1);
+            let ((), made) = self.with_new_slot(parent, |e, _| e.set_children(e.children() + 1));
             if !made {
                 return;
             }
@@ -404,7 +438,7 @@ impl ZoneIndex {
     fn unlink(&self, key: &[u8]) {
         let mut at = key;
         while let Some(parent) = self.parent(at) {
-            let gone = self.with_slot(parent, |e, _| e.children = e.children.saturating_sub(1));
+            let gone = self.with_slot(parent, |e, _| e.set_children(e.children().saturating_sub(1)));
             if gone.is_none_or(|(_, gone)| !gone) {
                 return;
             }
@@ -476,7 +510,7 @@ impl ZoneIndex {
                 if e.shared()
                     && let Some(all) = shared.get(&key)
                 {
-                    e.merged = merge(&key, all.iter().map(|(_, d)| d));
+                    e.set_merged(merge(&key, all.iter().map(|(_, d)| d)));
                 }
             });
         }

@@ -3,6 +3,7 @@
 //! [`Answer`], and the zone snapshot. Knows no sockets and no kube client.
 
 mod answer;
+mod buffer;
 mod build;
 mod index;
 pub mod name;

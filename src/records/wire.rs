@@ -6,11 +6,11 @@
 //! lookup and a copy, with no `Record` built or encoded per query.
 
 use foldhash::{HashMap, HashSet};
-use triomphe::ThinArc;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
+use super::buffer::Buffer;
 use super::build::Node;
 use super::name::key_of;
 
@@ -44,9 +44,9 @@ pub struct RrsetRef<'a> {
 }
 
 /// Everything one name answers, packed into one shared allocation: a million
-/// names (100k Services) are a million small buffers, not five million. A
-/// thin pointer (the length lives in the allocation, beside a count with no
-/// weak half): a slot of the index is 16 bytes, not 24.
+/// names (100k Services) are a million small buffers, not five million.
+/// A thin pointer ([`Buffer`]: the length lives in the allocation, with the
+/// index's two words for the name): a slot of the index is 8 bytes.
 /// The name's lookup key comes first in the same buffer when the index
 /// stores it (no allocation of its own for the key).
 ///
@@ -57,7 +57,7 @@ pub struct RrsetRef<'a> {
 /// nearly every RRset (14 as fixed-width fields: 8 MiB more at 100k
 /// Services).
 #[derive(Clone, PartialEq, Eq)]
-pub struct NodeData(ThinArc<(), u8>);
+pub struct NodeData(Buffer);
 
 fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
@@ -141,7 +141,7 @@ impl NodeData {
             out.extend_from_slice(&r.answer);
             out.extend_from_slice(&r.additional);
         }
-        NodeData(ThinArc::from_header_and_slice((), &out))
+        NodeData(Buffer::new(&out))
     }
 
     /// A name that exists with no records (an empty non-terminal).
@@ -149,15 +149,20 @@ impl NodeData {
         Self::new(&[], None)
     }
 
-    /// Bytes of the one allocation (count, length and buffer), for the
-    /// memory benchmark.
+    /// Bytes of the one allocation (header and buffer), for the memory
+    /// benchmark.
     pub fn stored_len(&self) -> usize {
-        2 * std::mem::size_of::<usize>() + self.bytes().len()
+        self.0.allocated()
     }
 
     /// The whole buffer: key, heads and records.
     fn bytes(&self) -> &[u8] {
-        &self.0.slice
+        self.0.bytes()
+    }
+
+    /// The allocation, for the index's words beside the answer.
+    pub(super) fn buffer(&self) -> &Buffer {
+        &self.0
     }
 
     /// The key the answer was stored under (empty when none).
