@@ -38,10 +38,7 @@ fn slice(namespace: &str, svc: &str, name: &str, ips: &[IpAddr]) -> Object {
         name: name.into(),
         service: Some(svc.into()),
         group: EndpointGroup {
-            endpoints: ips
-                .iter()
-                .map(|ip| Endpoint { addresses: vec![*ip].into(), ready: true, hostname: None, pod: None })
-                .collect(),
+            endpoints: ips.iter().map(|ip| Endpoint::new(vec![*ip].into(), true, None, None)).collect(),
             ports: vec![EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }],
         },
     }))

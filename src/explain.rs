@@ -656,14 +656,14 @@ impl<'a> Explain<'a> {
             .iter()
             .flat_map(|g| g.endpoints.iter())
             .flat_map(|e| {
-                let hostname = e.hostname.as_ref().map(|h| h.to_string());
+                let hostname = e.hostname().map(str::to_string);
                 e.addresses.iter().map(move |ip| hostname.clone().unwrap_or_else(|| crate::records::name::ip_label(ip)))
             })
             .collect();
         if labels.contains(host) {
             why.push(format!("{host} is an endpoint of Service {id}: the name answers its address when it is ready."));
             let label_of = |e: &crate::model::Endpoint, ip: &IpAddr| {
-                e.hostname.as_ref().map_or_else(|| crate::records::name::ip_label(ip), |h| h.to_string())
+                e.hostname().map_or_else(|| crate::records::name::ip_label(ip), str::to_string)
             };
             let these: Vec<_> = groups
                 .iter()

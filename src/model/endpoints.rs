@@ -111,12 +111,12 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
         })
         .collect();
     EndpointGroup {
-        endpoints: vec![Endpoint {
-            addresses: pod.ips.iter().copied().collect(),
-            ready: pod.ready,
-            hostname,
-            pod: Some(pod.name.as_str()).filter(|n| is_dns_label(n)).map(Str::from),
-        }],
+        endpoints: vec![Endpoint::new(
+            pod.ips.iter().copied().collect(),
+            pod.ready,
+            hostname.as_deref(),
+            Some(pod.name.as_str()).filter(|n| is_dns_label(n)),
+        )],
         ports,
     }
 }
@@ -139,7 +139,7 @@ mod tests {
     }
 
     fn endpoint(ready: bool) -> Endpoint {
-        Endpoint { addresses: smallvec::smallvec!["10.244.0.1".parse().unwrap()], ready, hostname: None, pod: None }
+        Endpoint::new(smallvec::smallvec!["10.244.0.1".parse().unwrap()], ready, None, None)
     }
 
     fn slice(ready: bool) -> Object {

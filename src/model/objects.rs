@@ -176,15 +176,46 @@ pub struct Service {
 /// own (300,000 of them at 100k Services).
 pub type Addresses = smallvec::SmallVec<[IpAddr; 1]>;
 
-/// One endpoint: an address group with its readiness and hostname.
+/// One endpoint: an address group with its readiness, hostname and Pod.
+/// The two names share one string (inline up to 24 bytes together): an
+/// endpoint is 64 bytes, not 88, and a slice's three endpoints fit
+/// mimalloc's 192-byte class, not its 320 (300,000 endpoints at 100k
+/// Services).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub addresses: Addresses,
     pub ready: bool,
-    pub hostname: Option<Str>,
-    /// The name of the Pod behind it (`targetRef`), when it fits a DNS
-    /// label: the endpoint's name under CoreDNS's `endpoint_pod_names`.
-    pub pod: Option<Str>,
+    /// The hostname's length in `names`, [`NO_HOSTNAME`] when it has none.
+    hostname_len: u8,
+    /// The hostname, then the Pod's name.
+    names: Str,
+}
+
+const NO_HOSTNAME: u8 = u8::MAX;
+
+const _: () = assert!(std::mem::size_of::<Endpoint>() == 64);
+
+impl Endpoint {
+    /// `hostname` is a DNS label (at most 63 bytes, as trimming checks);
+    /// `pod` is the name of the Pod behind it (`targetRef`) when it fits a
+    /// DNS label: the endpoint's name under CoreDNS's `endpoint_pod_names`.
+    pub fn new(addresses: Addresses, ready: bool, hostname: Option<&str>, pod: Option<&str>) -> Self {
+        let hostname = hostname.filter(|h| h.len() < NO_HOSTNAME as usize);
+        let mut names = Str::from(hostname.unwrap_or(""));
+        names.push_str(pod.unwrap_or(""));
+        let hostname_len = hostname.map_or(NO_HOSTNAME, |h| h.len() as u8);
+        Endpoint { addresses, ready, hostname_len, names }
+    }
+
+    pub fn hostname(&self) -> Option<&str> {
+        (self.hostname_len != NO_HOSTNAME).then(|| &self.names[..self.hostname_len as usize])
+    }
+
+    /// The Pod behind the endpoint, when its name is a DNS label.
+    pub fn pod(&self) -> Option<&str> {
+        let at = if self.hostname_len == NO_HOSTNAME { 0 } else { self.hostname_len as usize };
+        Some(&self.names[at..]).filter(|p| !p.is_empty())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -497,7 +528,12 @@ impl EndpointSlice {
             // SPEC.md 1: ready when absent or true.
             let ready = ep.conditions.and_then(|c| c.ready).unwrap_or(true);
             let hostname = hostname("endpoint hostname", ep.hostname)?;
-            endpoints.push(Endpoint { addresses, ready, hostname, pod: target_pod(ep.target_ref.as_ref()) });
+            endpoints.push(Endpoint::new(
+                addresses,
+                ready,
+                hostname.as_deref(),
+                target_pod(ep.target_ref.as_ref()).as_deref(),
+            ));
         }
         let mut ports = Vec::new();
         for p in slice.ports.unwrap_or_default() {
@@ -524,12 +560,12 @@ impl Endpoints {
             let lists = [(subset.addresses, true), (subset.not_ready_addresses, false)];
             for (list, ready) in lists {
                 for a in list.unwrap_or_default() {
-                    endpoints.push(Endpoint {
-                        addresses: smallvec::smallvec![parse_ip(&a.ip)?],
+                    endpoints.push(Endpoint::new(
+                        smallvec::smallvec![parse_ip(&a.ip)?],
                         ready,
-                        hostname: hostname("endpoint hostname", a.hostname)?,
-                        pod: target_pod(a.target_ref.as_ref()),
-                    });
+                        hostname("endpoint hostname", a.hostname)?.as_deref(),
+                        target_pod(a.target_ref.as_ref()).as_deref(),
+                    ));
                 }
             }
             let mut ports = Vec::new();
@@ -601,4 +637,33 @@ impl Pod {
 fn exact<T>(mut v: Vec<T>) -> Vec<T> {
     v.shrink_to_fit();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two names share one string: each reads back alone, inline or on
+    /// the heap, whichever is missing.
+    #[test]
+    fn an_endpoints_hostname_and_pod_read_back() {
+        let ip: Addresses = smallvec::smallvec!["10.0.0.1".parse().unwrap()];
+        let long = "a-pod-name-longer-than-twenty-four-bytes-0";
+        for (hostname, pod) in [
+            (None, None),
+            (Some("web-0"), None),
+            (None, Some("web-0")),
+            (Some("web-0"), Some("web-0")),
+            (Some(&long[..63.min(long.len())]), Some(long)),
+            (None, Some(long)),
+        ] {
+            let e = Endpoint::new(ip.clone(), true, hostname, pod);
+            assert_eq!((e.hostname(), e.pod()), (hostname, pod));
+            assert_eq!(e.addresses, ip);
+        }
+        // Different splits of the same letters are different endpoints.
+        let a = Endpoint::new(ip.clone(), true, Some("ab"), Some("c"));
+        let b = Endpoint::new(ip, true, Some("a"), Some("bc"));
+        assert_ne!(a, b);
+    }
 }

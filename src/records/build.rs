@@ -234,8 +234,8 @@ fn endpoint_nodes(cfg: &ZoneConfig, svc: &Service, groups: &[Cow<'_, EndpointGro
     for g in groups {
         for e in g.endpoints.iter().filter(|e| e.ready) {
             for ip in &e.addresses {
-                let pod = e.pod.as_deref().filter(|_| cfg.endpoint_pod_names);
-                let label = e.hostname.as_deref().or(pod).map_or_else(|| ip_label(ip), str::to_string);
+                let pod = e.pod().filter(|_| cfg.endpoint_pod_names);
+                let label = e.hostname().or(pod).map_or_else(|| ip_label(ip), str::to_string);
                 let Some(name) = child(&svc_name, &label) else { continue };
                 // R4 and R8, headless and ClusterIP alike.
                 nodes.addr(&name, ttl, *ip);

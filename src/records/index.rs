@@ -767,11 +767,10 @@ mod tests {
                 },
                 group: EndpointGroup {
                     endpoints: (0..r.next(3))
-                        .map(|_| Endpoint {
-                            addresses: vec![ip(r)].into(),
-                            ready: r.next(3) > 0,
-                            hostname: if r.next(2) == 0 { Some(format!("h{}", r.next(2)).into()) } else { None },
-                            pod: None,
+                        .map(|_| {
+                            let ready = r.next(3) > 0;
+                            let hostname = if r.next(2) == 0 { Some(format!("h{}", r.next(2))) } else { None };
+                            Endpoint::new(vec![ip(r)].into(), ready, hostname.as_deref(), None)
                         })
                         .collect(),
                     ports,
@@ -781,7 +780,7 @@ mod tests {
                 namespace: ns.as_str().into(),
                 name: svc.as_str().into(),
                 groups: vec![EndpointGroup {
-                    endpoints: vec![Endpoint { addresses: vec![ip(r)].into(), ready: true, hostname: None, pod: None }],
+                    endpoints: vec![Endpoint::new(vec![ip(r)].into(), true, None, None)],
                     ports,
                 }],
             })),
@@ -866,12 +865,7 @@ mod tests {
                 name: format!("s{i}-x").into(),
                 service: Some(format!("s{i}").into()),
                 group: EndpointGroup {
-                    endpoints: vec![Endpoint {
-                        addresses: vec![ip.parse().unwrap()].into(),
-                        ready: true,
-                        hostname: None,
-                        pod: None,
-                    }],
+                    endpoints: vec![Endpoint::new(vec![ip.parse().unwrap()].into(), true, None, None)],
                     ports: vec![],
                 },
             })));
@@ -933,10 +927,7 @@ mod tests {
             name: format!("db-{k:02}").into(),
             service: Some("db".into()),
             group: EndpointGroup {
-                endpoints: ips
-                    .iter()
-                    .map(|ip| Endpoint { addresses: vec![*ip].into(), ready: true, hostname: None, pod: None })
-                    .collect(),
+                endpoints: ips.iter().map(|ip| Endpoint::new(vec![*ip].into(), true, None, None)).collect(),
                 ports: vec![EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }],
             },
         }))
