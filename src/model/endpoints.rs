@@ -111,12 +111,12 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
         })
         .collect();
     EndpointGroup {
-        endpoints: vec![Endpoint::new(
+        endpoints: Box::new([Endpoint::new(
             pod.ips.iter().copied().collect(),
             pod.ready,
             hostname.as_deref(),
             Some(pod.name.as_str()).filter(|n| is_dns_label(n)),
-        )],
+        )]),
         ports,
     }
 }
@@ -132,7 +132,7 @@ mod tests {
             namespace: "t".into(),
             name: "db".into(),
             kind: ServiceKind::Headless,
-            ports: vec![],
+            ports: Box::new([]),
             selector: Some([("app", "db")].into_iter().collect()),
             publish_not_ready,
         }))
@@ -147,7 +147,7 @@ mod tests {
             namespace: "t".into(),
             name: "db-1".into(),
             service: Some("db".into()),
-            group: EndpointGroup { endpoints: vec![endpoint(ready)], ports: vec![] },
+            group: EndpointGroup::new(vec![endpoint(ready)], vec![]),
         }))
     }
 
@@ -155,7 +155,7 @@ mod tests {
         Object::Endpoints(Arc::new(Endpoints {
             namespace: "t".into(),
             name: "db".into(),
-            groups: vec![EndpointGroup { endpoints: vec![endpoint(ready)], ports: vec![] }],
+            groups: vec![EndpointGroup::new(vec![endpoint(ready)], vec![])],
         }))
     }
 

@@ -89,6 +89,9 @@ impl Object {
     }
 }
 
+const _: () = assert!(std::mem::size_of::<Service>() == 112);
+const _: () = assert!(std::mem::size_of::<EndpointSlice>() == 104);
+
 // Two of an `Arc` at most, or `Vec`s and `SmallVec`s of objects grow.
 const _: () = assert!(std::mem::size_of::<Object>() == 16);
 
@@ -103,7 +106,7 @@ pub struct Namespace {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ServiceKind {
     /// ClusterIP, NodePort and LoadBalancer: the cluster IPs, one per family.
-    ClusterIp(Vec<IpAddr>),
+    ClusterIp(Box<[IpAddr]>),
     /// `clusterIP: None`: the ready endpoint addresses.
     Headless,
     /// `type: ExternalName`: a CNAME to this name (kept as written).
@@ -164,7 +167,10 @@ pub struct Service {
     pub namespace: Str,
     pub name: Str,
     pub kind: ServiceKind,
-    pub ports: Vec<ServicePort>,
+    /// Boxed slices here and in `ClusterIp` (no capacity word): a Service
+    /// is 112 bytes and its allocation fits mimalloc's 128-byte class, not
+    /// 160.
+    pub ports: Box<[ServicePort]>,
     /// `None` for a selector-less Service (endpoints come from hand-made
     /// slices or Endpoints only).
     pub selector: Option<Labels>,
@@ -230,8 +236,16 @@ pub struct EndpointPort {
 /// v1 Endpoints object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct EndpointGroup {
-    pub endpoints: Vec<Endpoint>,
-    pub ports: Vec<EndpointPort>,
+    /// Boxed slices, not `Vec`s (no capacity word): a slice is 104 bytes and
+    /// its allocation fits mimalloc's 128-byte class, not 160.
+    pub endpoints: Box<[Endpoint]>,
+    pub ports: Box<[EndpointPort]>,
+}
+
+impl EndpointGroup {
+    pub fn new(endpoints: Vec<Endpoint>, ports: Vec<EndpointPort>) -> Self {
+        EndpointGroup { endpoints: endpoints.into_boxed_slice(), ports: ports.into_boxed_slice() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -468,7 +482,7 @@ impl Service {
             } else {
                 let ips: Vec<IpAddr> =
                     ips.iter().filter(|s| !s.is_empty()).map(|s| parse_ip(s)).collect::<Result<_, _>>()?;
-                ServiceKind::ClusterIp(exact(ips))
+                ServiceKind::ClusterIp(ips.into_boxed_slice())
             }
         };
         let mut ports = Vec::new();
@@ -493,7 +507,7 @@ impl Service {
             namespace,
             name,
             kind,
-            ports: exact(ports),
+            ports: ports.into_boxed_slice(),
             selector: spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect()),
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         })
@@ -545,7 +559,7 @@ impl EndpointSlice {
                 port: port(n)?,
             });
         }
-        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup { endpoints, ports: exact(ports) } }))
+        Ok(Some(EndpointSlice { namespace, name, service, group: EndpointGroup::new(endpoints, ports) }))
     }
 }
 
@@ -576,7 +590,7 @@ impl Endpoints {
                     port: port(p.port)?,
                 });
             }
-            groups.push(EndpointGroup { endpoints: exact(endpoints), ports: exact(ports) });
+            groups.push(EndpointGroup::new(endpoints, ports));
         }
         Ok(Endpoints { namespace, name, groups: exact(groups) })
     }

@@ -750,9 +750,14 @@ mod tests {
                     1 => ServiceKind::ExternalName(
                         format!("{}.a.svc.cluster.local", ["s1", "s2"][r.next(2) as usize]).into(),
                     ),
-                    _ => ServiceKind::ClusterIp(vec![format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()]),
+                    _ => ServiceKind::ClusterIp(Box::new([format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()])),
                 },
-                ports: vec![ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }],
+                ports: Box::new([ServicePort {
+                    name: "http".into(),
+                    protocol: Protocol::Tcp,
+                    port: 80,
+                    target_port: None,
+                }]),
                 selector: if r.next(2) == 0 { Some([("app".to_string(), svc)].into_iter().collect()) } else { None },
                 publish_not_ready: r.next(4) == 0,
             })),
@@ -773,16 +778,13 @@ mod tests {
                             Endpoint::new(vec![ip(r)].into(), ready, hostname.as_deref(), None)
                         })
                         .collect(),
-                    ports,
+                    ports: ports.into(),
                 },
             })),
             3 => Object::Endpoints(Arc::new(Endpoints {
                 namespace: ns.as_str().into(),
                 name: svc.as_str().into(),
-                groups: vec![EndpointGroup {
-                    endpoints: vec![Endpoint::new(vec![ip(r)].into(), true, None, None)],
-                    ports,
-                }],
+                groups: vec![EndpointGroup::new(vec![Endpoint::new(vec![ip(r)].into(), true, None, None)], ports)],
             })),
             _ => Object::Pod(Arc::new(Pod {
                 namespace: ns.as_str().into(),
@@ -856,7 +858,7 @@ mod tests {
                 namespace: "t".into(),
                 name: format!("s{i}").into(),
                 kind: ServiceKind::Headless,
-                ports: vec![],
+                ports: Box::new([]),
                 selector: None,
                 publish_not_ready: false,
             })));
@@ -864,10 +866,10 @@ mod tests {
                 namespace: "t".into(),
                 name: format!("s{i}-x").into(),
                 service: Some(format!("s{i}").into()),
-                group: EndpointGroup {
-                    endpoints: vec![Endpoint::new(vec![ip.parse().unwrap()].into(), true, None, None)],
-                    ports: vec![],
-                },
+                group: EndpointGroup::new(
+                    vec![Endpoint::new(vec![ip.parse().unwrap()].into(), true, None, None)],
+                    vec![],
+                ),
             })));
         }
         out
@@ -928,7 +930,7 @@ mod tests {
             service: Some("db".into()),
             group: EndpointGroup {
                 endpoints: ips.iter().map(|ip| Endpoint::new(vec![*ip].into(), true, None, None)).collect(),
-                ports: vec![EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }],
+                ports: Box::new([EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]),
             },
         }))
     }
@@ -950,7 +952,7 @@ mod tests {
                 namespace: "big".into(),
                 name: "db".into(),
                 kind: ServiceKind::Headless,
-                ports: vec![],
+                ports: Box::new([]),
                 selector: None,
                 publish_not_ready: false,
             })),

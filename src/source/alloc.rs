@@ -66,7 +66,7 @@ pub fn allocate(objects: &mut [Object], cidr: &IpNet) {
         }
         taken.insert(ip);
         if let Object::Service(s) = &mut objects[i] {
-            std::sync::Arc::make_mut(s).kind = ServiceKind::ClusterIp(vec![ip]);
+            std::sync::Arc::make_mut(s).kind = ServiceKind::ClusterIp(Box::new([ip]));
         }
     }
 }
