@@ -7,7 +7,7 @@
 use crate::metrics::Source;
 use smallvec::SmallVec;
 
-use crate::records::wire::{QNAME_PTR_AT, rebase_name, records};
+use crate::records::wire::{QNAME_PTR_AT, TYPE_SRV, push_srv_whole, rebase_name, records};
 use crate::records::{Answer, Rcode};
 
 pub const RCODE_NOERROR: u8 = 0;
@@ -365,25 +365,37 @@ pub fn encode_answer(out: &mut Vec<u8>, a: &Answer, max: usize, edns: bool) -> (
     'steps: for step in &a.steps {
         let rr = step.rrset();
         let start = out.len();
+        // Where this step's own name sits: the question, or the CNAME
+        // target of the step before.
+        let base = owner_ptr.map_or(QNAME_PTR_AT, usize::from);
         last_cname = (rr.rtype == TYPE_CNAME).then_some(start);
-        if owner_ptr.is_none() && out.len() + rr.answer.len() + tail <= max {
+        if owner_ptr.is_none() && rr.rtype != TYPE_SRV && out.len() + rr.answer.len() + tail <= max {
             out.extend_from_slice(rr.answer);
             an += rr.count;
         } else {
             for rec in records(rr.answer, true) {
-                if out.len() + rec.len() + tail > max {
+                let at = out.len();
+                if rr.rtype == TYPE_SRV {
+                    // Stored with its target relative to the name: written
+                    // whole (RFC 2782), so its size is known once written.
+                    if push_srv_whole(out, None, rec, base).is_none() {
+                        continue;
+                    }
+                } else {
+                    out.extend_from_slice(rec);
+                }
+                if out.len() + tail > max {
+                    out.truncate(at);
                     truncated = true;
                     break 'steps;
                 }
-                let at = out.len();
-                out.extend_from_slice(rec);
                 if let Some(p) = owner_ptr {
                     out[at..at + 2].copy_from_slice(&(0xC000 | p).to_be_bytes());
                 }
                 an += 1;
             }
         }
-        bases.push(owner_ptr.map_or(QNAME_PTR_AT, usize::from));
+        bases.push(base);
         // A CNAME RRset is one record: its target name (the next step's
         // owner) follows the record's 2-byte owner and 10-byte head.
         owner_ptr = match rr.rtype {

@@ -15,7 +15,7 @@ use hashbrown::HashTable;
 use super::ZoneConfig;
 use super::build::{owner_nodes, soa};
 use super::name::{Key, key_of, label_starts};
-use super::wire::{NodeData, QNAME_PTR, full_record, merge, prepare, records};
+use super::wire::{NodeData, QNAME_PTR, TYPE_SRV, full_record, merge, prepare, push_srv_whole, records};
 
 /// The SOA type, first in a zone transfer.
 const TYPE_SOA: u16 = 6;
@@ -387,10 +387,19 @@ impl ZoneIndex {
     /// of a name and are not given; each is its own name's.
     pub fn for_each_record(&self, zone: usize, mut f: impl FnMut(&[u8], &[u8])) {
         let apex = &self.apex_keys[zone];
-        let node = |key: &[u8], data: &NodeData, soa: Option<bool>, f: &mut dyn FnMut(&[u8], &[u8])| {
+        let mut whole = Vec::new();
+        let mut node = |key: &[u8], data: &NodeData, soa: Option<bool>, f: &mut dyn FnMut(&[u8], &[u8])| {
             for rrset in data.rrsets().filter(|r| soa.is_none_or(|s| (r.rtype == TYPE_SOA) == s)) {
                 for rec in records(rrset.answer, true) {
-                    f(key, &rec[QNAME_PTR.len()..]);
+                    if rrset.rtype == TYPE_SRV {
+                        // The target relative to the owner, written whole.
+                        whole.clear();
+                        if push_srv_whole(&mut whole, Some(key), rec, 0).is_some() {
+                            f(key, &whole[QNAME_PTR.len()..]);
+                        }
+                    } else {
+                        f(key, &rec[QNAME_PTR.len()..]);
+                    }
                 }
             }
         };
