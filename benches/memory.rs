@@ -106,6 +106,11 @@ fn main() {
         index_bytes / names as f64
     );
     shapes(&index);
+    let (shared, parts, bytes) = index.shared_stats();
+    println!(
+        "  names with several owners: {shared}, {parts} parts, {:.1} MiB of the parts' answers",
+        bytes as f64 / 1048576.0
+    );
     let total = mib() - base;
     drop(manifests);
     let without = mib() - base;

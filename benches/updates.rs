@@ -26,7 +26,7 @@ fn headless(namespace: &str, name: &str) -> Object {
         namespace: namespace.into(),
         name: name.into(),
         kind: ServiceKind::Headless,
-        ports: Box::new([ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }]),
+        ports: Arc::new([ServicePort { name: "http".into(), protocol: Protocol::Tcp, port: 80, target_port: None }]),
         selector: None,
         publish_not_ready: false,
     }))
@@ -39,7 +39,7 @@ fn slice(namespace: &str, svc: &str, name: &str, ips: &[IpAddr]) -> Object {
         service: Some(svc.into()),
         group: EndpointGroup {
             endpoints: ips.iter().map(|ip| Endpoint::new(vec![*ip].into(), true, None, None)).collect(),
-            ports: Box::new([EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]),
+            ports: Arc::new([EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]),
         },
     }))
 }

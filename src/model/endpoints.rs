@@ -104,7 +104,7 @@ fn emulate(svc: &Service, pod: &Pod) -> EndpointGroup {
                 None => p.port,
                 Some(TargetPort::Number(n)) => *n,
                 Some(TargetPort::Name(name)) => {
-                    pod.container_ports.iter().find(|c| c.name == *name && c.protocol == p.protocol)?.port
+                    pod.container_ports.iter().find(|c| c.name == **name && c.protocol == p.protocol)?.port
                 }
             };
             Some(EndpointPort { name: p.name.clone(), protocol: p.protocol, port })
@@ -132,7 +132,7 @@ mod tests {
             namespace: "t".into(),
             name: "db".into(),
             kind: ServiceKind::Headless,
-            ports: Box::new([]),
+            ports: Arc::new([]),
             selector: Some([("app", "db")].into_iter().collect()),
             publish_not_ready,
         }))

@@ -90,6 +90,7 @@ impl Object {
 }
 
 const _: () = assert!(std::mem::size_of::<Service>() == 112);
+const _: () = assert!(std::mem::size_of::<ServicePort>() == 48);
 const _: () = assert!(std::mem::size_of::<EndpointSlice>() == 104);
 
 // Two of an `Arc` at most, or `Vec`s and `SmallVec`s of objects grow.
@@ -149,7 +150,9 @@ impl Protocol {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TargetPort {
     Number(u16),
-    Name(Str),
+    /// Boxed: named target ports are the rarer kind, and a port is then 48
+    /// bytes, not 56 (a Service's two ports fit mimalloc's 96-byte class).
+    Name(Box<Str>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -167,10 +170,11 @@ pub struct Service {
     pub namespace: Str,
     pub name: Str,
     pub kind: ServiceKind,
-    /// Boxed slices here and in `ClusterIp` (no capacity word): a Service
-    /// is 112 bytes and its allocation fits mimalloc's 128-byte class, not
-    /// 160.
-    pub ports: Box<[ServicePort]>,
+    /// Shared: equal lists are one allocation when [`PortLists`] interned
+    /// them (most Services of a chart have the same ports). A slice here
+    /// and in `ClusterIp` (no capacity word): a Service is 112 bytes and
+    /// its allocation fits mimalloc's 128-byte class, not 160.
+    pub ports: Arc<[ServicePort]>,
     /// `None` for a selector-less Service (endpoints come from hand-made
     /// slices or Endpoints only).
     pub selector: Option<Labels>,
@@ -239,12 +243,13 @@ pub struct EndpointGroup {
     /// Boxed slices, not `Vec`s (no capacity word): a slice is 104 bytes and
     /// its allocation fits mimalloc's 128-byte class, not 160.
     pub endpoints: Box<[Endpoint]>,
-    pub ports: Box<[EndpointPort]>,
+    /// Shared, as a Service's ports are ([`PortLists`]).
+    pub ports: Arc<[EndpointPort]>,
 }
 
 impl EndpointGroup {
     pub fn new(endpoints: Vec<Endpoint>, ports: Vec<EndpointPort>) -> Self {
-        EndpointGroup { endpoints: endpoints.into_boxed_slice(), ports: ports.into_boxed_slice() }
+        EndpointGroup { endpoints: endpoints.into_boxed_slice(), ports: ports.into() }
     }
 }
 
@@ -288,6 +293,51 @@ pub struct Pod {
     pub hostname: Option<Str>,
     pub subdomain: Option<Str>,
     pub container_ports: Vec<ContainerPort>,
+}
+
+/// Port lists met so far, to share equal ones: the Services of one chart
+/// and their slices have the same ports, held once (at 100k Services of
+/// two ports each, 15 MiB). Used while a batch of objects is trimmed (a
+/// manifest file) and dropped after: it keeps nothing alive for long.
+#[derive(Default)]
+pub struct PortLists {
+    service: std::collections::HashSet<Arc<[ServicePort]>>,
+    endpoint: std::collections::HashSet<Arc<[EndpointPort]>>,
+}
+
+impl PortLists {
+    /// Makes `obj`'s port lists the ones met before when equal. An object
+    /// already shared is left as it is.
+    pub fn intern(&mut self, obj: &mut Object) {
+        fn one<T: Eq + std::hash::Hash>(seen: &mut std::collections::HashSet<Arc<[T]>>, list: &mut Arc<[T]>) {
+            match seen.get(&**list) {
+                Some(same) => *list = same.clone(),
+                None => {
+                    seen.insert(list.clone());
+                }
+            }
+        }
+        match obj {
+            Object::Service(s) => {
+                if let Some(s) = Arc::get_mut(s) {
+                    one(&mut self.service, &mut s.ports);
+                }
+            }
+            Object::EndpointSlice(s) => {
+                if let Some(s) = Arc::get_mut(s) {
+                    one(&mut self.endpoint, &mut s.group.ports);
+                }
+            }
+            Object::Endpoints(e) => {
+                if let Some(e) = Arc::get_mut(e) {
+                    for g in e.groups.iter_mut() {
+                        one(&mut self.endpoint, &mut g.ports);
+                    }
+                }
+            }
+            Object::Namespace(_) | Object::Pod(_) => {}
+        }
+    }
 }
 
 /// Labels or a selector: `key=value` pairs sorted by key. A flat list, not a
@@ -492,7 +542,7 @@ impl Service {
                 Some(IntOrString::Int(n)) => Some(TargetPort::Number(port(n)?)),
                 Some(IntOrString::String(s)) => match s.parse::<i32>() {
                     Ok(n) => Some(TargetPort::Number(port(n)?)),
-                    Err(_) => Some(TargetPort::Name(s.into())),
+                    Err(_) => Some(TargetPort::Name(Box::new(s.into()))),
                 },
                 None => None,
             };
@@ -507,7 +557,7 @@ impl Service {
             namespace,
             name,
             kind,
-            ports: ports.into_boxed_slice(),
+            ports: ports.into(),
             selector: spec.selector.filter(|s| !s.is_empty()).map(|s| s.into_iter().collect()),
             publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         })

@@ -194,7 +194,7 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
         nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(svc_name.clone())));
     }
     // R5 / R6: SRV by port, and by port name and protocol.
-    for p in &svc.ports {
+    for p in svc.ports.iter() {
         nodes.add(&svc_name, ttl, srv(p.port, &svc_name));
         if let Some(owner) = srv_name(&svc_name, &p.name, p.protocol) {
             nodes.add(&owner, ttl, srv(p.port, &svc_name));
@@ -245,7 +245,7 @@ fn endpoint_nodes(cfg: &ZoneConfig, svc: &Service, groups: &[Cow<'_, EndpointGro
                 }
                 // R3 and R6: the Service's name is its ready endpoints'.
                 nodes.addr(&svc_name, ttl, *ip);
-                for p in &g.ports {
+                for p in g.ports.iter() {
                     nodes.add(&svc_name, ttl, srv(p.port, &name));
                     if let Some(owner) = srv_name(&svc_name, &p.name, p.protocol) {
                         nodes.add(&owner, ttl, srv(p.port, &name));

@@ -361,6 +361,21 @@ impl ZoneIndex {
         self.shards.iter().map(|t| t.read().unwrap_or_else(|e| e.into_inner()).0.len()).sum()
     }
 
+    /// Names with several owners: how many, their parts, and the bytes
+    /// of the parts' answers (for the memory benchmark).
+    pub fn shared_stats(&self) -> (usize, usize, usize) {
+        let (mut names, mut parts, mut bytes) = (0, 0, 0);
+        for shard in self.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            for all in shard.1.values() {
+                names += 1;
+                parts += all.len();
+                bytes += all.iter().map(|(_, d)| d.stored_len()).sum::<usize>();
+            }
+        }
+        (names, parts, bytes)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.shards.iter().all(|t| t.read().unwrap_or_else(|e| e.into_inner()).0.is_empty())
     }
@@ -761,7 +776,7 @@ mod tests {
                     ),
                     _ => ServiceKind::ClusterIp(Box::new([format!("10.96.0.{}", r.next(4) + 1).parse().unwrap()])),
                 },
-                ports: Box::new([ServicePort {
+                ports: Arc::new([ServicePort {
                     name: "http".into(),
                     protocol: Protocol::Tcp,
                     port: 80,
@@ -867,7 +882,7 @@ mod tests {
                 namespace: "t".into(),
                 name: format!("s{i}").into(),
                 kind: ServiceKind::Headless,
-                ports: Box::new([]),
+                ports: Arc::new([]),
                 selector: None,
                 publish_not_ready: false,
             })));
@@ -939,7 +954,7 @@ mod tests {
             service: Some("db".into()),
             group: EndpointGroup {
                 endpoints: ips.iter().map(|ip| Endpoint::new(vec![*ip].into(), true, None, None)).collect(),
-                ports: Box::new([EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]),
+                ports: Arc::new([EndpointPort { name: "http".into(), protocol: Protocol::Tcp, port: 8080 }]),
             },
         }))
     }
@@ -961,7 +976,7 @@ mod tests {
                 namespace: "big".into(),
                 name: "db".into(),
                 kind: ServiceKind::Headless,
-                ports: Box::new([]),
+                ports: Arc::new([]),
                 selector: None,
                 publish_not_ready: false,
             })),

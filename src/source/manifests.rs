@@ -305,7 +305,7 @@ impl Manifests {
             return Outcome::Kept;
         }
         // Documents whose text did not change keep their objects.
-        let known: HashMap<u64, &DocObjects> =
+        let known: HashMap<std::num::NonZeroU64, &DocObjects> =
             old.iter().flat_map(|o| o.docs.iter()).filter_map(|d| Some((d.hash?, &d.objects))).collect();
         let (mut docs, errs) =
             parse_docs(path, text, self.scope.labels.as_ref(), &|h| known.get(&h).map(|o| (*o).clone()));
