@@ -303,12 +303,21 @@ pub struct Pod {
 pub struct PortLists {
     service: std::collections::HashSet<Arc<[ServicePort]>>,
     endpoint: std::collections::HashSet<Arc<[EndpointPort]>>,
+    /// Lists held by nothing else are forgotten when this many are kept
+    /// (then twice as many as remain): a watcher that runs for months
+    /// keeps the lists in use, not every list it ever met.
+    limit: usize,
 }
 
 impl PortLists {
     /// Makes `obj`'s port lists the ones met before when equal. An object
     /// already shared is left as it is.
     pub fn intern(&mut self, obj: &mut Object) {
+        if self.service.len() + self.endpoint.len() > self.limit.max(1024) {
+            self.service.retain(|l| Arc::strong_count(l) > 1);
+            self.endpoint.retain(|l| Arc::strong_count(l) > 1);
+            self.limit = 2 * (self.service.len() + self.endpoint.len());
+        }
         fn one<T: Eq + std::hash::Hash>(seen: &mut std::collections::HashSet<Arc<[T]>>, list: &mut Arc<[T]>) {
             match seen.get(&**list) {
                 Some(same) => *list = same.clone(),
@@ -706,6 +715,37 @@ fn exact<T>(mut v: Vec<T>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lists still held stay shared; lists no object holds any more are
+    /// forgotten once enough have gathered.
+    #[test]
+    fn port_lists_forget_what_no_object_holds() {
+        let svc = |port: u16| {
+            Object::Service(Arc::new(Service {
+                namespace: "t".into(),
+                name: "s".into(),
+                kind: ServiceKind::Headless,
+                ports: Arc::new([ServicePort { name: "p".into(), protocol: Protocol::Tcp, port, target_port: None }]),
+                selector: None,
+                publish_not_ready: false,
+            }))
+        };
+        let ports = |o: &Object| match o {
+            Object::Service(s) => s.ports.clone(),
+            _ => unreachable!(),
+        };
+        let mut lists = PortLists::default();
+        let mut kept = svc(1);
+        lists.intern(&mut kept);
+        for port in 2..5000 {
+            let mut gone = svc(port);
+            lists.intern(&mut gone);
+        }
+        assert!(lists.service.len() < 2100, "{} lists kept", lists.service.len());
+        let mut again = svc(1);
+        lists.intern(&mut again);
+        assert!(Arc::ptr_eq(&ports(&kept), &ports(&again)));
+    }
 
     /// The two names share one string: each reads back alone, inline or on
     /// the heap, whichever is missing.

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Scope, SourceMsg};
 use crate::metrics::Metrics;
-use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, Service, Str};
+use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, PortLists, Service, Str};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -247,10 +247,11 @@ impl Watch {
         self.namespaces.is_empty() || self.namespaces.contains(ns)
     }
 
-    /// Trims one object. `None`: skip it (filtered out, or malformed and
-    /// logged); `Some(Err(key))`: DNS ignores it (an FQDN slice), so any
-    /// earlier version must go.
-    fn convert<K, F>(&self, obj: K, trim: &F) -> Option<Result<Object, ObjectKey>>
+    /// Trims one object, its port lists shared with equal ones met before.
+    /// `None`: skip it (filtered out, or malformed and logged);
+    /// `Some(Err(key))`: DNS ignores it (an FQDN slice), so any earlier
+    /// version must go.
+    fn convert<K, F>(&self, obj: K, trim: &F, ports: &mut PortLists) -> Option<Result<Object, ObjectKey>>
     where
         K: Resource,
         F: Fn(K) -> Result<Option<Object>, String>,
@@ -260,7 +261,10 @@ impl Watch {
             return None;
         }
         match trim(obj) {
-            Ok(Some(o)) => Some(Ok(o)),
+            Ok(Some(mut o)) => {
+                ports.intern(&mut o);
+                Some(Ok(o))
+            }
             Ok(None) => Some(Err(key)),
             Err(e) => {
                 tracing::warn!(kind = ?self.kind, namespace = key.namespace, name = key.name, error = %e, "skipping an object that does not parse");
@@ -289,6 +293,7 @@ impl Watch {
         // A list in progress: objects that changed, every key it held, and
         // the hashes `sent` takes once the list is sent whole.
         let mut listing: Option<Listing> = None;
+        let mut ports = PortLists::default();
         while let Some(item) = stream.next().await {
             let trigger = match &item {
                 Ok(WatchEvent::Apply(obj)) => trigger_time(obj.meta()),
@@ -300,7 +305,7 @@ impl Watch {
                     true
                 }
                 Ok(WatchEvent::InitApply(obj)) => {
-                    if let Some(Ok(o)) = self.convert(obj, &trim) {
+                    if let Some(Ok(o)) = self.convert(obj, &trim, &mut ports) {
                         let list = listing.get_or_insert_with(Listing::default);
                         let (_, ns, name) = o.id();
                         let hashes = (hash_of(&(ns, name)), object_hash(&o));
@@ -323,7 +328,7 @@ impl Watch {
                     }
                     sent
                 }
-                Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim) {
+                Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim, &mut ports) {
                     Some(Ok(o)) => {
                         let (_, ns, name) = o.id();
                         sent.insert(hash_of(&(ns, name)), object_hash(&o));
