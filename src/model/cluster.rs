@@ -73,7 +73,7 @@ pub struct Cluster {
     namespaces: BTreeSet<String>,
     services: Names<Arc<Service>>,
     slices: Names<Arc<EndpointSlice>>,
-    /// (namespace, service name) -> slice names, from the service-name label.
+    /// (namespace, service name) -> its slices, from the service-name label.
     slices_by_service: Names<ServiceSlices>,
     endpoints: Names<Arc<Endpoints>>,
     pods: Names<Arc<Pod>>,
@@ -85,8 +85,10 @@ pub struct Cluster {
 /// names). The inner table holds the values alone, each found by the name
 /// it carries: 8 bytes a slot for an `Arc`, not 32 with a copy of the name
 /// beside it (10 MiB at 100k Services, the tables' slack included).
+/// Names are hashed with a seed of the process's own (as the maps'
+/// hashers are): names that users choose cannot be made to collide.
 #[derive(Debug)]
-struct Names<T>(foldhash::HashMap<Str, HashTable<T>>);
+struct Names<T>(foldhash::HashMap<Str, HashTable<T>>, foldhash::fast::RandomState);
 
 /// A value of [`Names`]: it knows its own name.
 trait Named {
@@ -117,25 +119,26 @@ impl Named for Arc<Pod> {
     }
 }
 
-/// Names hash alike in every table (the hash of a name, not of a value).
-fn name_hash(name: &str) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x6e61_6d65).hash_one(name)
-}
-
 impl<T> Default for Names<T> {
     fn default() -> Self {
-        Names(Default::default())
+        Names(Default::default(), Default::default())
     }
 }
 
 impl<T: Named> Names<T> {
+    /// The hash of a name (not of a value): the same in every inner table.
+    fn hash(&self, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.1.hash_one(name)
+    }
+
     fn get(&self, ns: &str, name: &str) -> Option<&T> {
-        self.0.get(ns)?.find(name_hash(name), |v| v.name() == name)
+        self.0.get(ns)?.find(self.hash(name), |v| v.name() == name)
     }
 
     fn get_mut(&mut self, ns: &str, name: &str) -> Option<&mut T> {
-        self.0.get_mut(ns)?.find_mut(name_hash(name), |v| v.name() == name)
+        let hash = self.hash(name);
+        self.0.get_mut(ns)?.find_mut(hash, |v| v.name() == name)
     }
 
     /// Adds `value` under its own name, or puts it in place of the value
@@ -145,16 +148,19 @@ impl<T: Named> Names<T> {
             *slot = value;
             return;
         }
+        let hash = self.hash(value.name());
+        let hasher = &self.1;
         let names = match self.0.get_mut(ns) {
             Some(names) => names,
             None => self.0.entry(Str::from(ns)).or_default(),
         };
-        names.insert_unique(name_hash(value.name()), value, |v| name_hash(v.name()));
+        names.insert_unique(hash, value, |v| std::hash::BuildHasher::hash_one(hasher, v.name()));
     }
 
     fn remove(&mut self, ns: &str, name: &str) -> Option<T> {
+        let hash = self.hash(name);
         let names = self.0.get_mut(ns)?;
-        let out = names.find_entry(name_hash(name), |v| v.name() == name).ok().map(|e| e.remove().0);
+        let out = names.find_entry(hash, |v| v.name() == name).ok().map(|e| e.remove().0);
         if names.is_empty() {
             self.0.remove(ns);
         }

@@ -151,7 +151,7 @@ impl Protocol {
 pub enum TargetPort {
     Number(u16),
     /// Boxed: named target ports are the rarer kind, and a port is then 48
-    /// bytes, not 56 (a Service's two ports fit mimalloc's 96-byte class).
+    /// bytes, not 56.
     Name(Box<Str>),
 }
 
@@ -297,8 +297,9 @@ pub struct Pod {
 
 /// Port lists met so far, to share equal ones: the Services of one chart
 /// and their slices have the same ports, held once (at 100k Services of
-/// two ports each, 15 MiB). Used while a batch of objects is trimmed (a
-/// manifest file) and dropped after: it keeps nothing alive for long.
+/// two ports each, 15 MiB). A manifest file's parse uses one and drops it
+/// after; each API watcher keeps one for as long as it runs, and forgets
+/// the lists nothing else holds whenever it has gathered enough.
 #[derive(Default)]
 pub struct PortLists {
     service: std::collections::HashSet<Arc<[ServicePort]>>,

@@ -73,7 +73,8 @@ impl Slot {
         self.merged.buffer().word(OWNER)
     }
 
-    /// Only under the shard's write lock (`&mut self`): queries' clones of
+    /// Only by the index's writer, under the shard's write lock (and in
+    /// [`Slot::new`], before the slot is in the table): queries' clones of
     /// the answer never read the words.
     fn set_owner(&self, owner: OwnerId) {
         self.merged.buffer().set_word(OWNER, owner);
@@ -396,7 +397,8 @@ impl ZoneIndex {
     /// Calls `f` with each record of served zone `zone` (0: the cluster
     /// zone) as its owner's key and the record after the owner, the SOA
     /// first: what an AXFR sends between its two SOAs. One shard is read at
-    /// a time (under its read lock), nothing copied; names change between
+    /// a time (under its read lock), nothing copied but SRV records (their
+    /// targets written whole); names change between
     /// shards as the updater goes on, so this is not one snapshot.
     /// Additional-section records (SRV targets' addresses) are not records
     /// of a name and are not given; each is its own name's.
