@@ -95,29 +95,18 @@ trait Named {
     fn name(&self) -> &str;
 }
 
-impl Named for Arc<Service> {
-    fn name(&self) -> &str {
-        &self.name
-    }
+/// The kinds held in [`Names`] by their `name` field.
+macro_rules! named_by_field {
+    ($($kind:ty),*) => {$(
+        impl Named for Arc<$kind> {
+            fn name(&self) -> &str {
+                &self.name
+            }
+        }
+    )*};
 }
 
-impl Named for Arc<EndpointSlice> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Named for Arc<Endpoints> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Named for Arc<Pod> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
+named_by_field!(Service, EndpointSlice, Endpoints, Pod);
 
 impl<T> Default for Names<T> {
     fn default() -> Self {
