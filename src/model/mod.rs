@@ -7,7 +7,7 @@ mod endpoints;
 mod objects;
 mod selector;
 
-pub use cluster::{Cluster, DNS_SERVICE, Event, Owner};
+pub use cluster::{Cluster, DNS_SERVICE, Event, Owner, key_hash};
 pub use endpoints::Source;
 pub use objects::*;
 pub use selector::Selector;

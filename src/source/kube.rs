@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Scope, SourceMsg};
 use crate::metrics::Metrics;
-use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, PortLists, Service, Str};
+use crate::model::{EndpointSlice, Event, Kind, Namespace, Object, ObjectKey, Pod, PortLists, Service, key_hash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -204,7 +204,7 @@ fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String
 #[derive(Default)]
 struct Listing {
     changed: Vec<Object>,
-    listed: foldhash::HashSet<(Str, Str)>,
+    listed: foldhash::HashSet<u128>,
     hashes: Vec<(u64, u128)>,
 }
 
@@ -309,7 +309,7 @@ impl Watch {
                         let list = listing.get_or_insert_with(Listing::default);
                         let (_, ns, name) = o.id();
                         let hashes = (hash_of(&(ns, name)), object_hash(&o));
-                        list.listed.insert((ns.into(), name.into()));
+                        list.listed.insert(key_hash(ns, name));
                         if sent.get(&hashes.0) != Some(&hashes.1) {
                             list.changed.push(o);
                         }
