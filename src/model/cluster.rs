@@ -146,17 +146,18 @@ impl<T: Named> Names<T> {
     /// Adds `value` under its own name, or puts it in place of the value
     /// of that name.
     fn insert(&mut self, ns: &str, value: T) {
-        if let Some(slot) = self.get_mut(ns, value.name()) {
-            *slot = value;
-            return;
-        }
         let hash = self.hash(value.name());
         let hasher = &self.1;
         let names = match self.0.get_mut(ns) {
             Some(names) => names,
             None => self.0.entry(Str::from(ns)).or_default(),
         };
-        names.insert_unique(hash, value, |v| std::hash::BuildHasher::hash_one(hasher, v.name()));
+        match names.find_mut(hash, |v| v.name() == value.name()) {
+            Some(slot) => *slot = value,
+            None => {
+                names.insert_unique(hash, value, |v| std::hash::BuildHasher::hash_one(hasher, v.name()));
+            }
+        }
     }
 
     fn remove(&mut self, ns: &str, name: &str) -> Option<T> {

@@ -60,7 +60,7 @@ const CHILDREN: usize = 1;
 
 impl Slot {
     fn new(key: &[u8]) -> Self {
-        let slot = Slot { merged: NodeData::keyed(key, &[], None) };
+        let mut slot = Slot { merged: NodeData::keyed(key, &[], None) };
         slot.set_owner(NO_OWNER);
         slot
     }
@@ -73,10 +73,9 @@ impl Slot {
         self.merged.buffer().word(OWNER)
     }
 
-    /// Only by the index's writer, under the shard's write lock (and in
-    /// [`Slot::new`], before the slot is in the table): queries' clones of
-    /// the answer never read the words.
-    fn set_owner(&self, owner: OwnerId) {
+    /// `&mut`: only the index's writer, under the shard's write lock, sets
+    /// the words; queries' clones of the answer never read them.
+    fn set_owner(&mut self, owner: OwnerId) {
         self.merged.buffer().set_word(OWNER, owner);
     }
 

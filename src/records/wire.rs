@@ -25,7 +25,9 @@ const CLASS_IN: u16 = 1;
 pub struct Rrset {
     pub rtype: u16,
     pub count: u16,
-    /// Answer records, each starting with [`QNAME_PTR`].
+    /// Answer records, each starting with [`QNAME_PTR`]. An SRV record's
+    /// target may end in a pointer into the question, as additional owners
+    /// do: encoders write it whole ([`push_srv_whole`]).
     pub answer: Vec<u8>,
     pub ar_count: u16,
     /// Additional records (SRV and NS targets' addresses). Their owners may
