@@ -11,7 +11,8 @@
 //!    reset through /proc/PID/clear_refs first), and every answer compared
 //!    with the one before the relist.
 //!
-//! `cargo bench --bench api` (add `-- --services N` to change the size).
+//! `cargo bench --bench api` (add `-- --services N` to change the size,
+//! `-- --start-only` to skip step 1).
 
 #[path = "../tests/common/fake_api.rs"]
 #[allow(dead_code)]
@@ -201,7 +202,7 @@ async fn big_start(services: usize) {
         .args(["serve", "--kubeconfig", kubeconfig.to_str().unwrap(), "--listen", &dns.to_string()])
         .args(["--ready", &ready.to_string(), "--health", "off", "--metrics", "off"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("BENCH_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -213,6 +214,13 @@ async fn big_start(services: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let to_ready = started.elapsed();
+    if std::env::var_os("BENCH_LOG").is_some() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let g: Vec<&str> = me.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        eprintln!("child utime {} stime {} ticks; bench utime {} stime {}", f[11], f[12], g[11], g[12]);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let steady = rss_kib(pid, "VmRSS:");
     println!(
@@ -292,9 +300,13 @@ fn main() {
     let services =
         args.iter().position(|a| a == "--services").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(100_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // `--start-only`: just the time to ready and the relist (step 2 and 3).
+    let start_only = args.iter().any(|a| a == "--start-only");
     rt.block_on(async {
-        event_to_answer(1000, 0).await;
-        event_to_answer(1000, services).await;
+        if !start_only {
+            event_to_answer(1000, 0).await;
+            event_to_answer(1000, services).await;
+        }
         big_start(services).await;
     });
 }

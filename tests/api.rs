@@ -322,6 +322,17 @@ async fn bad_objects_are_skipped_and_big_lists_load() {
     until(addr, "broken.team.svc.cluster.local.", A, has("10.96.1.3")).await;
     let (rc, ans) = q(addr, "good.team.svc.cluster.local.", A);
     assert!(has("10.96.1.1")(rc, &ans), "the malformed update replaced a good object: {rc:?} {ans:?}");
+    // A relist that still holds the malformed version keeps the last good
+    // one too (it is listed, so not deleted), and takes the other changes.
+    api.set_up(false).await;
+    api.apply(&svc("team", "after", "10.96.1.4"));
+    api.compact();
+    let gone = api.gone();
+    api.set_up(true).await;
+    until(addr, "after.team.svc.cluster.local.", A, has("10.96.1.4")).await;
+    assert!(api.gone() > gone, "the watch was not answered 410 Gone");
+    let (rc, ans) = q(addr, "good.team.svc.cluster.local.", A);
+    assert!(has("10.96.1.1")(rc, &ans), "a relist dropped the last good version: {rc:?} {ans:?}");
     running.server.shutdown().await;
 }
 

@@ -18,12 +18,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PartialObjectMeta};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Client, Config, Resource};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
 use tokio_util::sync::CancellationToken;
 
 use super::{Scope, SourceMsg};
@@ -152,22 +154,21 @@ pub fn spawn_watchers(
             },
         ),
     );
-    // The other kinds arrive as DynamicObject and are parsed one by one: a
-    // typed list fails whole on one malformed object, and the watcher would
-    // then relist forever instead of skipping that object.
-    let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(client.clone(), &ar);
+    // The other kinds are parsed object by object (`Lenient`): a typed
+    // list fails whole on one malformed object, and the watcher would then
+    // relist forever instead of skipping that object.
     spawn_until(
         &stop,
-        ctx(Kind::Service).run(dynamic(ApiResource::erase::<core::Service>(&())), labelled.clone(), |o| {
-            parse::<core::Service>(o)
+        ctx(Kind::Service).run(Api::<Lenient<core::Service>>::all(client.clone()), labelled.clone(), |o| {
+            o.parsed()
                 .and_then(|s| Service::trim(s).map_err(|e| e.to_string()))
                 .map(|s| Some(Object::Service(s.into())))
         }),
     );
     spawn_until(
         &stop,
-        ctx(Kind::EndpointSlice).run(dynamic(ApiResource::erase::<discovery::EndpointSlice>(&())), labelled, |o| {
-            parse::<discovery::EndpointSlice>(o)
+        ctx(Kind::EndpointSlice).run(Api::<Lenient<discovery::EndpointSlice>>::all(client.clone()), labelled, |o| {
+            o.parsed()
                 .and_then(|s| EndpointSlice::trim(s).map_err(|e| e.to_string()))
                 .map(|s| s.map(|s| Object::EndpointSlice(s.into())))
         }),
@@ -175,12 +176,81 @@ pub fn spawn_watchers(
     if opts.pods {
         spawn_until(
             &stop,
-            ctx(Kind::Pod).run(dynamic(ApiResource::erase::<core::Pod>(&())), base, |o| {
-                parse::<core::Pod>(o)
-                    .and_then(|p| Pod::trim(p).map_err(|e| e.to_string()))
-                    .map(|p| Some(Object::Pod(p.into())))
+            ctx(Kind::Pod).run(Api::<Lenient<core::Pod>>::all(client.clone()), base, |o| {
+                o.parsed().and_then(|p| Pod::trim(p).map_err(|e| e.to_string())).map(|p| Some(Object::Pod(p.into())))
             }),
         );
+    }
+}
+
+/// An object of kind `K` as the API sent it, parsed on its own: a list (or
+/// a watch event) holding one malformed object still parses, with that
+/// object `Bad` and skipped with a warning. One JSON tree per object, read
+/// into `K` without copying its strings (kube's `DynamicObject` took four
+/// passes: a buffered tree, a `Value`, a `Value` again and `K`).
+// Not boxed: a `K` lives only until it is trimmed, and a box would be one
+// more allocation per object of a 100k list.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Lenient<K> {
+    Parsed(K),
+    /// Only the name, namespace and resourceVersion: which object was
+    /// skipped, and where a watch resumes after it.
+    Bad {
+        metadata: ObjectMeta,
+        error: String,
+    },
+}
+
+impl<K> Lenient<K> {
+    fn parsed(self) -> Result<K, String> {
+        match self {
+            Lenient::Parsed(k) => Ok(k),
+            Lenient::Bad { error, .. } => Err(error),
+        }
+    }
+}
+
+impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let meta = |field: &str| value.get("metadata")?.get(field)?.as_str().map(str::to_owned);
+        // kube's watcher reads the resourceVersion of every event's object.
+        let metadata = ObjectMeta {
+            name: meta("name"),
+            namespace: meta("namespace"),
+            resource_version: meta("resourceVersion"),
+            ..Default::default()
+        };
+        Ok(match serde_json::from_value(value) {
+            Ok(k) => Lenient::Parsed(k),
+            Err(e) => Lenient::Bad { metadata, error: e.to_string() },
+        })
+    }
+}
+
+impl<K: k8s_openapi::Resource> k8s_openapi::Resource for Lenient<K> {
+    const API_VERSION: &'static str = K::API_VERSION;
+    const GROUP: &'static str = K::GROUP;
+    const KIND: &'static str = K::KIND;
+    const VERSION: &'static str = K::VERSION;
+    const URL_PATH_SEGMENT: &'static str = K::URL_PATH_SEGMENT;
+    type Scope = K::Scope;
+}
+
+impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> k8s_openapi::Metadata for Lenient<K> {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Lenient::Parsed(k) => k.metadata(),
+            Lenient::Bad { metadata, .. } => metadata,
+        }
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Lenient::Parsed(k) => k.metadata_mut(),
+            Lenient::Bad { metadata, .. } => metadata,
+        }
     }
 }
 
@@ -194,10 +264,6 @@ fn trigger_time(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
     let text = meta.annotations.as_ref()?.get("endpoints.kubernetes.io/last-change-trigger-time")?;
     let ts: jiff::Timestamp = text.parse().ok()?;
     Some(std::time::SystemTime::from(ts))
-}
-
-fn parse<K: Resource + DeserializeOwned>(obj: DynamicObject) -> Result<K, String> {
-    obj.try_parse::<K>().map_err(|e| e.to_string())
 }
 
 /// A list in progress (see [`Watch::run`]).
@@ -221,6 +287,17 @@ fn object_hash(o: &Object) -> u128 {
     use std::hash::BuildHasher;
     let other = foldhash::quality::FixedState::with_seed(0x6f62_6a65_6374).hash_one(o);
     (u128::from(hash_of(o)) << 64) | u128::from(other)
+}
+
+/// What became of one object from the API.
+enum Converted {
+    Object(Object),
+    /// DNS ignores it (an FQDN slice): any earlier version must go.
+    Ignored(ObjectKey),
+    /// Malformed (logged): any earlier version stays, through relists too.
+    Bad(ObjectKey),
+    /// Outside the namespaces served.
+    Unwanted,
 }
 
 /// One kind's watcher and where its events go.
@@ -248,27 +325,24 @@ impl Watch {
     }
 
     /// Trims one object, its port lists shared with equal ones met before.
-    /// `None`: skip it (filtered out, or malformed and logged);
-    /// `Some(Err(key))`: DNS ignores it (an FQDN slice), so any earlier
-    /// version must go.
-    fn convert<K, F>(&self, obj: K, trim: &F, ports: &mut PortLists) -> Option<Result<Object, ObjectKey>>
+    fn convert<K, F>(&self, obj: K, trim: &F, ports: &mut PortLists) -> Converted
     where
         K: Resource,
         F: Fn(K) -> Result<Option<Object>, String>,
     {
         let key = self.key(&obj);
         if !self.wanted(&key) {
-            return None;
+            return Converted::Unwanted;
         }
         match trim(obj) {
             Ok(Some(mut o)) => {
                 ports.intern(&mut o);
-                Some(Ok(o))
+                Converted::Object(o)
             }
-            Ok(None) => Some(Err(key)),
+            Ok(None) => Converted::Ignored(key),
             Err(e) => {
-                tracing::warn!(kind = ?self.kind, namespace = key.namespace, name = key.name, error = %e, "skipping an object that does not parse");
-                None
+                tracing::warn!(kind = ?self.kind, namespace = key.namespace, name = key.name, error = %e, "skipping an object that does not parse; its last good version stays");
+                Converted::Bad(key)
             }
         }
     }
@@ -305,15 +379,26 @@ impl Watch {
                     true
                 }
                 Ok(WatchEvent::InitApply(obj)) => {
-                    if let Some(Ok(o)) = self.convert(obj, &trim, &mut ports) {
-                        let list = listing.get_or_insert_with(Listing::default);
-                        let (_, ns, name) = o.id();
-                        let hashes = (hash_of(&(ns, name)), object_hash(&o));
-                        list.listed.insert(key_hash(ns, name));
-                        if sent.get(&hashes.0) != Some(&hashes.1) {
-                            list.changed.push(o);
+                    let list = listing.get_or_insert_with(Listing::default);
+                    match self.convert(obj, &trim, &mut ports) {
+                        Converted::Object(o) => {
+                            let (_, ns, name) = o.id();
+                            let hashes = (hash_of(&(ns, name)), object_hash(&o));
+                            list.listed.insert(key_hash(ns, name));
+                            if sent.get(&hashes.0) != Some(&hashes.1) {
+                                list.changed.push(o);
+                            }
+                            list.hashes.push(hashes);
                         }
-                        list.hashes.push(hashes);
+                        // Listed, so not deleted: its last good version stays.
+                        Converted::Bad(key) => {
+                            list.listed.insert(key_hash(&key.namespace, &key.name));
+                            let h = hash_of(&(key.namespace.as_str(), key.name.as_str()));
+                            if let Some(&last) = sent.get(&h) {
+                                list.hashes.push((h, last));
+                            }
+                        }
+                        Converted::Ignored(_) | Converted::Unwanted => {}
                     }
                     true
                 }
@@ -329,7 +414,7 @@ impl Watch {
                     sent
                 }
                 Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim, &mut ports) {
-                    Some(Ok(o)) => {
+                    Converted::Object(o) => {
                         let (_, ns, name) = o.id();
                         sent.insert(hash_of(&(ns, name)), object_hash(&o));
                         let sent = self.send(vec![Event::Apply(o.clone())]);
@@ -341,11 +426,11 @@ impl Watch {
                         }
                         sent
                     }
-                    Some(Err(key)) => {
+                    Converted::Ignored(key) => {
                         sent.remove(&hash_of(&(key.namespace.as_str(), key.name.as_str())));
                         self.send(vec![Event::Delete(key)])
                     }
-                    None => true,
+                    Converted::Bad(_) | Converted::Unwanted => true,
                 },
                 Ok(WatchEvent::Delete(obj)) => {
                     let key = self.key(&obj);
@@ -376,6 +461,34 @@ impl Default for KubeOptions {
             scope: Scope::default(),
             pods: false,
             watch_timeout: Self::WATCH_TIMEOUT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Svc = Lenient<core::Service>;
+
+    #[test]
+    fn a_bad_object_is_parsed_as_bad_in_lists_and_watch_events() {
+        let list = r#"{"metadata":{"resourceVersion":"9"},"items":[
+            {"metadata":{"name":"good","namespace":"team"},"spec":{"clusterIP":"10.96.1.1"}},
+            {"metadata":{"name":"broken","namespace":"team"},"spec":[1,2]}]}"#;
+        let list: kube::core::ObjectList<Svc> = serde_json::from_str(list).unwrap();
+        let got: Vec<_> = list.items.into_iter().map(|o| (o.meta().name.clone(), o.parsed().is_ok())).collect();
+        assert_eq!(got, [(Some("good".to_string()), true), (Some("broken".to_string()), false)]);
+        // The object before its type (as a JSON library with sorted keys
+        // writes it): buffered by serde, then read the same way.
+        for line in [
+            r#"{"object":{"metadata":{"name":"good","namespace":"team"},"spec":[1,2]},"type":"MODIFIED"}"#,
+            r#"{"type":"MODIFIED","object":{"metadata":{"name":"good","namespace":"team"},"spec":[1,2]}}"#,
+        ] {
+            let ev: kube::core::WatchEvent<Svc> = serde_json::from_str(line).unwrap();
+            let kube::core::WatchEvent::Modified(o) = ev else { panic!("not a modification: {ev:?}") };
+            assert_eq!(o.meta().name.as_deref(), Some("good"));
+            assert!(o.parsed().is_err());
         }
     }
 }
