@@ -324,12 +324,20 @@ async fn bad_objects_are_skipped_and_big_lists_load() {
     assert!(has("10.96.1.1")(rc, &ans), "the malformed update replaced a good object: {rc:?} {ans:?}");
     // A relist that still holds the malformed version keeps the last good
     // one too (it is listed, so not deleted), and takes the other changes.
+    // More changes than a page: the list sends them while it goes on, and
+    // its deletes still come at its end.
     api.set_up(false).await;
     api.apply(&svc("team", "after", "10.96.1.4"));
+    api.apply_many((0..1200).map(|i| svc("team", &format!("bulk-{i}"), &format!("10.98.{}.{}", i / 250, i % 250 + 1))));
+    api.delete("services", "team", "bulk-2999");
     api.compact();
     let gone = api.gone();
     api.set_up(true).await;
     until(addr, "after.team.svc.cluster.local.", A, has("10.96.1.4")).await;
+    until(addr, "bulk-1199.team.svc.cluster.local.", A, has("10.98.4.200")).await;
+    until(addr, "bulk-2999.team.svc.cluster.local.", A, nx).await;
+    let (rc, ans) = q(addr, "bulk-0.team.svc.cluster.local.", A);
+    assert!(has("10.98.0.1")(rc, &ans), "a changed Service of the relist: {rc:?} {ans:?}");
     assert!(api.gone() > gone, "the watch was not answered 410 Gone");
     let (rc, ans) = q(addr, "good.team.svc.cluster.local.", A);
     assert!(has("10.96.1.1")(rc, &ans), "a relist dropped the last good version: {rc:?} {ans:?}");

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 
-use super::name::{child, ip_label};
+use super::name::{child, ip_label, reverse_name};
 use super::{PodMode, ZoneConfig};
 use crate::model::{Cluster, DNS_SERVICE, EndpointGroup, Owner, Protocol, Service, ServiceKind};
 
@@ -35,7 +35,15 @@ struct Nodes(BTreeMap<Name, Vec<Record>>);
 impl Nodes {
     /// Adds a record; duplicates go in [`Nodes::into_vec`].
     fn add(&mut self, name: &Name, ttl: u32, rdata: RData) {
-        self.0.entry(name.clone()).or_default().push(Record::from_rdata(name.clone(), ttl, rdata));
+        let record = Record::from_rdata(name.clone(), ttl, rdata);
+        // A name of over 32 bytes is on the heap: cloned for the key only
+        // when it is new.
+        match self.0.get_mut(name) {
+            Some(records) => records.push(record),
+            None => {
+                self.0.insert(name.clone(), vec![record]);
+            }
+        }
     }
     fn touch(&mut self, name: &Name) {
         self.0.entry(name.clone()).or_default();
@@ -53,6 +61,9 @@ impl Nodes {
         self.0
             .into_iter()
             .map(|(name, mut records)| {
+                if records.len() < 2 {
+                    return Node { name, records };
+                }
                 let keep: Vec<bool> = {
                     let mut seen =
                         HashSet::with_capacity_and_hasher(records.len(), foldhash::fast::RandomState::default());
@@ -191,7 +202,7 @@ fn service_nodes(cluster: &Cluster, cfg: &ZoneConfig, svc: &Service, nodes: &mut
     // R2 and R7.
     for ip in ips {
         nodes.addr(&svc_name, ttl, *ip);
-        nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(svc_name.clone())));
+        nodes.add(&reverse_name(ip), ttl, RData::PTR(PTR(svc_name.clone())));
     }
     // R5 / R6: SRV by port, and by port name and protocol.
     for p in svc.ports.iter() {
@@ -239,7 +250,7 @@ fn endpoint_nodes(cfg: &ZoneConfig, svc: &Service, groups: &[Cow<'_, EndpointGro
                 let Some(name) = child(&svc_name, &label) else { continue };
                 // R4 and R8, headless and ClusterIP alike.
                 nodes.addr(&name, ttl, *ip);
-                nodes.add(&Name::from(*ip), ttl, RData::PTR(PTR(name.clone())));
+                nodes.add(&reverse_name(ip), ttl, RData::PTR(PTR(name.clone())));
                 if !headless {
                     continue;
                 }

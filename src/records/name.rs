@@ -68,6 +68,26 @@ pub fn child(parent: &Name, label: &str) -> Option<Name> {
     parent.prepend_label(label).ok()
 }
 
+/// The reverse name of an address (`5.1.244.10.in-addr.arpa.`), as
+/// hickory's `Name::from(ip)` writes it, without its string per octet:
+/// one per endpoint, 300,000 at 100k Services.
+pub fn reverse_name(ip: &IpAddr) -> Name {
+    let IpAddr::V4(v4) = ip else { return Name::from(*ip) };
+    let mut digits = [[0u8; 3]; 4];
+    let mut lens = [0usize; 4];
+    for (k, o) in v4.octets().into_iter().rev().enumerate() {
+        let text: &[u8] = match o {
+            0..=9 => &[b'0' + o],
+            10..=99 => &[b'0' + o / 10, b'0' + o % 10],
+            _ => &[b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10],
+        };
+        digits[k][..text.len()].copy_from_slice(text);
+        lens[k] = text.len();
+    }
+    let labels = (0..4).map(|k| &digits[k][..lens[k]]).chain([&b"in-addr"[..], b"arpa"]);
+    Name::from_labels(labels).unwrap_or_else(|_| Name::from(*ip))
+}
+
 /// The label of an endpoint without a hostname: its IP with dashes, as
 /// CoreDNS forms it (`10-244-1-5`, `fd00--5`, `2001-db8--0`), SPEC.md 1.
 pub fn ip_label(ip: &IpAddr) -> String {
@@ -111,6 +131,17 @@ mod tests {
         }
         assert_eq!(parse_ip_label("web-0"), None);
         assert_eq!(parse_ip_label("1-2-3"), None);
+    }
+
+    #[test]
+    fn reverse_names_are_hickorys() {
+        for ip in ["10.244.1.5", "0.0.0.0", "255.9.10.99", "192.168.100.200", "fd00::5"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let name = reverse_name(&ip);
+            assert_eq!(name, Name::from(ip), "{ip}");
+            assert_eq!(name.to_ascii(), Name::from(ip).to_ascii(), "{ip}");
+            assert!(name.is_fqdn());
+        }
     }
 
     #[test]

@@ -269,10 +269,20 @@ fn trigger_time(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 /// A list in progress (see [`Watch::run`]).
 #[derive(Default)]
 struct Listing {
+    /// Changed objects not sent yet: sent every [`LIST_CHUNK`], so that
+    /// the updater builds their names while the rest of the list arrives.
     changed: Vec<Object>,
+    /// Changed objects sent so far.
+    sent_early: usize,
     listed: foldhash::HashSet<u128>,
     hashes: Vec<(u64, u128)>,
 }
+
+/// Changed objects of a list in progress sent to the updater at a time (a
+/// page's worth). Each is the object as the API holds it now, so applying
+/// it before the list ends changes nothing but when: deletes still wait
+/// for the whole list.
+const LIST_CHUNK: usize = 500;
 
 /// A hash that is the same for equal values for the life of the process.
 fn hash_of<T: std::hash::Hash>(v: &T) -> u64 {
@@ -389,6 +399,12 @@ impl Watch {
                                 list.changed.push(o);
                             }
                             list.hashes.push(hashes);
+                            if list.changed.len() >= LIST_CHUNK {
+                                list.sent_early += list.changed.len();
+                                if !self.send(list.changed.drain(..).map(Event::Apply).collect()) {
+                                    return;
+                                }
+                            }
                         }
                         // Listed, so not deleted: its last good version stays.
                         Converted::Bad(key) => {
@@ -403,8 +419,8 @@ impl Watch {
                     true
                 }
                 Ok(WatchEvent::InitDone) => {
-                    let Listing { changed, listed, hashes } = listing.take().unwrap_or_default();
-                    tracing::debug!(kind = ?self.kind, objects = listed.len(), changed = changed.len(), "listed");
+                    let Listing { changed, sent_early, listed, hashes } = listing.take().unwrap_or_default();
+                    tracing::debug!(kind = ?self.kind, objects = listed.len(), changed = sent_early + changed.len(), "listed");
                     sent = hashes.into_iter().collect();
                     let sent = self.send(vec![Event::Relist { kind: self.kind, changed, listed }]);
                     if self.sync.done(self.kind) {
