@@ -1,13 +1,15 @@
 //! The Kubernetes API as a source: one watcher per kind (Services,
 //! EndpointSlices, Namespaces as metadata only, Pods only under `--pods
 //! verified`), objects trimmed as they arrive and sent to the updater as
-//! apply/delete events, a complete (re)list as a reset. No reflector store:
-//! the model is the only copy of the cluster.
+//! apply/delete events. No reflector store: the model is the only copy of
+//! the cluster.
 //!
 //! Faults never change an answer: a watch that fails is retried with
 //! jittered backoff while the last known state keeps serving, and a relist
-//! (after 410 Gone, or a restart of the stream) replaces the state of its
-//! kind atomically (see `Cluster::diff_reset`).
+//! (after 410 Gone, or a restart of the stream) brings its kind to the
+//! listed state: changed objects a page at a time as they arrive, deletes
+//! once the whole list is in (see `Cluster::diff_relist`), so a name present
+//! before and after is never missing in between.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
