@@ -12,7 +12,9 @@
 //!    with the one before the relist.
 //!
 //! `cargo bench --bench api` (add `-- --services N` to change the size,
-//! `-- --start-only` to skip step 1).
+//! `-- --start-only` to skip step 1). With `BENCH_LOG=1` (and `RUST_LOG`)
+//! the binary's log of step 2 and 3 shows, and the CPU time that the binary
+//! and this process (the fake API) took to ready.
 
 #[path = "../tests/common/fake_api.rs"]
 #[allow(dead_code)]
@@ -215,11 +217,18 @@ async fn big_start(services: usize) {
     }
     let to_ready = started.elapsed();
     if std::env::var_os("BENCH_LOG").is_some() {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let f: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let g: Vec<&str> = me.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        eprintln!("child utime {} stime {} ticks; bench utime {} stime {}", f[11], f[12], g[11], g[12]);
+        // utime and stime: fields 14 and 15 of /proc/PID/stat, counted
+        // after the command's closing parenthesis.
+        let cpu = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let f: Vec<String> = stat.rsplit(')').next().unwrap_or("").split_whitespace().map(String::from).collect();
+            (f.get(11).cloned().unwrap_or_default(), f.get(12).cloned().unwrap_or_default())
+        };
+        let (child, me) = (cpu(&pid.to_string()), cpu("self"));
+        eprintln!(
+            "CPU ticks to ready: clusterdns user {} system {}; bench (the fake API) user {} system {}",
+            child.0, child.1, me.0, me.1
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let steady = rss_kib(pid, "VmRSS:");

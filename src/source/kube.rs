@@ -187,9 +187,10 @@ pub fn spawn_watchers(
 
 /// An object of kind `K` as the API sent it, parsed on its own: a list (or
 /// a watch event) holding one malformed object still parses, with that
-/// object `Bad` and skipped with a warning. One JSON tree per object, read
-/// into `K` without copying its strings (kube's `DynamicObject` took four
-/// passes: a buffered tree, a `Value`, a `Value` again and `K`).
+/// object `Bad` and skipped with a warning. One JSON tree per object,
+/// moved into `K` (only the name, namespace and resourceVersion are copied,
+/// for a bad object's sake); kube's `DynamicObject` took four passes: a
+/// buffered tree, a `Value`, a `Value` again and `K`.
 // Not boxed: a `K` lives only until it is trimmed, and a box would be one
 // more allocation per object of a 100k list.
 #[allow(clippy::large_enum_variant)]
@@ -500,12 +501,15 @@ mod tests {
         // The object before its type (as a JSON library with sorted keys
         // writes it): buffered by serde, then read the same way.
         for line in [
-            r#"{"object":{"metadata":{"name":"good","namespace":"team"},"spec":[1,2]},"type":"MODIFIED"}"#,
-            r#"{"type":"MODIFIED","object":{"metadata":{"name":"good","namespace":"team"},"spec":[1,2]}}"#,
+            r#"{"object":{"metadata":{"name":"good","namespace":"team","resourceVersion":"7"},"spec":[1,2]},"type":"MODIFIED"}"#,
+            r#"{"type":"MODIFIED","object":{"metadata":{"name":"good","namespace":"team","resourceVersion":"7"},"spec":[1,2]}}"#,
         ] {
             let ev: kube::core::WatchEvent<Svc> = serde_json::from_str(line).unwrap();
             let kube::core::WatchEvent::Modified(o) = ev else { panic!("not a modification: {ev:?}") };
             assert_eq!(o.meta().name.as_deref(), Some("good"));
+            assert_eq!(o.meta().namespace.as_deref(), Some("team"));
+            // The watcher resumes from it: without it, it relists.
+            assert_eq!(o.meta().resource_version.as_deref(), Some("7"));
             assert!(o.parsed().is_err());
         }
     }
