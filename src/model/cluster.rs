@@ -562,6 +562,11 @@ impl Cluster {
     /// a relist or a reload are never removed, not even for a moment. Costs a
     /// lookup per object and no copy of any name but those that changed.
     pub fn diff_reset(&self, kinds: &[Kind], objects: Vec<Object>) -> Vec<Event> {
+        // Nothing of these kinds held (the first load): every object is new
+        // and nothing goes, with no set of the listed ids to build.
+        if kinds.iter().all(|k| self.ids_of(*k).next().is_none()) {
+            return objects.into_iter().filter(|o| kinds.contains(&o.id().0)).map(Event::Apply).collect();
+        }
         let listed: Vec<&Object> = objects.iter().filter(|o| kinds.contains(&o.id().0)).collect();
         let seen: foldhash::HashSet<(Kind, &str, &str)> = listed.iter().map(|o| o.id()).collect();
         let mut deletes = Vec::new();

@@ -622,29 +622,36 @@ impl Updater {
             // Apply as we go so that a later Reset diffs against the state
             // the earlier events made.
             for ev in queue.drain(..) {
+                stats.events += 1;
+                if first {
+                    // Nothing built yet: no names to list, no key to make.
+                    match ev {
+                        Event::Apply(obj) => self.cluster.apply(obj),
+                        Event::Delete(key) => self.cluster.delete(&key),
+                        Event::Reset { .. } | Event::Relist { .. } => continue,
+                    };
+                    continue;
+                }
                 let (key, obj) = match ev {
                     Event::Apply(obj) => (obj.key(), Some(obj)),
                     Event::Delete(key) => (key, None),
                     Event::Reset { .. } | Event::Relist { .. } => continue,
                 };
-                stats.events += 1;
-                if !first {
-                    // A Service's own names (its ClusterIP, PTR and SRV)
-                    // follow its endpoints only under `ignore_empty_service`:
-                    // a list of slices after the Services' would otherwise
-                    // build every Service again.
-                    let endpoints = matches!(key.kind, Kind::EndpointSlice | Kind::Endpoints);
-                    let skip_service = endpoints && !self.index.cfg.ignore_empty_service;
-                    for owner in self.cluster.affected(&key, obj.as_ref()) {
-                        if skip_service && matches!(owner, Owner::Service(..)) {
-                            continue;
-                        }
-                        if let std::collections::hash_map::Entry::Vacant(slot) = old.entry(owner) {
-                            // An owner without an id has no names: nothing
-                            // to build to list them.
-                            let keys = if self.has_id(slot.key()) { self.keys(slot.key()) } else { Vec::new() };
-                            slot.insert(keys);
-                        }
+                // A Service's own names (its ClusterIP, PTR and SRV)
+                // follow its endpoints only under `ignore_empty_service`:
+                // a list of slices after the Services' would otherwise
+                // build every Service again.
+                let endpoints = matches!(key.kind, Kind::EndpointSlice | Kind::Endpoints);
+                let skip_service = endpoints && !self.index.cfg.ignore_empty_service;
+                for owner in self.cluster.affected(&key, obj.as_ref()) {
+                    if skip_service && matches!(owner, Owner::Service(..)) {
+                        continue;
+                    }
+                    if let std::collections::hash_map::Entry::Vacant(slot) = old.entry(owner) {
+                        // An owner without an id has no names: nothing
+                        // to build to list them.
+                        let keys = if self.has_id(slot.key()) { self.keys(slot.key()) } else { Vec::new() };
+                        slot.insert(keys);
                     }
                 }
                 match obj {
