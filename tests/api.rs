@@ -46,6 +46,17 @@ fn slice(ns: &str, name: &str, svc: &str, ips: &[&str]) -> String {
     )
 }
 
+/// A slice whose endpoints are (IP, hostname) pairs.
+fn slice_hosts(ns: &str, name: &str, svc: &str, eps: &[(&str, &str)]) -> String {
+    let eps: String = eps
+        .iter()
+        .map(|(ip, host)| format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  hostname: {host}\n"))
+        .collect();
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{kubernetes.io/service-name: {svc}}}\naddressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\nendpoints:\n{eps}"
+    )
+}
+
 fn pod(ns: &str, name: &str, ip: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{app: x}}}}\nspec:\n  containers: [{{name: c, image: x}}]\nstatus:\n  phase: Running\n  podIP: {ip}\n  podIPs: [{{ip: {ip}}}]\n"
@@ -297,6 +308,48 @@ async fn relist_after_410_carries_deletions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relist_moves_an_endpoint_between_slices_without_a_gap() {
+    let api = FakeApi::start().await;
+    api.set_page(500);
+    api.apply(&ns("team"));
+    api.apply(&svc("team", "mover", "10.96.1.1"));
+    api.apply(&svc("team", "filler", "10.96.1.2"));
+    let filler = |n: u32| {
+        (0..600).map(move |i| {
+            let ip = format!("10.245.{}.{}", i / 250 + n, i % 250 + 1);
+            slice_hosts("team", &format!("mover-a{i:04}"), "filler", &[(&ip, &format!("f{i}"))])
+        })
+    };
+    api.apply(&slice_hosts("team", "mover-a", "mover", &[("10.244.0.5", "web")]));
+    api.apply_many(filler(0));
+    api.apply(&slice_hosts("team", "mover-b", "mover", &[("10.244.0.7", "other")]));
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&api, dir.path(), PodMode::Disabled).await;
+    let addr = running.addr();
+    until(addr, "web.mover.team.svc.cluster.local.", A, has("10.244.0.5")).await;
+    until(addr, "f599.filler.team.svc.cluster.local.", A, has("10.245.2.100")).await;
+    // While the API is away the two slices swap their endpoints, and 600
+    // slices listed between them change: a relist brings it all, and the
+    // name `web` must answer throughout (applied a page at a time, the
+    // first slice's change would show before the second's).
+    api.set_up(false).await;
+    api.apply(&slice_hosts("team", "mover-a", "mover", &[("10.244.0.7", "other")]));
+    api.apply_many(filler(10));
+    api.apply(&slice_hosts("team", "mover-b", "mover", &[("10.244.0.5", "web")]));
+    api.compact();
+    let (stop, bad, asked, h) = hammer(addr, "web.mover.team.svc.cluster.local.", "10.244.0.5");
+    api.set_up(true).await;
+    until(addr, "f599.filler.team.svc.cluster.local.", A, has("10.245.12.100")).await;
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    assert!(api.gone() > 0, "the watch was not answered 410 Gone");
+    assert!(asked.load(Ordering::Relaxed) > 0);
+    assert_eq!(bad.load(Ordering::Relaxed), 0, "`web` missed during the relist");
+    until(addr, "other.mover.team.svc.cluster.local.", A, has("10.244.0.7")).await;
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_objects_are_skipped_and_big_lists_load() {
     let api = FakeApi::start().await;
     api.set_page(500);
@@ -324,8 +377,7 @@ async fn bad_objects_are_skipped_and_big_lists_load() {
     assert!(has("10.96.1.1")(rc, &ans), "the malformed update replaced a good object: {rc:?} {ans:?}");
     // A relist that still holds the malformed version keeps the last good
     // one too (it is listed, so not deleted), and takes the other changes.
-    // More changes than a page: the list sends them while it goes on, and
-    // its deletes still come at its end.
+    // More changes than a page, and a delete: one batch at the list's end.
     api.set_up(false).await;
     api.apply(&svc("team", "after", "10.96.1.4"));
     api.apply_many((0..1200).map(|i| svc("team", &format!("bulk-{i}"), &format!("10.98.{}.{}", i / 250, i % 250 + 1))));

@@ -7,9 +7,10 @@
 //! Faults never change an answer: a watch that fails is retried with
 //! jittered backoff while the last known state keeps serving, and a relist
 //! (after 410 Gone, or a restart of the stream) brings its kind to the
-//! listed state: changed objects a page at a time as they arrive, deletes
-//! once the whole list is in (see `Cluster::diff_relist`), so a name present
-//! before and after is never missing in between.
+//! listed state in one batch once the whole list is in (see
+//! `Cluster::diff_relist`), so a name present before and after is never
+//! missing in between. Only a watch's first list, before anything is served
+//! as loaded, is applied a page at a time as it arrives.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -272,8 +273,9 @@ fn trigger_time(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMet
 /// A list in progress (see [`Watch::run`]).
 #[derive(Default)]
 struct Listing {
-    /// Changed objects not sent yet: sent every [`LIST_CHUNK`], so that
-    /// the updater builds their names while the rest of the list arrives.
+    /// Changed objects not sent yet: in a first list sent every
+    /// [`LIST_CHUNK`], so that the updater builds their names while the
+    /// rest of the list arrives.
     changed: Vec<Object>,
     /// Changed objects sent so far.
     sent_early: usize,
@@ -281,10 +283,11 @@ struct Listing {
     hashes: Vec<(u64, u128)>,
 }
 
-/// Changed objects of a list in progress sent to the updater at a time (a
-/// page's worth). Each is the object as the API holds it now, so applying
-/// it before the list ends changes nothing but when: deletes still wait
-/// for the whole list.
+/// Changed objects of a watch's first list sent to the updater at a time
+/// (a page's worth). Each is the object as the API holds it now, and
+/// nothing is served as loaded before every kind is listed, so applying
+/// them early changes nothing but when; deletes still wait for the whole
+/// list.
 const LIST_CHUNK: usize = 500;
 
 /// A hash that is the same for equal values for the life of the process.
@@ -380,6 +383,12 @@ impl Watch {
         // A list in progress: objects that changed, every key it held, and
         // the hashes `sent` takes once the list is sent whole.
         let mut listing: Option<Listing> = None;
+        // Until the first list is whole: its changes may be applied as they
+        // arrive (nothing is served as loaded yet). A later relist applies
+        // its changes in one batch, so that a name present before and after
+        // it never misses (an endpoint moving between two slices that
+        // happen to arrive in different batches would).
+        let mut first_list = true;
         let mut ports = PortLists::default();
         while let Some(item) = stream.next().await {
             let trigger = match &item {
@@ -402,7 +411,7 @@ impl Watch {
                                 list.changed.push(o);
                             }
                             list.hashes.push(hashes);
-                            if list.changed.len() >= LIST_CHUNK {
+                            if first_list && list.changed.len() >= LIST_CHUNK {
                                 list.sent_early += list.changed.len();
                                 if !self.send(list.changed.drain(..).map(Event::Apply).collect()) {
                                     return;
@@ -425,6 +434,7 @@ impl Watch {
                     let Listing { changed, sent_early, listed, hashes } = listing.take().unwrap_or_default();
                     tracing::debug!(kind = ?self.kind, objects = listed.len(), changed = sent_early + changed.len(), "listed");
                     sent = hashes.into_iter().collect();
+                    first_list = false;
                     let sent = self.send(vec![Event::Relist { kind: self.kind, changed, listed }]);
                     if self.sync.done(self.kind) {
                         tracing::info!("every kind listed: serving the cluster state");
