@@ -290,6 +290,12 @@ struct Listing {
 /// list.
 const LIST_CHUNK: usize = 500;
 
+/// The key of an object in a watch's `sent` map: one function, so that
+/// every path (objects, bad objects, deletes) hashes the same tuple type.
+fn sent_key(namespace: &str, name: &str) -> u64 {
+    hash_of(&(namespace, name))
+}
+
 /// A hash that is the same for equal values for the life of the process.
 fn hash_of<T: std::hash::Hash>(v: &T) -> u64 {
     use std::hash::BuildHasher;
@@ -405,7 +411,7 @@ impl Watch {
                     match self.convert(obj, &trim, &mut ports) {
                         Converted::Object(o) => {
                             let (_, ns, name) = o.id();
-                            let hashes = (hash_of(&(ns, name)), object_hash(&o));
+                            let hashes = (sent_key(ns, name), object_hash(&o));
                             list.listed.insert(key_hash(ns, name));
                             if sent.get(&hashes.0) != Some(&hashes.1) {
                                 list.changed.push(o);
@@ -421,7 +427,7 @@ impl Watch {
                         // Listed, so not deleted: its last good version stays.
                         Converted::Bad(key) => {
                             list.listed.insert(key_hash(&key.namespace, &key.name));
-                            let h = hash_of(&(key.namespace.as_str(), key.name.as_str()));
+                            let h = sent_key(&key.namespace, &key.name);
                             if let Some(&last) = sent.get(&h) {
                                 list.hashes.push((h, last));
                             }
@@ -445,7 +451,7 @@ impl Watch {
                 Ok(WatchEvent::Apply(obj)) => match self.convert(obj, &trim, &mut ports) {
                     Converted::Object(o) => {
                         let (_, ns, name) = o.id();
-                        sent.insert(hash_of(&(ns, name)), object_hash(&o));
+                        sent.insert(sent_key(ns, name), object_hash(&o));
                         let sent = self.send(vec![Event::Apply(o.clone())]);
                         if let (Object::EndpointSlice(slice), Some(at)) = (&o, trigger)
                             && let Some(svc) = &slice.service
@@ -456,14 +462,14 @@ impl Watch {
                         sent
                     }
                     Converted::Ignored(key) => {
-                        sent.remove(&hash_of(&(key.namespace.as_str(), key.name.as_str())));
+                        sent.remove(&sent_key(&key.namespace, &key.name));
                         self.send(vec![Event::Delete(key)])
                     }
                     Converted::Bad(_) | Converted::Unwanted => true,
                 },
                 Ok(WatchEvent::Delete(obj)) => {
                     let key = self.key(&obj);
-                    sent.remove(&hash_of(&(key.namespace.as_str(), key.name.as_str())));
+                    sent.remove(&sent_key(&key.namespace, &key.name));
                     !self.wanted(&key) || self.send(vec![Event::Delete(key)])
                 }
                 Err(e) => {

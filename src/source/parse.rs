@@ -76,16 +76,12 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     let first = matches!(bytes.first(), Some(b'-' | b'.')).then_some(0);
     for offset in first.into_iter().chain(merged) {
         let end = memchr::memchr(b'\n', &bytes[offset..]).map_or(bytes.len(), |i| offset + i + 1);
-        let line = &text[offset..end];
-        let bare = line.trim_end_matches(['\n', '\r']);
-        let marker = bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
-        if marker || bare.trim_end() == "..." {
+        if let Some(next) = marker(&text[offset..end]) {
             if !text[start..offset].trim().is_empty() {
                 docs.push((n, start, offset));
             }
             n += 1;
-            // `--- key: value` starts a document on the marker line.
-            start = if marker && !bare[3..].trim().is_empty() { offset + 3 } else { end };
+            start = offset + next;
         }
     }
     if !text[start..].trim().is_empty() {
@@ -98,6 +94,18 @@ fn documents(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
         seen = a;
         (n, line, &text[a..b])
     })
+}
+
+/// Whether `line` (with its line break) ends a document: `---` or `...`
+/// alone on it. Then where the next document starts, from the line's start:
+/// after the line, or after the `---` of `--- key: value`.
+fn marker(line: &str) -> Option<usize> {
+    let bare = line.trim_end_matches(['\n', '\r']);
+    let dashes = bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
+    if dashes && !bare[3..].trim().is_empty() {
+        return Some(3);
+    }
+    (dashes || bare.trim_end() == "...").then_some(line.len())
 }
 
 /// What one document may cost once parsed, relative to its text: a parsed
@@ -405,20 +413,18 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// The splitter as it was, line by line: what the vector search must
-    /// give on any text.
+    /// The splitter as it was, every line asked: what the vector search,
+    /// which asks only the lines that can be markers, must give on any text.
     fn documents_line_by_line(text: &str) -> Vec<(usize, usize, &str)> {
         let mut docs = Vec::new();
         let (mut n, mut start, mut offset) = (1, 0, 0);
         for line in text.split_inclusive('\n') {
-            let bare = line.trim_end_matches(['\n', '\r']);
-            let marker = bare.starts_with("---") && bare[3..].chars().next().is_none_or(char::is_whitespace);
-            if marker || bare.trim_end() == "..." {
+            if let Some(next) = marker(line) {
                 if !text[start..offset].trim().is_empty() {
                     docs.push((n, start, offset));
                 }
                 n += 1;
-                start = if marker && !bare[3..].trim().is_empty() { offset + 3 } else { offset + line.len() };
+                start = offset + next;
             }
             offset += line.len();
         }
