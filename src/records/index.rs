@@ -476,6 +476,16 @@ impl ZoneIndex {
     /// never goes missing in between. Returns whether any answer changed.
     /// Safe to call for different owners from several threads at once.
     fn set_owner(&self, owner: OwnerId, old_keys: &[Key], new: Vec<NodeData>) -> bool {
+        let (changed, stale) = self.put_owner(owner, old_keys, new);
+        self.drop_names(owner, &stale) | changed
+    }
+
+    /// The first half of [`ZoneIndex::set_owner`]: writes `new`, and
+    /// returns whether an answer changed and the old keys `owner` no longer
+    /// has, for [`ZoneIndex::drop_names`]. A batch writes every owner's new
+    /// names before it drops any: a name that moves from one owner to
+    /// another (an endpoint from one slice to the next) never misses.
+    fn put_owner<'k>(&self, owner: OwnerId, old_keys: &'k [Key], new: Vec<NodeData>) -> (bool, Vec<&'k Key>) {
         let mut changed = false;
         let new_keys: HashSet<&[u8]> = new.iter().map(NodeData::key).collect();
         let mut made = Vec::new();
@@ -497,7 +507,16 @@ impl ZoneIndex {
         for key in made {
             self.link(key);
         }
-        for key in old_keys.iter().filter(|k| !new_keys.contains(&k[..])) {
+        self.add_unsettled(unsettled);
+        (changed, old_keys.iter().filter(|k| !new_keys.contains(&k[..])).collect())
+    }
+
+    /// The second half of [`ZoneIndex::set_owner`]: `owner` lets go of
+    /// `stale`. Returns whether an answer changed.
+    fn drop_names(&self, owner: OwnerId, stale: &[&Key]) -> bool {
+        let mut changed = false;
+        let mut unsettled: Vec<Key> = Vec::new();
+        for &key in stale {
             let taken = self.with_slot(key, |e, shared| {
                 let took = e.take(shared, owner);
                 if took && e.shared() {
@@ -512,12 +531,16 @@ impl ZoneIndex {
                 }
             }
         }
-        if !unsettled.is_empty()
+        self.add_unsettled(unsettled);
+        changed
+    }
+
+    fn add_unsettled(&self, keys: Vec<Key>) {
+        if !keys.is_empty()
             && let Ok(mut all) = self.unsettled.lock()
         {
-            all.extend(unsettled);
+            all.extend(keys);
         }
-        changed
     }
 
     /// Merges, once each, the names with several owners that changed since
@@ -713,34 +736,52 @@ impl Updater {
     /// left). Big batches (the first load, a relist) run on every core: the
     /// index takes concurrent writers for different owners. Small ones stay
     /// on this thread, where a single change costs no thread start.
-    fn rebuild(&self, work: &[(Owner, OwnerId, Vec<Key>)], serial: u32) -> Vec<(bool, bool)> {
+    fn rebuild<'w>(&self, work: &'w [(Owner, OwnerId, Vec<Key>)], serial: u32) -> Vec<(bool, bool)> {
         let (cluster, index) = (&self.cluster, &*self.index);
-        let one = |(owner, id, old): &(Owner, OwnerId, Vec<Key>)| {
+        // Every owner's new names first, then the names owners dropped (see
+        // `put_owner`).
+        let one = |(owner, id, old): &'w (Owner, OwnerId, Vec<Key>)| {
             let prepared = Self::prepared(cluster, index, owner, serial);
             let gone = prepared.is_empty();
-            (index.set_owner(*id, old, prepared), gone)
+            let (changed, stale) = index.put_owner(*id, old, prepared);
+            (changed, gone, stale)
         };
-        if work.len() < PARALLEL_FROM {
-            return work.iter().map(one).collect();
-        }
-        // Asked only here: on Linux it reads the cgroup's CPU quota files.
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-        if threads == 1 {
-            return work.iter().map(one).collect();
-        }
-        let chunk = work.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> =
-                work.chunks(chunk).map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>())).collect();
-            // A panic in a worker is a bug; count its part as changed (so the
-            // serial moves) and not gone, and let the rest stand.
-            handles
-                .into_iter()
-                .zip(work.chunks(chunk))
-                .flat_map(|(h, part)| h.join().unwrap_or_else(|_| vec![(true, false); part.len()]))
-                .collect()
-        })
+        // A panic in a worker is a bug; count its part as changed (so the
+        // serial moves) and not gone, and let the rest stand.
+        let put = on_all_cores(work, one, || (true, false, Vec::new()));
+        work.iter()
+            .zip(put)
+            .map(|((_, id, _), (changed, gone, stale))| (index.drop_names(*id, &stale) | changed, gone))
+            .collect()
     }
+}
+
+/// `one` over `work`, on every core for a big batch; `panicked` stands for
+/// each result of a part whose thread panicked.
+fn on_all_cores<'w, T: Sync, R: Send>(
+    work: &'w [T],
+    one: impl Fn(&'w T) -> R + Sync,
+    panicked: impl Fn() -> R,
+) -> Vec<R> {
+    if work.len() < PARALLEL_FROM {
+        return work.iter().map(one).collect();
+    }
+    // Asked only here: on Linux it reads the cgroup's CPU quota files.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    if threads == 1 {
+        return work.iter().map(one).collect();
+    }
+    let chunk = work.len().div_ceil(threads);
+    let one = &one;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            work.chunks(chunk).map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>())).collect();
+        handles
+            .into_iter()
+            .zip(work.chunks(chunk))
+            .flat_map(|(h, part)| h.join().unwrap_or_else(|_| part.iter().map(|_| panicked()).collect()))
+            .collect()
+    })
 }
 
 #[cfg(test)]
