@@ -86,6 +86,11 @@ try:
 except ImportError:
     pass
 
+# yaml_fast: each document of the fixtures on its own.
+for path in sorted(glob.glob(os.path.join(fx, "*.yaml"))):
+    for i, doc in enumerate(open(path, "rb").read().split(b"\n---\n")):
+        write("yaml_fast", f"{os.path.basename(path)}-{i:03}", doc)
+
 # corefile: the fixture Corefiles and the chain of the query target.
 for path in sorted(glob.glob(os.path.join(fx, "corefiles", "*.Corefile"))):
     write("corefile", os.path.basename(path), open(path, "rb").read())

@@ -4,6 +4,7 @@
 //! DNS index. Sources know nothing of DNS.
 
 mod alloc;
+mod block;
 pub mod kube;
 pub mod manifests;
 pub mod parse;
