@@ -567,8 +567,14 @@ impl Cluster {
         if kinds.iter().all(|k| self.ids_of(*k).next().is_none()) {
             return objects.into_iter().filter(|o| kinds.contains(&o.id().0)).map(Event::Apply).collect();
         }
-        let listed: Vec<&Object> = objects.iter().filter(|o| kinds.contains(&o.id().0)).collect();
-        let seen: foldhash::HashSet<(Kind, &str, &str)> = listed.iter().map(|o| o.id()).collect();
+        // An object listed twice (two manifest files define it) is its last
+        // version, as when everything is applied in order: the same list
+        // then makes the same state whatever the state before.
+        let mut seen: foldhash::HashSet<(Kind, &str, &str)> = foldhash::HashSet::default();
+        let mut last = vec![false; objects.len()];
+        for (i, o) in objects.iter().enumerate().rev() {
+            last[i] = kinds.contains(&o.id().0) && seen.insert(o.id());
+        }
         let mut deletes = Vec::new();
         for kind in kinds {
             for (ns, name) in self.ids_of(*kind) {
@@ -578,9 +584,8 @@ impl Cluster {
                 }
             }
         }
-        let changed: Vec<bool> = objects.iter().map(|o| kinds.contains(&o.id().0) && !self.holds(o)).collect();
+        let changed: Vec<bool> = objects.iter().zip(last).map(|(o, last)| last && !self.holds(o)).collect();
         drop(seen);
-        drop(listed);
         let mut out: Vec<Event> =
             objects.into_iter().zip(changed).filter(|(_, c)| *c).map(|(o, _)| Event::Apply(o)).collect();
         out.extend(deletes);

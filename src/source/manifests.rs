@@ -27,7 +27,7 @@ use ipnet::IpNet;
 use super::Scope;
 use super::alloc::allocate;
 use super::parse::{Doc, DocError, DocObjects, parse_docs};
-use crate::model::{Object, ObjectKey};
+use crate::model::{Event, Kind, Object, ObjectKey, ServiceKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -37,6 +37,71 @@ pub enum ManifestError {
 
 /// Every object of the manifests, and the problems found in the files read.
 pub type Loaded = (Vec<Object>, Vec<DocError>);
+
+/// What a reload found changed.
+pub enum Reload {
+    /// Every object served, for a reset: a change that the files' own
+    /// applies and deletes cannot tell (below, [`Census`]).
+    Reset(Vec<Object>),
+    /// The applies and deletes of the changed files' objects: work in
+    /// proportion to the change, not to the cluster.
+    Events(Vec<Event>),
+}
+
+/// The objects a load took out of the served set (changed and removed
+/// files' last versions) and put in (changed files' new versions).
+#[derive(Default)]
+struct Delta {
+    /// Whether this load notes its delta.
+    tracked: bool,
+    removed: Vec<Object>,
+    added: Vec<Object>,
+}
+
+/// Counts over every object served, kept up to date by each reload's
+/// delta, that tell whether a change can be sent as its own applies and
+/// deletes. It cannot when the change makes or ends a namespace (implied by
+/// the objects in it), moves an allocated ClusterIP (allocation looks at
+/// every Service), or touches an object that more than one file defines
+/// (which one wins depends on all of them). A 32-bit hash stands for an
+/// object: a collision only sends a change the full way.
+#[derive(Default)]
+struct Census {
+    /// Definitions of each object, by the hash of its kind and name.
+    defs: HashMap<u32, u32>,
+    /// Objects in each namespace (Namespaces themselves aside).
+    namespaces: HashMap<String, usize>,
+    /// Services waiting for a ClusterIP.
+    pending: usize,
+}
+
+fn id_hash(obj: &Object) -> u32 {
+    use std::hash::BuildHasher;
+    foldhash::quality::FixedState::with_seed(0x6d61_6e69_6665_7374).hash_one(obj.id()) as u32
+}
+
+fn waits_for_ip(obj: &Object) -> bool {
+    matches!(obj, Object::Service(s) if matches!(&s.kind, ServiceKind::ClusterIp(ips) if ips.is_empty()))
+}
+
+impl Census {
+    fn count(&mut self, obj: &Object, up: bool) {
+        let step = |n: &mut u32| *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        step(self.defs.entry(id_hash(obj)).or_default());
+        if !matches!(obj, Object::Namespace(_)) {
+            // Looked up first: a namespace's name is allocated once.
+            let ns = obj.namespace();
+            let n = match self.namespaces.get_mut(ns) {
+                Some(n) => n,
+                None => self.namespaces.entry(ns.to_string()).or_default(),
+            };
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        }
+        if waits_for_ip(obj) {
+            self.pending = if up { self.pending + 1 } else { self.pending.saturating_sub(1) };
+        }
+    }
+}
 
 /// How long a file must have been still before a version of it that lost
 /// objects is believed: a writer that truncates a file and writes it again
@@ -73,6 +138,10 @@ pub struct Manifests {
     skipped: HashSet<PathBuf>,
     /// When a deferred change should be looked at again.
     recheck: Option<Duration>,
+    /// What the load under way took out and put in.
+    delta: Delta,
+    /// Counts of the served set as of the last reload (`None` until one).
+    census: Option<Census>,
 }
 
 fn is_hidden(path: &Path) -> bool {
@@ -172,7 +241,16 @@ enum Outcome {
 
 impl Manifests {
     pub fn new(roots: Vec<PathBuf>, cidr: IpNet, scope: Scope) -> Self {
-        Manifests { roots, cidr, scope, files: HashMap::new(), skipped: HashSet::new(), recheck: None }
+        Manifests {
+            roots,
+            cidr,
+            scope,
+            files: HashMap::new(),
+            skipped: HashSet::new(),
+            recheck: None,
+            delta: Delta::default(),
+            census: None,
+        }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -196,7 +274,9 @@ impl Manifests {
     /// deletion).
     fn read_failed(&mut self, path: &Path, error: std::io::Error, strict: bool) -> Result<bool, ManifestError> {
         if error.kind() == std::io::ErrorKind::NotFound {
-            return Ok(self.files.remove(path).is_some());
+            let Some(gone) = self.files.remove(path) else { return Ok(false) };
+            self.took_out(&gone);
+            return Ok(true);
         }
         if strict {
             return Err(ManifestError::Read { path: path.to_path_buf(), error });
@@ -207,7 +287,119 @@ impl Manifests {
 
     /// its last good state.
     pub fn load(&mut self, strict: bool) -> Result<Option<Loaded>, ManifestError> {
+        let Some(errors) = self.scan(strict, false)? else { return Ok(None) };
+        // Counted again before the next reload.
+        self.census = None;
+        Ok(Some((self.objects(), errors)))
+    }
+
+    /// [`Manifests::load`] after the first: what changed, as the applies
+    /// and deletes of the changed files' objects when those tell it all.
+    pub fn reload(&mut self) -> Result<Option<(Reload, Vec<DocError>)>, ManifestError> {
+        let Some(errors) = self.scan(false, true)? else { return Ok(None) };
+        let reload = match self.diff() {
+            Some(events) => Reload::Events(events),
+            None => Reload::Reset(self.objects()),
+        };
+        Ok(Some((reload, errors)))
+    }
+
+    /// Counts the served set before any reload needs it, so that the first
+    /// change is sent in proportion to itself too (the watcher calls this
+    /// once it is idle).
+    pub fn prepare(&mut self) {
+        if self.census.is_none() {
+            self.census = Some(self.count_all());
+        }
+    }
+
+    /// Whether [`Manifests::prepare`] has nothing left to do.
+    pub fn prepared(&self) -> bool {
+        self.census.is_some()
+    }
+
+    fn count_all(&self) -> Census {
+        let all = self.files.values().map(|f| f.docs.iter().map(|d| d.objects.len()).sum::<usize>()).sum();
+        let mut c = Census { defs: HashMap::with_capacity(all), ..Census::default() };
+        for f in self.files.values() {
+            f.objects().filter(|o| self.scope.keeps(o)).for_each(|o| c.count(o, true));
+        }
+        c
+    }
+
+    /// Notes the served objects of a file's last version as taken out.
+    fn took_out(&mut self, old: &FileState) {
+        if self.delta.tracked {
+            let scope = &self.scope;
+            self.delta.removed.extend(old.objects().filter(|o| scope.keeps(o)).cloned());
+        }
+    }
+
+    /// The last scan's delta as applies and deletes, or `None` when the
+    /// change must go as a reset ([`Census`]).
+    fn diff(&mut self) -> Option<Vec<Event>> {
+        let Delta { removed, added, .. } = std::mem::take(&mut self.delta);
+        // The counts after this change.
+        let census = match self.census.take() {
+            Some(mut c) => {
+                removed.iter().for_each(|o| c.count(o, false));
+                added.iter().for_each(|o| c.count(o, true));
+                c
+            }
+            None => self.count_all(),
+        };
+        let events = self.diff_with(&census, &removed, &added);
+        self.census = Some(census);
+        events
+    }
+
+    fn diff_with(&self, after: &Census, removed: &[Object], added: &[Object]) -> Option<Vec<Event>> {
+        let touched = || removed.iter().chain(added);
+        if touched().any(|o| matches!(o, Object::Namespace(_)) || waits_for_ip(o)) {
+            return None;
+        }
+        if after.pending > 0 && touched().any(|o| matches!(o, Object::Service(_))) {
+            return None;
+        }
+        // How this change moved each touched object's and namespace's count.
+        let mut moved: HashMap<u32, i64> = HashMap::new();
+        let mut ns_moved: HashMap<&str, i64> = HashMap::new();
+        for (o, step) in removed.iter().map(|o| (o, -1)).chain(added.iter().map(|o| (o, 1))) {
+            *moved.entry(id_hash(o)).or_default() += step;
+            *ns_moved.entry(o.namespace()).or_default() += step;
+        }
+        for (h, step) in &moved {
+            let now = i64::from(after.defs.get(h).copied().unwrap_or(0));
+            if now > 1 || now - step > 1 {
+                return None;
+            }
+        }
+        if !self.scope.gated() {
+            for (ns, step) in &ns_moved {
+                let now = after.namespaces.get(*ns).copied().unwrap_or(0) as i64;
+                // A namespace that appears or empties: its implied Namespace.
+                if (now == 0) != (now - step == 0) {
+                    return None;
+                }
+            }
+        }
+        let old: HashMap<(Kind, &str, &str), &Object> = removed.iter().map(|o| (o.id(), o)).collect();
+        let new: HashSet<(Kind, &str, &str)> = added.iter().map(Object::id).collect();
+        let mut events: Vec<Event> = added
+            .iter()
+            .filter(|o| old.get(&o.id()).is_none_or(|prev| *prev != *o))
+            .map(|o| Event::Apply(o.clone()))
+            .collect();
+        events.extend(removed.iter().filter(|o| !new.contains(&o.id())).map(|o| Event::Delete(o.key())));
+        Some(events)
+    }
+
+    /// Reads what changed on disk into the files' states; the problems
+    /// found, or `None` when nothing changed. `track`: note the delta (a
+    /// first load has no use for it).
+    fn scan(&mut self, strict: bool, track: bool) -> Result<Option<Vec<DocError>>, ManifestError> {
         self.recheck = None;
+        self.delta = Delta { tracked: track, ..Delta::default() };
         let mut found = Found::default();
         for root in &self.roots {
             match std::fs::metadata(root) {
@@ -237,7 +429,13 @@ impl Manifests {
         }
         let before = self.files.len();
         let unsure = |p: &Path| found.unsure.iter().any(|(u, _)| p.starts_with(u));
-        self.files.retain(|p, _| found.files.contains(p) || unsure(p));
+        let gone: Vec<PathBuf> =
+            self.files.keys().filter(|p| !found.files.contains(*p) && !unsure(p)).cloned().collect();
+        for p in gone {
+            if let Some(old) = self.files.remove(&p) {
+                self.took_out(&old);
+            }
+        }
         let mut changed = self.files.len() != before || self.files.is_empty();
         let mut errors = Vec::new();
         let now = SystemTime::now();
@@ -271,7 +469,7 @@ impl Manifests {
         if !changed {
             return Ok(None);
         }
-        Ok(Some((self.objects(), errors)))
+        Ok(Some(errors))
     }
 
     /// Parses the new `text` of `path` and decides what of it to serve.
@@ -373,7 +571,14 @@ impl Manifests {
         if !kept.is_empty() {
             docs.push(Doc { hash: None, objects: DocObjects::from_vec(kept) });
         }
-        self.files.insert(path.to_path_buf(), FileState { stamp, docs });
+        let new = FileState { stamp, docs };
+        if self.delta.tracked {
+            let scope = &self.scope;
+            self.delta.added.extend(new.objects().filter(|o| scope.keeps(o)).cloned());
+        }
+        if let Some(old) = self.files.insert(path.to_path_buf(), new) {
+            self.took_out(&old);
+        }
         Outcome::Applied
     }
 
@@ -399,5 +604,152 @@ impl Manifests {
         all.extend(implied);
         allocate(&mut all, &self.cidr);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cluster;
+    use std::time::UNIX_EPOCH;
+
+    fn feed(cluster: &mut Cluster, events: Vec<Event>) {
+        for e in events {
+            match e {
+                Event::Apply(o) => {
+                    cluster.apply(o);
+                }
+                Event::Delete(k) => {
+                    cluster.delete(&k);
+                }
+                Event::Reset { kinds, objects } => {
+                    let diff = cluster.diff_reset(&kinds, objects);
+                    feed(cluster, diff);
+                }
+                _ => unreachable!("a manifest source sends applies, deletes and resets"),
+            }
+        }
+    }
+
+    fn sorted(cluster: &Cluster) -> Vec<Object> {
+        let mut all = cluster.objects();
+        all.sort_by_key(Object::key);
+        all
+    }
+
+    /// Reloads that send only a change's applies and deletes leave the
+    /// model as a reset of everything served would: random edits over
+    /// three files, with the cases that must take the full way among them
+    /// (an object in two files, a new or emptied namespace, a Service
+    /// waiting for a ClusterIP, a Namespace document, a broken document).
+    #[test]
+    fn reloads_in_proportion_end_where_a_reset_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Small, so that allocation meets the ClusterIPs given: `a/auto`
+        // hashes to 10.96.0.9, which one version of `web-F` takes.
+        let cidr: IpNet = "10.96.0.0/28".parse().expect("cidr");
+        // `F` becomes the file's own letter: only the shared pieces (the last
+        // four) can put one object in two files.
+        let pieces = [
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-F, namespace: a}\nspec: {clusterIP: 10.96.0.20, ports: [{port: 80}]}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web-F, namespace: a}\nspec: {clusterIP: 10.96.0.9, ports: [{port: 80}]}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: db-F, namespace: a}\nspec: {clusterIP: None, ports: [{port: 5432}]}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: api-F, namespace: b}\nspec: {clusterIP: 10.96.0.30, ports: [{port: 443}]}\n",
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: db-F-1, namespace: a, labels: {kubernetes.io/service-name: db-F}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.0.1]}]\n",
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: db-F-1, namespace: a, labels: {kubernetes.io/service-name: db-F}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.0.2]}]\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: auto, namespace: a}\nspec: {ports: [{port: 80}]}\n",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: c}\nspec: {clusterIP: 10.96.0.40, ports: [{port: 80}]}\n",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: d}\n",
+            "kind: [broken\n",
+        ];
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            (r % n as u64) as usize
+        };
+        let always = "apiVersion: v1\nkind: Service\nmetadata: {name: base, namespace: a}\nspec: {clusterIP: 10.96.0.10}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: base, namespace: b}\nspec: {clusterIP: 10.96.0.11}\n";
+        std::fs::write(dir.path().join("base.yaml"), always).expect("write");
+        let mut watched = Manifests::new(vec![dir.path().to_path_buf()], cidr, Scope::default());
+        let mut model = Cluster::new();
+        let (objects, _) = watched.load(true).expect("load").expect("objects");
+        feed(&mut model, vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects }]);
+        let (mut diffs, mut resets) = (0, 0);
+        for step in 1..=400u64 {
+            let letter = ["x", "y", "z"][next(3)];
+            let file = dir.path().join(format!("{letter}.yaml"));
+            if next(6) == 0 {
+                let _ = std::fs::remove_file(&file);
+            } else {
+                // The pieces that must take the full way (the last four) are rarer.
+                let n = next(4);
+                let text: Vec<&str> =
+                    (0..n).map(|_| if next(8) == 0 { pieces[6 + next(4)] } else { pieces[next(6)] }).collect();
+                std::fs::write(&file, text.join("---\n").replace('F', letter)).expect("write");
+                // Long still (no settling wait), and a stamp of its own.
+                let f = std::fs::File::options().write(true).open(&file).expect("open");
+                f.set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000 + step)).expect("mtime");
+            }
+            if next(3) == 0 {
+                watched.prepare();
+            }
+            match watched.reload().expect("reload") {
+                None => {}
+                Some((Reload::Reset(objects), _)) => {
+                    resets += 1;
+                    feed(&mut model, vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects }]);
+                }
+                Some((Reload::Events(events), _)) => {
+                    diffs += 1;
+                    feed(&mut model, events);
+                }
+            }
+            // What a reset of everything served would have made.
+            let mut fresh = Cluster::new();
+            feed(
+                &mut fresh,
+                vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects: watched.objects() }],
+            );
+            assert_eq!(sorted(&model), sorted(&fresh), "step {step}");
+        }
+        // Both ways are taken, the short one most.
+        assert!(diffs > 100 && resets > 20, "{diffs} sent as changes, {resets} as resets");
+    }
+
+    /// An object that two files define is the version of the file that
+    /// sorts last, after any history of edits: the same files make the same
+    /// state (a reset used to keep whichever version it did not hold).
+    #[test]
+    fn an_object_in_two_files_is_the_last_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let svc = |ip: &str| {
+            format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: a}}\nspec: {{clusterIP: {ip}}}\n")
+        };
+        let write = |file: &str, text: &str, stamp: u64| {
+            let path = dir.path().join(file);
+            std::fs::write(&path, text).expect("write");
+            let f = std::fs::File::options().write(true).open(&path).expect("open");
+            f.set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000 + stamp)).expect("mtime");
+        };
+        write("x.yaml", &svc("10.96.0.1"), 0);
+        write("y.yaml", &svc("10.96.0.2"), 0);
+        let mut manifests =
+            Manifests::new(vec![dir.path().to_path_buf()], "10.96.0.0/16".parse().expect("cidr"), Scope::default());
+        let mut model = Cluster::new();
+        let (objects, _) = manifests.load(true).expect("load").expect("objects");
+        feed(&mut model, vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects }]);
+        let ip = |model: &Cluster| format!("{:?}", model.service("a", "web").map(|s| &s.kind));
+        assert_eq!(ip(&model), "Some(ClusterIp([10.96.0.2]))");
+        for (n, x) in ["10.96.0.3", "10.96.0.4", "10.96.0.1"].into_iter().enumerate() {
+            write("x.yaml", &svc(x), n as u64 + 1);
+            let (reload, _) = manifests.reload().expect("reload").expect("a change");
+            let events = match reload {
+                Reload::Reset(objects) => vec![Event::Reset { kinds: crate::source::ALL_KINDS.to_vec(), objects }],
+                Reload::Events(_) => panic!("an object in two files goes the full way"),
+            };
+            feed(&mut model, events);
+            assert_eq!(ip(&model), "Some(ClusterIp([10.96.0.2]))", "x.yaml at {x}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
-use super::manifests::Manifests;
+use super::manifests::{Manifests, Reload};
 use super::{SourceMsg, release_free_memory};
 use crate::model::{Event, Kind};
 
@@ -20,6 +20,10 @@ const QUIET: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_millis(500);
 /// Rescan this often even without notifications.
 const POLL: Duration = Duration::from_secs(5);
+/// Count what is served (`Manifests::prepare`) once nothing has changed for
+/// this long after a load: off the path of the first change, and after the
+/// start-up's busiest part.
+const IDLE: Duration = Duration::from_secs(1);
 
 pub const ALL_KINDS: [Kind; 5] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
 
@@ -73,8 +77,15 @@ pub fn watch_manifests(
         while !stop.is_cancelled() {
             // Wait for a change, then for its burst of events to settle. A
             // file still being written is looked at again once it settles.
-            let wait = manifests.recheck_in().map_or(POLL, |r| r.min(POLL));
+            let mut wait = manifests.recheck_in().map_or(POLL, |r| r.min(POLL));
+            if !manifests.prepared() {
+                wait = wait.min(IDLE);
+            }
             match nrx.recv_timeout(wait) {
+                Err(mpsc::RecvTimeoutError::Timeout) if !manifests.prepared() => {
+                    manifests.prepare();
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
                 _ => {
                     let start = Instant::now();
@@ -84,15 +95,23 @@ pub fn watch_manifests(
             if stop.is_cancelled() {
                 return; // dropping `tx` ends the updater
             }
-            match manifests.load(false) {
+            match manifests.reload() {
                 Ok(None) => {}
-                Ok(Some((objects, errors))) => {
+                Ok(Some((reload, errors))) => {
                     for e in errors {
                         tracing::warn!("{e}");
                     }
-                    tracing::info!(objects = objects.len(), "manifests reloaded");
-                    let reset = Event::Reset { kinds: ALL_KINDS.to_vec(), objects };
-                    if tx.send(SourceMsg::Events(vec![reset])).is_err() {
+                    let events = match reload {
+                        Reload::Reset(objects) => {
+                            tracing::info!(objects = objects.len(), "manifests reloaded");
+                            vec![Event::Reset { kinds: ALL_KINDS.to_vec(), objects }]
+                        }
+                        Reload::Events(events) => {
+                            tracing::info!(changes = events.len(), "manifests changed");
+                            events
+                        }
+                    };
+                    if !events.is_empty() && tx.send(SourceMsg::Events(events)).is_err() {
                         return;
                     }
                     // A parse frees what it built (a refused bomb, the old
