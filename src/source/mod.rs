@@ -132,6 +132,11 @@ pub fn loading_begins() {
     LOADING.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
+/// Whether an index is still loading its first state.
+pub fn loading() -> bool {
+    LOADING.load(std::sync::atomic::Ordering::Acquire) > 0
+}
+
 /// [`release_free_memory`] once an index's first state is loaded; when it
 /// was the last one loading, freed pages are purged at once from here on
 /// (the setting is the process's: an index still loading would pay for it).

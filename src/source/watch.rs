@@ -21,8 +21,8 @@ const MAX_DELAY: Duration = Duration::from_millis(500);
 /// Rescan this often even without notifications.
 const POLL: Duration = Duration::from_secs(5);
 /// Count what is served (`Manifests::prepare`) once nothing has changed for
-/// this long after a load: off the path of the first change, and after the
-/// start-up's busiest part.
+/// this long after a load and the first state is built: off the path of
+/// the first change, and out of the start-up's way.
 const IDLE: Duration = Duration::from_secs(1);
 
 pub const ALL_KINDS: [Kind; 5] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
@@ -83,7 +83,10 @@ pub fn watch_manifests(
             }
             match nrx.recv_timeout(wait) {
                 Err(mpsc::RecvTimeoutError::Timeout) if !manifests.prepared() => {
-                    manifests.prepare();
+                    // Not while the start-up builds its index: both want the cores.
+                    if !super::loading() {
+                        manifests.prepare();
+                    }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
