@@ -29,7 +29,8 @@ pub(super) struct Costs {
 
 /// Deeper than this goes to libyaml (which refuses past 128 levels).
 const MAX_DEPTH: usize = 64;
-/// libyaml looks for a simple key's `:` at most 1024 characters on.
+/// libyaml looks for a simple key's `:` at most 1024 characters on (in
+/// block and flow mappings alike).
 const MAX_KEY: usize = 1000;
 
 /// `doc` parsed, when it is in the subset and takes at most `budget` bytes.
@@ -124,11 +125,7 @@ impl Reader<'_> {
     /// A node that starts at `at` on the current line, at column `col`.
     fn node(&mut self, at: usize, col: usize) -> Option<Value> {
         let line = self.line?;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        let value = if self.is_dash(at, line.end) {
+        if self.is_dash(at, line.end) {
             self.seq(at, col)
         } else if self.key_end(at, line.end).is_some() {
             self.map(at, col)
@@ -136,7 +133,32 @@ impl Reader<'_> {
             let v = self.scalar(at, line.end);
             self.advance()?;
             v
-        };
+        }
+    }
+
+    /// Enters a collection, one level deeper: charged as a value, and
+    /// refused past [`MAX_DEPTH`] levels (every mapping and sequence counts,
+    /// as in yaml_serde's recursion limit).
+    fn open(&mut self) -> Option<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        self.charge(self.costs.value)
+    }
+
+    /// A block mapping whose first key starts at `at`, at column `col`.
+    fn map(&mut self, at: usize, col: usize) -> Option<Value> {
+        self.open()?;
+        let value = self.map_entries(at, col);
+        self.depth -= 1;
+        value
+    }
+
+    /// A block sequence whose first `-` is at `at`, at column `col`.
+    fn seq(&mut self, at: usize, col: usize) -> Option<Value> {
+        self.open()?;
+        let value = self.seq_entries(at, col);
         self.depth -= 1;
         value
     }
@@ -169,9 +191,7 @@ impl Reader<'_> {
         (p, p == end || (spaced && self.s[p] == b'#'))
     }
 
-    /// A block mapping whose first key starts at `at`, at column `col`.
-    fn map(&mut self, mut at: usize, col: usize) -> Option<Value> {
-        self.charge(self.costs.value)?;
+    fn map_entries(&mut self, mut at: usize, col: usize) -> Option<Value> {
         let mut out = Map::new();
         loop {
             let line = self.line?;
@@ -206,9 +226,7 @@ impl Reader<'_> {
         }
     }
 
-    /// A block sequence whose first `-` is at `at`, at column `col`.
-    fn seq(&mut self, mut at: usize, col: usize) -> Option<Value> {
-        self.charge(self.costs.value)?;
+    fn seq_entries(&mut self, mut at: usize, col: usize) -> Option<Value> {
         let mut items = Vec::new();
         loop {
             let line = self.line?;
@@ -277,11 +295,7 @@ impl Reader<'_> {
     /// and there is no trailing comma and no key without a value.
     fn flow(&mut self, at: usize, end: usize) -> Option<(Value, usize)> {
         let s = self.s;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        self.charge(self.costs.value)?;
+        self.open()?;
         let is_map = s[at] == b'{';
         let close = if is_map { b'}' } else { b']' };
         let skip = |mut i: usize| {
@@ -301,7 +315,8 @@ impl Reader<'_> {
                 }
                 if is_map {
                     let k = i + s[i..end].iter().take_while(|&&b| key_byte(b)).count();
-                    if !(k > i && key_start(s[i]) && s.get(k) == Some(&b':') && s.get(k + 1) == Some(&b' ')) {
+                    let plain_key = k > i && k - i <= MAX_KEY && key_start(s[i]);
+                    if !(plain_key && s.get(k) == Some(&b':') && s.get(k + 1) == Some(&b' ')) {
                         return None;
                     }
                     let key = std::str::from_utf8(&s[i..k]).ok()?;
@@ -500,6 +515,17 @@ mod tests {
         ] {
             assert_eq!(fast(doc), None, "{doc:?}");
         }
+        // Past libyaml's limits, found in review: 1,025 characters of key in
+        // a flow mapping, and nesting that counts an indentless sequence.
+        let long = format!("a: {{{}: 1}}\n", "k".repeat(1025));
+        assert!(libyaml(&long).is_err());
+        assert_eq!(fast(&long), None);
+        let mut deep = "a:\n".to_string();
+        for i in 0..64 {
+            deep.push_str(&format!("{}- a:{}\n", "  ".repeat(i), if i == 63 { " x" } else { "" }));
+        }
+        assert!(libyaml(&deep).is_err(), "{:?}", libyaml(&deep));
+        assert_eq!(fast(&deep), None);
     }
 
     /// Every document of the repository's fixtures that the fast path

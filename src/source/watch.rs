@@ -27,9 +27,34 @@ const IDLE: Duration = Duration::from_secs(1);
 
 pub const ALL_KINDS: [Kind; 5] = [Kind::Namespace, Kind::Service, Kind::EndpointSlice, Kind::Endpoints, Kind::Pod];
 
-/// After the first load (done by the caller), sends the manifests' objects
-/// as a reset whenever a file changes. Runs on its own thread until the updater
-/// is gone or `stop` is cancelled (within one poll period).
+/// Waits up to `wait` for a notification, as `recv_timeout` does; while it
+/// waits, counts what is served (`Manifests::prepare`) once nothing has
+/// changed for [`IDLE`] and no index is still loading its first state (the
+/// two would share the cores). The wait ends when it would have anyway.
+fn wait_preparing(
+    nrx: &mpsc::Receiver<()>,
+    manifests: &mut Manifests,
+    wait: Duration,
+    loading: fn() -> bool,
+) -> Result<(), mpsc::RecvTimeoutError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if manifests.prepared() || left <= IDLE {
+            return nrx.recv_timeout(left);
+        }
+        match nrx.recv_timeout(IDLE) {
+            Err(mpsc::RecvTimeoutError::Timeout) if !loading() => manifests.prepare(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            other => return other,
+        }
+    }
+}
+
+/// After the first load (done by the caller), sends what changes whenever
+/// a file changes: the changed objects, or all of them as a reset
+/// (`Manifests::reload`). Runs on its own thread until the updater is gone
+/// or `stop` is cancelled (within one poll period).
 pub fn watch_manifests(
     mut manifests: Manifests,
     tx: mpsc::Sender<SourceMsg>,
@@ -77,18 +102,8 @@ pub fn watch_manifests(
         while !stop.is_cancelled() {
             // Wait for a change, then for its burst of events to settle. A
             // file still being written is looked at again once it settles.
-            let mut wait = manifests.recheck_in().map_or(POLL, |r| r.min(POLL));
-            if !manifests.prepared() {
-                wait = wait.min(IDLE);
-            }
-            match nrx.recv_timeout(wait) {
-                Err(mpsc::RecvTimeoutError::Timeout) if !manifests.prepared() => {
-                    // Not while the start-up builds its index: both want the cores.
-                    if !super::loading() {
-                        manifests.prepare();
-                    }
-                    continue;
-                }
+            let wait = manifests.recheck_in().map_or(POLL, |r| r.min(POLL));
+            match wait_preparing(&nrx, &mut manifests, wait, super::loading) {
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(POLL),
                 _ => {
                     let start = Instant::now();
@@ -126,4 +141,35 @@ pub fn watch_manifests(
         }
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wait for a change ends when it is due (a poll, a recheck), also
+    /// while an index still loads and the count waits: a review found the
+    /// poll starved then, and changes that inotify cannot see never loaded.
+    #[test]
+    fn a_due_poll_is_never_starved_by_the_count() {
+        let cases: [(fn() -> bool, bool); 2] = [(|| true, false), (|| false, true)];
+        for (loading, counted) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut manifests = Manifests::new(
+                vec![dir.path().to_path_buf()],
+                "10.96.0.0/16".parse().expect("cidr"),
+                Default::default(),
+            );
+            manifests.load(true).expect("load");
+            let (_tx, nrx) = mpsc::channel::<()>();
+            let (done, waited) = mpsc::channel();
+            std::thread::spawn(move || {
+                let got = wait_preparing(&nrx, &mut manifests, IDLE * 5 / 2, loading);
+                let _ = done.send((got, manifests.prepared()));
+            });
+            let (got, prepared) = waited.recv_timeout(IDLE * 10).expect("the wait ended");
+            assert_eq!(got, Err(mpsc::RecvTimeoutError::Timeout));
+            assert_eq!(prepared, counted, "counted while no index loads, not while one does");
+        }
+    }
 }
