@@ -713,13 +713,7 @@ mod tests {
             "kind",
             "a",
         ];
-        let mut r = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            (r % n as u64) as usize
-        };
+        let mut next = crate::source::xorshift(0x9e37_79b9_7f4a_7c15u64);
         type Next<'a> = &'a mut dyn FnMut(usize) -> usize;
         /// A block mapping whose keys are at column `col`.
         fn map(out: &mut String, col: usize, depth: usize, keys: &[&str], scalars: &[&str], next: Next) {

@@ -662,13 +662,7 @@ mod tests {
             "apiVersion: v1\nkind: Namespace\nmetadata: {name: d}\n",
             "kind: [broken\n",
         ];
-        let mut r = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            (r % n as u64) as usize
-        };
+        let mut next = crate::source::xorshift(0x2545_f491_4f6c_dd1du64);
         let always = "apiVersion: v1\nkind: Service\nmetadata: {name: base, namespace: a}\nspec: {clusterIP: 10.96.0.10}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: base, namespace: b}\nspec: {clusterIP: 10.96.0.11}\n";
         // All namespaces, and only `a` (what is left out is never sent).
         let scopes = [Scope::default(), Scope { namespaces: vec!["a".into()], ..Scope::default() }];

@@ -68,6 +68,18 @@ pub enum SourceMsg {
     Ask(Box<dyn FnOnce(&crate::model::Cluster) + Send>),
 }
 
+/// A tiny deterministic generator for tests (xorshift): a number below
+/// `n` per call, the same ones for the same seed, so that failures replay.
+#[cfg(test)]
+pub(crate) fn xorshift(mut r: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        (r % n as u64) as usize
+    }
+}
+
 /// Resident memory of this process (Linux), for the logs.
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

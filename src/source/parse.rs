@@ -472,14 +472,7 @@ mod tests {
             "---", "--- a: 1", "---\t", "---x", "----", " ---", "...", "... ", "..x", "-", ".", "- item", ".hidden",
             "a: 1", "", "  b: 2", "\r", "--- |", "#c",
         ];
-        // A tiny deterministic generator (xorshift), so failures replay.
-        let mut r = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            (r % n as u64) as usize
-        };
+        let mut next = crate::source::xorshift(0x2545_f491_4f6c_dd1du64);
         for _ in 0..5000 {
             let mut text = String::new();
             for _ in 0..next(12) {
