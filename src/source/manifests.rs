@@ -85,17 +85,34 @@ fn waits_for_ip(obj: &Object) -> bool {
 }
 
 impl Census {
+    /// Counts `obj` in (`up`) or out. A count that falls to 0 is removed,
+    /// so that names that come and go leave nothing behind.
     fn count(&mut self, obj: &Object, up: bool) {
-        let step = |n: &mut u32| *n = if up { *n + 1 } else { n.saturating_sub(1) };
-        step(self.defs.entry(id_hash(obj)).or_default());
+        let h = id_hash(obj);
+        if up {
+            *self.defs.entry(h).or_default() += 1;
+        } else if let Some(n) = self.defs.get_mut(&h) {
+            *n -= 1;
+            if *n == 0 {
+                self.defs.remove(&h);
+            }
+        }
         if !matches!(obj, Object::Namespace(_)) {
             // Looked up first: a namespace's name is allocated once.
             let ns = obj.namespace();
-            let n = match self.namespaces.get_mut(ns) {
-                Some(n) => n,
-                None => self.namespaces.entry(ns.to_string()).or_default(),
-            };
-            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+            match (self.namespaces.get_mut(ns), up) {
+                (Some(n), true) => *n += 1,
+                (None, true) => {
+                    self.namespaces.insert(ns.to_string(), 1);
+                }
+                (Some(n), false) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.namespaces.remove(ns);
+                    }
+                }
+                (None, false) => {}
+            }
         }
         if waits_for_ip(obj) {
             self.pending = if up { self.pending + 1 } else { self.pending.saturating_sub(1) };
