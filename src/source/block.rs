@@ -448,13 +448,17 @@ fn resolve(raw: &str) -> Option<Value> {
             raw.parse::<u64>().ok().map(Value::from)
         };
     }
-    // A character no integer (any radix) or float has, or two dots: a
-    // string, such as an IP address or `80/TCP`.
-    let numeric = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-');
-    if !b.iter().all(numeric) || b.iter().filter(|&&c| c == b'.').count() >= 2 {
-        return Some(Value::String(raw.to_string()));
+    // yaml_serde reads a number only in one of Rust's integer forms (after
+    // an optional sign: decimal, or hexadecimal, octal or binary behind
+    // `0x`, `0o`, `0b`) or as a Rust float, and every decimal integer is a
+    // float too. So a scalar that is neither is a string: an IP address,
+    // `80/TCP`, `80-8080`, `500m`, `5Gi`. The numbers left are libyaml's.
+    let unsigned = &raw[usize::from(negative)..];
+    let radix = ["0x", "0o", "0b"].iter().any(|p| unsigned.starts_with(p));
+    if radix || unsigned.parse::<f64>().is_ok() {
+        return None;
     }
-    None
+    Some(Value::String(raw.to_string()))
 }
 
 #[cfg(test)]
