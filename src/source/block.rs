@@ -306,9 +306,9 @@ impl Reader<'_> {
             b'[' | b'{' => self.flow(at, end)?,
             _ => return self.plain(at, end),
         };
-        // After it: spaces, then the line's end or a comment.
-        let (p, bare) = self.after(rest, end);
-        (bare && (p == end || p > rest)).then_some(value)
+        // After it: spaces, then the line's end or a comment (`after` takes
+        // a `#` for one only behind a space).
+        self.after(rest, end).1.then_some(value)
     }
 
     /// A quoted scalar on one line, without escapes; and where it ends.

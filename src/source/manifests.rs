@@ -774,4 +774,27 @@ mod tests {
             assert_eq!(ip(&model), "Some(ClusterIp([10.96.0.2]))", "x.yaml at {x}");
         }
     }
+
+    /// What the census counts out is gone from it: names that come and go
+    /// over a long run leave no entries behind.
+    #[test]
+    fn the_census_forgets_what_it_counts_out() {
+        let svc = |ns: &str, name: &str| {
+            let text = format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{clusterIP: 10.96.0.9}}\n"
+            );
+            let (objects, errors) = super::super::parse::parse_text(Path::new("x.yaml"), &text, None);
+            assert!(errors.is_empty(), "{errors:?}");
+            objects.into_iter().next().expect("a Service")
+        };
+        let mut census = Census::default();
+        let objects: Vec<Object> = (0..100).map(|i| svc(&format!("ns-{}", i % 3), &format!("s-{i}"))).collect();
+        objects.iter().for_each(|o| census.count(o, true));
+        assert_eq!((census.defs.len(), census.namespaces.len()), (100, 3));
+        objects.iter().for_each(|o| census.count(o, false));
+        assert_eq!((census.defs.len(), census.namespaces.len(), census.pending), (0, 0, 0));
+        // Counting out what was never in changes nothing.
+        census.count(&objects[0], false);
+        assert!(census.defs.is_empty() && census.namespaces.is_empty());
+    }
 }

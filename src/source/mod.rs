@@ -145,7 +145,7 @@ pub fn loading_begins() {
 }
 
 /// Whether an index is still loading its first state.
-pub fn loading() -> bool {
+fn loading() -> bool {
     LOADING.load(std::sync::atomic::Ordering::Acquire) > 0
 }
 
